@@ -1,0 +1,1 @@
+"""Offline stream scoring: chunked, resumable, exactly-once, rate-monitored, local or Dask."""

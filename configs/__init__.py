@@ -1,0 +1,1 @@
+"""Default YAML configs shipped with trigger-ad (installed as ``triggerad.configs``)."""

@@ -1,0 +1,1 @@
+"""Firmware: hls4ml conversion of QKeras models, bit-accuracy validation, HLS project emission and reports."""

@@ -1,0 +1,1 @@
+"""Long-lived-particle jet tagger (multi-class, c-tau parametrised, domain adaptation). Not yet implemented."""

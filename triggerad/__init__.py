@@ -1,0 +1,1 @@
+"""trigger-ad shared core: event record, config, I/O, event generation and the CLI."""

@@ -1,0 +1,104 @@
+"""The ``trigger-ad`` command line: one console script, one module per subcommand.
+
+Each module in this package defines ``register(subparsers)``, which adds its subparser (with a
+description and an example in the epilog) and sets ``func`` to a ``run(args) -> int`` function.
+Heavy libraries (TensorFlow, hls4ml, Pythia) are imported inside ``run`` so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+
+from triggerad.errors import TriggerADError
+from triggerad.provenance import package_version
+
+#: Order in which subcommands are listed in ``trigger-ad --help`` (the data flow).
+ORDER = (
+    "quickstart", "generate", "features", "train", "threshold", "evaluate", "firmware", "score",
+)
+
+EPILOG = """examples:
+  trigger-ad quickstart --out quickstart/        # everything, small, on the built-in data
+  trigger-ad generate configs/generate.yaml --events 10000 --out cocktail/
+  trigger-ad features cocktail/*.h5 --reader adc2021 --out features.parquet
+  trigger-ad <command> --help                    # details and an example for each command
+"""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keep the examples' line breaks and show defaults."""
+
+
+def add_command(subparsers, name: str, summary: str, example: str, description: str = ""):
+    """Add a subcommand parser with a summary, a description and an example epilog.
+
+    Parameters
+    ----------
+    subparsers : argparse action
+        The object returned by ``add_subparsers``.
+    name : str
+        Subcommand name.
+    summary : str
+        One line shown in ``trigger-ad --help``.
+    example : str
+        One or more example command lines, shown under ``example:`` in the subcommand's help.
+    description : str
+        Longer text shown at the top of the subcommand's help.
+    """
+    return subparsers.add_parser(
+        name,
+        help=summary,
+        description=description or summary,
+        epilog="example:\n" + "\n".join("  " + line for line in example.strip().splitlines()),
+        formatter_class=HelpFormatter,
+    )
+
+
+def _command_modules() -> list[str]:
+    found = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+    return [n for n in ORDER if n in found] + sorted(found - set(ORDER))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="trigger-ad",
+        description="Trigger-level anomaly detection at the LHC: generate or read events, train "
+        "VAEs, set thresholds at a target rate, emit FPGA firmware and score data streams.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"trigger-ad {package_version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _command_modules():
+        importlib.import_module(f"{__name__}.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``trigger-ad`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    try:
+        return int(args.func(args) or 0)
+    except TriggerADError as err:
+        print(f"trigger-ad {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"trigger-ad {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Event generation: Pythia 8 -> parametric trigger-level detector -> single-lepton trigger -> cocktail."""
