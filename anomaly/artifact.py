@@ -1,0 +1,352 @@
+"""The saved model folder ``MODEL/`` and the :class:`ModelArtifact` used by every later step.
+
+Layout::
+
+    MODEL/artifact.json                  kind, input schema, normalisation, scores, config, versions,
+                                         data_info (background files, split, fingerprint)
+    MODEL/vae.weights.h5                 float VAE weights (encoder + decoder)
+    MODEL/quantized_encoder.weights.h5   QKeras encoder weights (mu and logvar heads)
+    MODEL/threshold.json                 written later by ``trigger-ad threshold``
+    MODEL/logs/, MODEL/checkpoints/      TensorBoard logs and best-epoch weights of the training
+    MODEL/provenance.json, MODEL/config.resolved.yaml
+
+Models are rebuilt from the stored config by :mod:`anomaly.model` and the weights loaded, so no
+Keras/QKeras deserialisation of custom objects is involved.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from triggerad import atomic, schema
+from triggerad.config import build
+from triggerad.errors import InputFileError, SchemaMismatchError, did_you_mean
+from triggerad.events import EventBatch
+from triggerad.provenance import git_hash, package_version
+
+log = logging.getLogger(__name__)
+
+ARTIFACT_FILE = "artifact.json"
+VAE_WEIGHTS = "vae.weights.h5"
+QUANTIZED_WEIGHTS = "quantized_encoder.weights.h5"
+THRESHOLD_FILE = "threshold.json"
+FORMAT_VERSION = 1
+
+#: What each score means (stored in artifact.json). All are per event; larger = more anomalous.
+SCORE_DEFINITIONS = {
+    "loss": "nll + beta * kl: the VAE loss with the decoder evaluated at z = mu",
+    "nll": "reconstruction negative log-likelihood at z = mu (HLF: summed per-feature likelihoods; "
+    "L1: 0.5 * sum over occupied inputs of the squared normalised residual)",
+    "kl": "KL(N(mu, sigma^2) || N(0, 1)) summed over latent dims, float encoder",
+    "mu2": "sum over latent dims of mu^2, float encoder (AXOL1TL score)",
+    "mu2_q": "sum over latent dims of mu^2, quantized (QKeras) encoder: the firmware score",
+    "kl_q": "KL term from the quantized encoder's mu and logvar",
+}
+SCORE_NAMES = tuple(SCORE_DEFINITIONS)
+DEFAULT_SCORE = {"hlf_vae": "nll", "l1_vae": "mu2_q"}
+
+
+def raw_inputs(kind: str, batch: EventBatch, where: str = "event batch") -> np.ndarray:
+    """Raw (un-normalised) model inputs of ``batch``: the 21 features or the 57 L1 inputs.
+
+    Raises
+    ------
+    SchemaMismatchError
+        For an L1 model and a batch without trigger objects, or an HLF model and a batch with
+        neither objects nor precomputed features.
+    """
+    from anomaly import features
+
+    source = str(batch.source_file[0]) if len(batch) and batch.source_file[0] else where
+    if kind == "l1_vae":
+        if not batch.has_objects:
+            raise SchemaMismatchError(
+                f"{source}: the l1_vae model expects the 57 L1 inputs (19 trigger objects x "
+                "[pT, eta, phi]), found a feature-only source without objects; use an object-level "
+                "file (ADC2021 HDF5, Delphes, NanoAOD)"
+            )
+        return features.l1_inputs(batch)
+    if not batch.has_objects and batch.hlf is None:
+        raise SchemaMismatchError(
+            f"{source}: the hlf_vae model expects the 21 features {list(schema.FEATURE_NAMES)}, "
+            "found neither trigger objects nor precomputed features"
+        )
+    return features.compute_features(batch)
+
+
+def versions() -> dict[str, str]:
+    """Versions of trigger-ad and the libraries that define the saved model."""
+    out = {"trigger_ad": package_version(), "git_hash": git_hash(), "python": platform.python_version()}
+    for pkg in ("tensorflow", "qkeras", "numpy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def write_artifact_files(
+    folder: str | Path, *, vae, quantized_encoder, mean: np.ndarray, scale: np.ndarray,
+    config: dict, data_info: dict, metrics: dict | None = None,
+) -> None:
+    """Write ``artifact.json`` and the weights into an existing (temporary) folder.
+
+    Parameters
+    ----------
+    folder : path
+        Target folder (normally the temporary folder of :func:`triggerad.atomic.atomic_dir`).
+    vae : anomaly.model.VAE
+        Trained float model.
+    quantized_encoder : keras.Model
+        QKeras encoder with ``mu`` and ``logvar`` outputs.
+    mean, scale : (d,) arrays
+        Normalisation fitted on the training split.
+    config : dict
+        The resolved training config (``triggerad.config.to_dict``), with a ``model`` and a
+        ``quantization`` section.
+    data_info : dict
+        From :func:`anomaly.data.describe`.
+    metrics : dict, optional
+        Training summary (final losses, epochs) stored for reference.
+    """
+    from anomaly.model import input_names, quiet_qkeras
+
+    folder = Path(folder)
+    kind = vae.kind
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "input_names": list(input_names(kind)),
+        "latent_dim": int(config["model"]["latent_dim"]),
+        "normalisation": {"mean": np.asarray(mean).tolist(), "scale": np.asarray(scale).tolist()},
+        "scores": SCORE_DEFINITIONS,
+        "default_score": DEFAULT_SCORE[kind],
+        "versions": versions(),
+        "config": config,
+        "data_info": data_info,
+        "metrics": metrics or {},
+    }
+    with quiet_qkeras():
+        vae.save_weights(str(folder / VAE_WEIGHTS))
+        quantized_encoder.save_weights(str(folder / QUANTIZED_WEIGHTS))
+    atomic.write_json(folder / ARTIFACT_FILE, meta)
+
+
+def save_artifact(path: str | Path, **kwargs) -> Path:
+    """Write a complete model folder atomically (arguments as :func:`write_artifact_files`)."""
+    with atomic.atomic_dir(path) as tmp:
+        write_artifact_files(tmp, **kwargs)
+    return Path(path)
+
+
+def load_artifact(path: str | Path) -> ModelArtifact:
+    """Open a model folder written by ``trigger-ad train``.
+
+    Raises
+    ------
+    InputFileError
+        If ``path`` is not a model folder or its ``artifact.json`` is unreadable.
+    """
+    path = Path(path)
+    meta_file = path / ARTIFACT_FILE
+    if not meta_file.is_file():
+        raise InputFileError(
+            f"{path}: not a model folder (no {ARTIFACT_FILE}); train one with `trigger-ad train`"
+        )
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputFileError(f"{meta_file}: cannot read model description ({err})") from err
+    return ModelArtifact(path, meta)
+
+
+class ModelArtifact:
+    """A trained model folder: inputs, normalisation, scores, encoders and threshold.
+
+    Models are built lazily on first use. See the module docstring for the folder layout.
+    """
+
+    def __init__(self, path: Path, meta: dict):
+        self.path = Path(path)
+        self.meta = meta
+        self.mean = np.asarray(meta["normalisation"]["mean"], dtype=np.float32)
+        self.scale = np.asarray(meta["normalisation"]["scale"], dtype=np.float32)
+        self._models = None
+        self._score_fn = None
+
+    # Metadata ----------------------------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        """``hlf_vae`` or ``l1_vae``."""
+        return self.meta["kind"]
+
+    @property
+    def input_names(self) -> list[str]:
+        """Ordered names of the raw inputs."""
+        return list(self.meta["input_names"])
+
+    @property
+    def latent_dim(self) -> int:
+        """Latent dimension."""
+        return int(self.meta["latent_dim"])
+
+    @property
+    def config(self) -> dict:
+        """The resolved training config (sections ``data``, ``model``, ``training``, ...)."""
+        return self.meta["config"]
+
+    @property
+    def data_info(self) -> dict:
+        """Background files, reader, split seed/fractions, fingerprint and counts."""
+        return self.meta["data_info"]
+
+    @property
+    def default_score(self) -> str:
+        """Score used when none is asked for (``nll`` for hlf_vae, ``mu2_q`` for l1_vae)."""
+        return self.meta["default_score"]
+
+    @property
+    def score_names(self) -> list[str]:
+        """Names of the scores :meth:`score` returns."""
+        return list(self.meta["scores"])
+
+    # Threshold ---------------------------------------------------------------------------------
+    @property
+    def threshold(self) -> dict | None:
+        """Contents of ``MODEL/threshold.json``, or None before ``trigger-ad threshold`` ran."""
+        file = self.path / THRESHOLD_FILE
+        if not file.is_file():
+            return None
+        return json.loads(file.read_text())
+
+    def write_threshold(self, data: dict) -> None:
+        """Write ``MODEL/threshold.json`` atomically."""
+        atomic.write_json(self.path / THRESHOLD_FILE, data)
+
+    # Inputs ------------------------------------------------------------------------------------
+    def _check_schema(self, found: list[str], where: str) -> None:
+        expected = self.input_names
+        if found != expected:
+            diff = [n for n in expected if n not in found] or [n for n in found if n not in expected]
+            hint = f"; first difference {diff[0]!r}" if diff else " (same names, different order)"
+            raise SchemaMismatchError(
+                f"{where}: the {self.kind} model at {self.path} expects {len(expected)} inputs "
+                f"{expected}, found {len(found)} inputs {found}{hint}"
+            )
+
+    def inputs(self, batch: EventBatch) -> np.ndarray:
+        """Raw inputs (n, d) float32 of ``batch`` in :attr:`input_names` order.
+
+        Raises
+        ------
+        SchemaMismatchError
+            If the batch cannot give this model's inputs or the model was trained on another schema.
+        """
+        from anomaly.model import input_names
+
+        self._check_schema(list(input_names(self.kind)), "input schema of this trigger-ad version")
+        return raw_inputs(self.kind, batch)
+
+    def _as_inputs(self, data) -> np.ndarray:
+        """Raw inputs from an EventBatch, a DataFrame (columns by name) or an (n, d) array."""
+        if isinstance(data, EventBatch):
+            return self.inputs(data)
+        if hasattr(data, "columns"):
+            columns = list(map(str, data.columns))
+            missing = [n for n in self.input_names if n not in columns]
+            if missing:
+                same = [c for c in columns if c.lower() == missing[0].lower()]
+                hint = f"did you mean {same[0]!r}?" if same else did_you_mean(missing[0], columns)
+                raise SchemaMismatchError(
+                    f"table: the {self.kind} model needs column {missing[0]!r} (and "
+                    f"{len(missing) - 1} more missing); {hint}"
+                )
+            return data[self.input_names].to_numpy(np.float32)
+        x = np.asarray(data, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != len(self.input_names):
+            raise SchemaMismatchError(
+                f"array input: the {self.kind} model expects shape (n, {len(self.input_names)}) "
+                f"with columns {self.input_names}, found shape {x.shape}"
+            )
+        return x
+
+    def normalise(self, x: np.ndarray) -> np.ndarray:
+        """``(x - mean) / scale`` with the training-split normalisation, float32."""
+        return ((np.asarray(x, dtype=np.float32) - self.mean) / self.scale).astype(np.float32)
+
+    # Models ------------------------------------------------------------------------------------
+    def _build(self):
+        if self._models is None:
+            from anomaly import model as m
+
+            where = f"{self.path / ARTIFACT_FILE}:config"
+            mcfg = build(m.ModelConfig, self.config["model"], where=f"{where}.model")
+            qcfg = build(m.QuantizationConfig, self.config["quantization"], where=f"{where}.quantization")
+            vae = m.build_vae(mcfg)
+            vae.load_weights(str(self.path / VAE_WEIGHTS))
+            qenc = m.build_quantized_encoder(len(self.input_names), mcfg, qcfg)
+            qenc.load_weights(str(self.path / QUANTIZED_WEIGHTS))
+            self._models = (vae, qenc)
+        return self._models
+
+    def float_encoder(self):
+        """Keras model: normalised inputs (n, d) -> mu (n, latent_dim), float weights."""
+        from anomaly.model import mu_model
+
+        return mu_model(self._build()[0].encoder, "float_encoder")
+
+    def quantized_encoder(self):
+        """QKeras model (QDense + QActivation stack): normalised inputs (n, d) -> mu (n, latent)."""
+        from anomaly.model import mu_model, quiet_qkeras
+
+        with quiet_qkeras():
+            return mu_model(self._build()[1], "quantized_encoder")
+
+    def _scores_function(self):
+        if self._score_fn is None:
+            import tensorflow as tf
+
+            from anomaly.model import encoder_input, kl_divergence
+
+            vae, qenc = self._build()
+
+            @tf.function(reduce_retracing=True)
+            def fn(inputs):
+                out = vae.terms(inputs, sample=False)
+                mu_q, logvar_q = qenc(encoder_input(self.kind, inputs))
+                out["mu2_q"] = tf.reduce_sum(tf.square(mu_q), axis=1)
+                out["kl_q"] = kl_divergence(mu_q, logvar_q)
+                return out
+
+            self._score_fn = fn
+        return self._score_fn
+
+    def score(self, data, batch_size: int = 10_000) -> dict[str, np.ndarray]:
+        """Per-event scores ``loss``, ``nll``, ``kl``, ``mu2``, ``mu2_q``, ``kl_q`` (float64, (n,)).
+
+        Parameters
+        ----------
+        data : EventBatch, DataFrame or (n, d) array
+            Events, or raw inputs in :attr:`input_names` order.
+        batch_size : int
+            Events per forward pass.
+        """
+        from anomaly.model import prepare_inputs
+
+        x = self._as_inputs(data)
+        fn = self._scores_function()
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in SCORE_NAMES}
+        for start in range(0, len(x), batch_size):
+            inputs = prepare_inputs(self.kind, x[start:start + batch_size], self.mean, self.scale)
+            out = fn(inputs)
+            for k in SCORE_NAMES:
+                parts[k].append(out[k].numpy().astype(np.float64))
+        return {
+            k: np.concatenate(v) if v else np.zeros(0, dtype=np.float64) for k, v in parts.items()
+        }

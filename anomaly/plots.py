@@ -1,0 +1,128 @@
+"""Figures of the evaluation report (matplotlib, ``Agg`` backend, mplhep CMS style).
+
+Each function writes one PNG and returns its file name. They take plain arrays so they can be
+used outside the report too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import mplhep  # noqa: E402
+import numpy as np  # noqa: E402
+
+LABEL = "Simulation"
+
+
+def _figure():
+    plt.style.use(mplhep.style.CMS)
+    fig, ax = plt.subplots(figsize=(10, 8))
+    mplhep.cms.label(LABEL, data=False, loc=0, ax=ax, fontsize=16)
+    return fig, ax
+
+
+def _save(fig, path: Path) -> str:
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return path.name
+
+
+def _bins(*arrays: np.ndarray, n: int = 60) -> np.ndarray:
+    values = np.concatenate([np.asarray(a, dtype=np.float64) for a in arrays])
+    lo, hi = np.quantile(values, [0.0, 0.9999]) if values.size else (0.0, 1.0)
+    return np.linspace(lo, hi if hi > lo else lo + 1.0, n + 1)
+
+
+def score_distributions(
+    path: Path,
+    bkg_scores: np.ndarray,
+    bkg_weights: np.ndarray,
+    bkg_process: np.ndarray,
+    signals: dict[str, np.ndarray],
+    cut: float,
+    score_name: str,
+) -> str:
+    """Unit-area score histograms per SM process (weighted) and per signal, log y, with the cut."""
+    fig, ax = _figure()
+    bins = _bins(bkg_scores, *signals.values())
+    for proc in sorted(set(bkg_process.tolist())):
+        sel = bkg_process == proc
+        ax.hist(np.clip(bkg_scores[sel], bins[0], bins[-1]), bins=bins, weights=bkg_weights[sel],
+                density=True, histtype="stepfilled", alpha=0.3, label=f"SM {proc}")
+    for name, scores in signals.items():
+        ax.hist(np.clip(scores, bins[0], bins[-1]), bins=bins, density=True, histtype="step",
+                linewidth=2, label=name)
+    ax.axvline(cut, color="k", linestyle="--", label="threshold")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"score {score_name}")
+    ax.set_ylabel("unit-normalised density")
+    ax.legend(fontsize=12, ncol=2)
+    return _save(fig, path)
+
+
+def rate_curve(
+    path: Path, cuts: np.ndarray, rates_hz: np.ndarray, cut: float, target_rate_hz: float,
+    score_name: str,
+) -> str:
+    """Trigger rate (Hz) against the score cut, log y, with the chosen cut and target rate."""
+    fig, ax = _figure()
+    positive = rates_hz > 0
+    ax.step(cuts[positive], rates_hz[positive], where="post", label="SM rate")
+    ax.axvline(cut, color="k", linestyle="--", label="threshold")
+    ax.axhline(target_rate_hz, color="r", linestyle=":", label="target rate")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"cut on {score_name}")
+    ax.set_ylabel("rate above cut [Hz]")
+    ax.legend(fontsize=14)
+    return _save(fig, path)
+
+
+def roc_curves(
+    path: Path, rocs: dict[str, tuple[np.ndarray, np.ndarray]], fpr_at_threshold: float,
+) -> str:
+    """Signal efficiency against background efficiency (log x) per signal, threshold marked."""
+    fig, ax = _figure()
+    for name, (fpr, tpr) in rocs.items():
+        positive = fpr > 0
+        ax.plot(fpr[positive], tpr[positive], label=name)
+    ax.axvline(fpr_at_threshold, color="k", linestyle="--", label="threshold")
+    ax.set_xscale("log")
+    ax.set_xlabel("SM efficiency (weighted)")
+    ax.set_ylabel("signal efficiency")
+    ax.legend(fontsize=14)
+    return _save(fig, path)
+
+
+def float_vs_quantized(path: Path, x: np.ndarray, y: np.ndarray, names: tuple[str, str]) -> str:
+    """2-d histogram of the float score against its quantized twin (log-scaled counts)."""
+    fig, ax = _figure()
+    lo = float(min(np.min(x), np.min(y)))
+    hi = float(np.quantile(np.concatenate([x, y]), 0.999))
+    hi = hi if hi > lo else lo + 1.0
+    ax.hist2d(x, y, bins=80, range=[[lo, hi], [lo, hi]], norm=matplotlib.colors.LogNorm(),
+              cmap="viridis")
+    ax.plot([lo, hi], [lo, hi], color="r", linewidth=1, label="y = x")
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.legend(fontsize=14)
+    return _save(fig, path)
+
+
+def efficiency_bars(path: Path, table: dict[str, dict[str, float]]) -> str:
+    """Grouped bars of signal efficiency (log y) per signal for the model and each baseline."""
+    fig, ax = _figure()
+    signals = sorted({s for row in table.values() for s in row})
+    width = 0.8 / max(len(table), 1)
+    for i, (method, row) in enumerate(table.items()):
+        effs = [max(row.get(s, 0.0) or 0.0, 1e-7) for s in signals]
+        ax.bar(np.arange(len(signals)) + i * width, effs, width=width, label=method)
+    ax.set_xticks(np.arange(len(signals)) + 0.4 - width / 2, signals, fontsize=12)
+    ax.set_yscale("log")
+    ax.set_ylabel("signal efficiency at the same SM rate")
+    ax.legend(fontsize=11, ncol=2)
+    return _save(fig, path)

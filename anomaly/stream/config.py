@@ -1,0 +1,148 @@
+"""Typed configuration of ``trigger-ad score`` (``configs/score.yaml``): one dataclass per section."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from triggerad.config import build, load, resolve_config
+
+
+@dataclass
+class ChunkingConfig:
+    """How the input is cut into work units.
+
+    Attributes
+    ----------
+    chunk_size : int
+        Events per work unit (one part file each); memory is bounded by this.
+    block_events : int
+        Events per rate-monitoring block when the input has no lumi-block information
+        (``lumi == 0``); blocks are counted along the stream in plan order.
+    tf_batch_size : int
+        Batch size of the TensorFlow pass for scores that need the decoder.
+    """
+
+    chunk_size: int = 50_000
+    block_events: int = 10_000
+    tf_batch_size: int = 8192
+
+    def __post_init__(self) -> None:
+        for name in ("chunk_size", "block_events", "tf_batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, found {getattr(self, name)!r}")
+
+
+@dataclass
+class MonitorConfig:
+    """Accepted-rate monitoring per block.
+
+    Attributes
+    ----------
+    band : list of float
+        [low, high] of the target band, as multiples of the target rate.
+    confidence : float
+        Confidence level of the Garwood (Poisson) intervals.
+    plots : bool
+        Write ``rate_vs_block.png`` and ``rate_vs_pileup.png``.
+    """
+
+    band: list[float] = field(default_factory=lambda: [0.8, 1.2])
+    confidence: float = 0.6827
+    plots: bool = True
+
+    def __post_init__(self) -> None:
+        if len(self.band) != 2 or not 0 <= self.band[0] < self.band[1]:
+            raise ValueError(f"band must be [low, high] with 0 <= low < high, found {self.band!r}")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must be in (0, 1), found {self.confidence!r}")
+
+
+@dataclass
+class ControlConfig:
+    """PID controller of the threshold on the accepted fraction per block.
+
+    The error of block k is ``e = ln((accepted + 0.5) / (events * target_fraction + 0.5))``; the
+    output ``u = kp e + ki sum(e) + kd (e - e_prev)`` is clipped to ``[output_min, output_max]``
+    and the threshold of the next block is ``t0 exp(u)`` (``mode: log``, the default: the loop
+    gain is then ``(kp + ki) ln(1 / target_fraction)`` for any score distribution of
+    exponential-like tail, whatever its scale) or ``t0 + scale u`` (``mode: linear``, for scores
+    that can be negative), ``t0`` being the stored threshold.
+
+    Attributes
+    ----------
+    enabled : bool
+        Apply the controller (otherwise the stored threshold is used throughout).
+    mode : {"log", "linear"}
+        Multiplicative or additive threshold moves.
+    kp, ki, kd : float
+        Proportional, integral and derivative gains.
+    output_min, output_max : float
+        Limits of the controller output (log mode: threshold between ``t0 exp(output_min)`` and
+        ``t0 exp(output_max)``).
+    integral_limit : float
+        Anti-windup clamp of the integral; it also stops integrating while the output saturates.
+    scale : float or None
+        ``linear`` mode: threshold units per unit of output; default ``|t0|`` (1 if it is 0).
+    min_block_events : int
+        Blocks with fewer events carry their counts into the next block before an update.
+    """
+
+    enabled: bool = False
+    mode: Literal["log", "linear"] = "log"
+    kp: float = 0.1
+    ki: float = 0.25
+    kd: float = 0.0
+    output_min: float = -1.5
+    output_max: float = 1.5
+    integral_limit: float = 20.0
+    scale: float | None = None
+    min_block_events: int = 100
+
+    def __post_init__(self) -> None:
+        if self.output_min > 0 or self.output_max < 0:
+            raise ValueError(
+                f"output limits must bracket 0, found [{self.output_min!r}, {self.output_max!r}]"
+            )
+
+
+@dataclass
+class OutputConfig:
+    """What is written.
+
+    Attributes
+    ----------
+    format : {"parquet", "root"}
+        Format of the per-chunk score part files.
+    anomalies : bool
+        Write ``anomalies.parquet`` with the full inputs of accepted events.
+    """
+
+    format: Literal["parquet", "root"] = "parquet"
+    anomalies: bool = True
+
+
+@dataclass
+class ScoreConfig:
+    """The whole ``configs/score.yaml``."""
+
+    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+
+def load_score_config(path: str | Path | None, overrides: dict | None = None) -> ScoreConfig:
+    """Load a score config (a file or a packaged name; None: the packaged ``score``)."""
+    return load(ScoreConfig, resolve_config(path or "score"), overrides)
+
+
+def control_from_file(path: str | Path) -> ControlConfig:
+    """Read the ``control`` section of a rate-control YAML (``--rate-control FILE``), enabled."""
+    from triggerad.config import read_yaml
+
+    data = read_yaml(resolve_config(path))
+    section = dict(data.get("control", data) or {})
+    section.setdefault("enabled", True)
+    return build(ControlConfig, section, where=f"{path}:control")

@@ -1,0 +1,121 @@
+"""Accepted-rate monitoring per block (lumi block, or fixed chunk of the stream) with Poisson errors.
+
+The per-block table has one row per block in stream order: the block keys, event and accepted
+counts, mean pile-up, the threshold in force, the accepted rate in Hz (input rate x accepted
+fraction) with Garwood (exact Poisson) errors on the accepted count, ``in_band`` (the measured
+rate lies in the target band) and ``flag`` (the whole Garwood interval lies outside the band,
+i.e. the block is significantly off target).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+#: Columns of the score parts the monitor needs.
+MONITOR_COLUMNS = ["block", "run", "lumi", "pileup", "threshold", "accepted"]
+
+
+def garwood(counts: np.ndarray, confidence: float = 0.6827) -> tuple[np.ndarray, np.ndarray]:
+    """Central Garwood (exact Poisson) interval [low, high] for observed counts."""
+    counts = np.asarray(counts, dtype=np.float64)
+    alpha = 1.0 - confidence
+    low = np.where(counts > 0, stats.chi2.ppf(alpha / 2, 2 * counts) / 2, 0.0)
+    high = stats.chi2.ppf(1 - alpha / 2, 2 * counts + 2) / 2
+    return low, high
+
+
+def aggregate_blocks(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Per-block counts from score-part tables (``MONITOR_COLUMNS``) given in stream order."""
+    partial = []
+    for frame in frames:
+        if len(frame) == 0:
+            continue
+        grouped = frame.groupby("block", sort=False)
+        partial.append(pd.DataFrame({
+            "run": grouped["run"].first(),
+            "lumi": grouped["lumi"].first(),
+            "threshold": grouped["threshold"].first(),
+            "events": grouped.size(),
+            "accepted": grouped["accepted"].sum(),
+            "pileup_sum": grouped["pileup"].sum(),
+        }))
+    if not partial:
+        return pd.DataFrame(columns=["block", "run", "lumi", "threshold", "events", "accepted",
+                                     "mean_pileup"])
+    table = pd.concat(partial).groupby(level=0, sort=True).agg({
+        "run": "first", "lumi": "first", "threshold": "first",
+        "events": "sum", "accepted": "sum", "pileup_sum": "sum",
+    })
+    table["mean_pileup"] = table.pop("pileup_sum") / table["events"]
+    return table.rename_axis("block").reset_index()
+
+
+def add_rates(
+    table: pd.DataFrame,
+    input_rate_hz: float,
+    target_rate_hz: float,
+    band: list[float],
+    confidence: float = 0.6827,
+) -> pd.DataFrame:
+    """Add rate, Garwood errors, target band and flags to a per-block table (returns a copy)."""
+    out = table.copy()
+    events = out["events"].to_numpy(dtype=np.float64)
+    accepted = out["accepted"].to_numpy(dtype=np.float64)
+    low, high = garwood(accepted, confidence)
+    per_event = input_rate_hz / np.maximum(events, 1)
+    out["rate_hz"] = accepted * per_event
+    out["rate_err_low_hz"] = (accepted - low) * per_event
+    out["rate_err_high_hz"] = (high - accepted) * per_event
+    band_low, band_high = band[0] * target_rate_hz, band[1] * target_rate_hz
+    out["in_band"] = (out["rate_hz"] >= band_low) & (out["rate_hz"] <= band_high)
+    out["flag"] = (high * per_event < band_low) | (low * per_event > band_high)
+    return out
+
+
+def rate_summary(table: pd.DataFrame, input_rate_hz: float) -> dict:
+    """Overall accepted rate and band statistics of a per-block table from :func:`add_rates`."""
+    events = int(table["events"].sum())
+    accepted = int(table["accepted"].sum())
+    return {
+        "blocks": len(table),
+        "accepted_rate_hz": input_rate_hz * accepted / events if events else 0.0,
+        "fraction_blocks_in_band": float(table["in_band"].mean()) if len(table) else 0.0,
+        "blocks_flagged": int(table["flag"].sum()),
+    }
+
+
+def plot_rates(table: pd.DataFrame, target_rate_hz: float, band: list[float], outdir: Path) -> None:
+    """Write ``rate_vs_block.png`` and ``rate_vs_pileup.png`` (rate with errors, target band)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from triggerad.atomic import atomic_path
+
+    yerr = [table["rate_err_low_hz"], table["rate_err_high_hz"]]
+    for column, label, name in (
+        ("block", "block (lumi block or chunk, stream order)", "rate_vs_block.png"),
+        ("mean_pileup", "mean pile-up of the block", "rate_vs_pileup.png"),
+    ):
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.axhspan(band[0] * target_rate_hz, band[1] * target_rate_hz, color="tab:green",
+                   alpha=0.2, label="target band")
+        ax.axhline(target_rate_hz, color="tab:green")
+        flagged = table["flag"].to_numpy()
+        for mask, color, text in ((~flagged, "k", "block"), (flagged, "tab:red", "flagged")):
+            if mask.any():
+                ax.errorbar(table[column][mask], table["rate_hz"][mask],
+                            yerr=[e[mask] for e in yerr], fmt="o", ms=3, color=color, label=text)
+        ax.set_xlabel(label)
+        ax.set_ylabel("accepted rate [Hz]")
+        ax.legend()
+        fig.tight_layout()
+        with atomic_path(outdir / name) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+        plt.close(fig)

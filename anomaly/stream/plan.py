@@ -1,0 +1,126 @@
+"""Work plan: the input files cut into work units (file, start, stop) in a deterministic order.
+
+Unit ``i`` always covers the same entries of the same file for the same inputs and chunk size, so
+a manifest entry for unit ``i`` identifies exactly which events were processed. Files that cannot
+be opened are listed with the error (``--on-error skip``) or stop the run (``--on-error fail``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from triggerad.errors import TriggerADError
+from triggerad.io.base import Reader
+
+log = logging.getLogger(__name__)
+
+#: Errors that mark an input file as failed rather than crashing the run.
+INPUT_ERRORS = (TriggerADError, OSError, ValueError, KeyError, RuntimeError)
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """Entries ``[start, stop)`` of ``file``; ``offset`` is the stream index of entry ``start``."""
+
+    index: int
+    file: str
+    start: int
+    stop: int
+    offset: int
+
+    @property
+    def size(self) -> int:
+        """Number of entries."""
+        return self.stop - self.start
+
+
+@dataclass
+class Plan:
+    """Work units in processing order plus the files that could not be opened."""
+
+    units: list[WorkUnit]
+    failed: list[dict] = field(default_factory=list)
+
+    @property
+    def events(self) -> int:
+        """Total entries in the plan."""
+        return sum(u.size for u in self.units)
+
+    def fingerprint(self) -> str:
+        """sha256 of the unit list (a resumed run must have the same plan)."""
+        text = json.dumps([asdict(u) for u in self.units], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def make_plan(
+    files: list[str],
+    reader_for: Callable[[str], Reader],
+    chunk_size: int,
+    on_error: str = "skip",
+) -> Plan:
+    """Cut ``files`` (in the given order) into units of at most ``chunk_size`` entries.
+
+    Parameters
+    ----------
+    files : list of str
+        Expanded input paths, in stream order.
+    reader_for : callable
+        Returns the reader of a path.
+    chunk_size : int
+        Entries per unit.
+    on_error : {"skip", "fail"}
+        ``skip`` lists unreadable files in :attr:`Plan.failed` (and logs them); ``fail`` raises.
+    """
+    units: list[WorkUnit] = []
+    failed: list[dict] = []
+    offset = 0
+    for path in files:
+        try:
+            total = reader_for(path).num_entries(path)
+        except INPUT_ERRORS as err:
+            if on_error == "fail":
+                raise
+            log.error("%s: skipped, cannot be read: %s", path, err)
+            failed.append({"file": path, "error": f"{type(err).__name__}: {err}"})
+            continue
+        for start in range(0, total, chunk_size):
+            stop = min(start + chunk_size, total)
+            units.append(WorkUnit(len(units), path, start, stop, offset + start))
+        offset += total
+    return Plan(units, failed)
+
+
+class ReaderChooser:
+    """Path -> reader, for one reader kind or ``auto`` (detected per file from its suffix/trees).
+
+    Picklable, so Dask workers build their own readers.
+
+    Parameters
+    ----------
+    kind : str
+        Reader name (``adc2021``, ``delphes``, ``nanoaod``, ``flat``, ``parquet``) or ``auto``.
+    branch_map : str, optional
+        YAML branch map overriding the reader's default.
+    chunk_size : int
+        Reader chunk size.
+    """
+
+    def __init__(self, kind: str = "auto", branch_map: str | None = None,
+                 chunk_size: int = 100_000):
+        self.kind, self.branch_map, self.chunk_size = kind, branch_map, chunk_size
+        self._readers: dict[str, Reader] = {}
+
+    def __call__(self, path: str) -> Reader:
+        """The reader of ``path``."""
+        from triggerad.io.base import ReadOptions
+        from triggerad.io.registry import detect_reader, make_reader
+
+        kind = detect_reader(path) if self.kind == "auto" else self.kind
+        if kind not in self._readers:
+            self._readers[kind] = make_reader(kind, self.branch_map,
+                                              ReadOptions(chunk_size=self.chunk_size))
+        return self._readers[kind]

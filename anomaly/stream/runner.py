@@ -1,0 +1,271 @@
+"""The stream-scoring driver: plan, resume, dispatch units, apply the controller, write, summarise.
+
+Only the driver writes the manifest, in plan order, after each unit's part files are complete, so
+the set of finished units is always a prefix of the plan. Re-running the same command in the same
+output folder resumes after that prefix with the controller state recorded there, which makes the
+final output identical to an uninterrupted run (the score table is defined as the concatenation of
+``scores/part-*`` in plan order).
+
+Output folder::
+
+    run.json                  inputs, plan fingerprint, threshold and settings (checked on resume)
+    manifest.jsonl            one line per finished unit (file, entry range, part sha256s, state)
+    scores/part-XXXXX.*       per-event ids, pile-up, scores, block, threshold, accepted
+    anomalies/part-XXXXX.parquet and anomalies.parquet   full inputs of accepted events
+    blocks.csv, rate_vs_block.png, rate_vs_pileup.png    rate per block with Garwood errors
+    threshold_log.jsonl       every threshold change and the block it applies to
+    summary.json, provenance.json, config.resolved.yaml
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from anomaly.stream import monitor
+from anomaly.stream.config import ScoreConfig
+from anomaly.stream.control import ControllerState, RateController, block_keys
+from anomaly.stream.executor import LocalExecutor
+from anomaly.stream.manifest import Manifest
+from anomaly.stream.plan import Plan, ReaderChooser, WorkUnit, make_plan
+from anomaly.stream.scoring import StreamScorer, UnitResult, score_unit
+from anomaly.stream.writer import concatenate_parts, part_path, read_part, write_part
+from triggerad import atomic
+from triggerad.config import to_dict
+from triggerad.errors import ConfigError, InputFileError
+from triggerad.provenance import write_provenance
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+
+
+def _check_run(outdir: Path, signature: dict) -> None:
+    """Write ``run.json``, or check that an existing one describes the same run."""
+    path = outdir / RUN_FILE
+    if path.exists():
+        previous = json.loads(path.read_text())
+        changed = [k for k in signature if previous.get(k) != signature[k]]
+        if changed:
+            raise ConfigError(
+                f"{outdir}: holds a run with different {', '.join(map(repr, changed))}; resuming "
+                "it would mix two selections. Use another --out (or delete the folder)"
+            )
+        return
+    atomic.write_json(path, signature)
+
+
+class _Driver:
+    """State of one scoring run (see :func:`run_stream`)."""
+
+    def __init__(self, outdir: Path, config: ScoreConfig, scorer: StreamScorer, plan: Plan):
+        self.outdir, self.config, self.scorer, self.plan = outdir, config, scorer, plan
+        thr = scorer.model.threshold
+        self.decision = thr["score"]
+        self.target_fraction = float(thr["target_rate_hz"]) / float(thr["input_rate_hz"])
+        self.manifest = Manifest(outdir)
+        self.done = self.manifest.done_prefix(plan.units)
+        self.manifest.rewrite(self.done)
+        state = ControllerState.from_json(self.done[-1]["controller"]) if self.done else None
+        self.controller = RateController(config.control, float(thr["value"]),
+                                         self.target_fraction, state)
+        self.files = list(dict.fromkeys(u.file for u in plan.units))
+
+    @property
+    def todo(self) -> list[WorkUnit]:
+        """Units still to do, in plan order."""
+        return self.plan.units[len(self.done):]
+
+    def entry(self, unit: WorkUnit, **fields) -> dict:
+        """Manifest line of ``unit``."""
+        return {"unit": unit.index, "file": unit.file, "start": unit.start, "stop": unit.stop,
+                **fields, "controller": self.controller.state.to_json()}
+
+    def handle(self, result: UnitResult, on_error: str) -> dict:
+        """Apply the controller to a unit's scores, write its parts, return its manifest line."""
+        unit = result.unit
+        if result.error is not None:
+            message = f"{unit.file}: entries [{unit.start}, {unit.stop}): {result.error}"
+            if on_error == "fail":
+                raise InputFileError(message)
+            log.error("%s; skipped (--on-error skip)", message)
+            return self.entry(unit, n_events=0, accepted=0, parts=[], error=result.error)
+        table = result.table
+        stream_index = unit.offset + table["entry"].to_numpy() - unit.start
+        keys = block_keys(table["run"].to_numpy(), table["lumi"].to_numpy(), stream_index,
+                          self.config.chunking.block_events)
+        threshold, accepted, block = self.controller.apply(
+            table[self.decision].to_numpy(), *keys)
+        table["block"], table["threshold"], table["accepted"] = block, threshold, accepted
+        fmt = self.config.output.format
+        parts = [self._write(table, "scores", unit.index, fmt)]
+        if self.config.output.anomalies:
+            rows = result.candidates
+            chosen = rows[accepted[rows["row"].to_numpy()]].drop(columns="row")
+            parts.append(self._write(chosen.reset_index(drop=True), "anomalies", unit.index))
+        return self.entry(unit, n_events=len(table), accepted=int(accepted.sum()), parts=parts,
+                          threshold=[float(threshold.min()), float(threshold.max())]
+                          if len(table) else None)
+
+    def _write(self, frame, kind: str, index: int, fmt: str = "parquet") -> dict:
+        path = part_path(self.outdir, kind, index, fmt)
+        digest = write_part(frame, path, fmt, self.files)
+        return {"kind": kind, "path": str(path.relative_to(self.outdir)), "sha256": digest}
+
+    def parts(self, entries: list[dict], kind: str) -> list[Path]:
+        """Part files of ``kind`` of the finished units, in plan order."""
+        return [self.outdir / p["path"] for e in entries for p in e["parts"] if p["kind"] == kind]
+
+
+def _threshold_log(table) -> list[dict]:
+    """One record per block whose threshold differs from the previous block's."""
+    thresholds = table["threshold"].to_numpy()
+    changed = np.flatnonzero(np.diff(thresholds) != 0) + 1
+    return [
+        {"block": int(table["block"].iat[i]), "run": int(table["run"].iat[i]),
+         "lumi": int(table["lumi"].iat[i]), "threshold": float(thresholds[i]),
+         "previous_threshold": float(thresholds[i - 1]),
+         "previous_block_fraction": float(table["accepted"].iat[i - 1] / table["events"].iat[i - 1])}
+        for i in changed
+    ]
+
+
+def _files_failed(plan: Plan, entries: list[dict]) -> list[dict]:
+    failed = list(plan.failed)
+    failed += [{"file": e["file"], "entries": [e["start"], e["stop"]], "error": e["error"]}
+               for e in entries if e.get("error")]
+    return failed
+
+
+def run_stream(
+    model,
+    files: list[str],
+    outdir: str | Path,
+    config: ScoreConfig | None = None,
+    reader_for=None,
+    executor=None,
+    scores: list[str] | None = None,
+    on_error: str = "skip",
+    progress: bool = True,
+) -> dict:
+    """Score ``files`` with ``model`` into ``outdir`` exactly once (resuming a previous run).
+
+    Parameters
+    ----------
+    model : str or model artifact
+        Model folder with ``threshold.json`` (or an object with the ModelArtifact interface).
+    files : list of str
+        Expanded input files, in stream order.
+    outdir : str or Path
+        Output folder (see the module docstring).
+    config : ScoreConfig, optional
+        Chunking, monitor, controller and output settings (default: all defaults).
+    reader_for : callable, optional
+        Path -> reader (default: :class:`ReaderChooser` with ``auto`` detection).
+    executor : LocalExecutor or DaskExecutor, optional
+        Where units are scored (default: in this process).
+    scores : list of str, optional
+        Scores to compute (default: every score the model defines).
+    on_error : {"skip", "fail"}
+        Unreadable files or chunks are listed in the summary and skipped, or stop the run.
+    progress : bool
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    dict
+        The summary (also written to ``outdir/summary.json``).
+    """
+    config = config or ScoreConfig()
+    reader_for = reader_for or ReaderChooser("auto", chunk_size=config.chunking.chunk_size)
+    executor = executor or LocalExecutor()
+    outdir = Path(outdir)
+    scorer = StreamScorer(model, scores, config.chunking.tf_batch_size)
+    thr = scorer.model.threshold
+    if not thr:
+        raise InputFileError(
+            f"{model}: the model has no threshold.json; set one first with "
+            "`trigger-ad threshold MODEL --rate 1kHz --input-rate 100kHz`"
+        )
+    plan = make_plan(files, reader_for, config.chunking.chunk_size, on_error)
+    outdir.mkdir(parents=True, exist_ok=True)
+    _check_run(outdir, {
+        "files": list(files), "plan": plan.fingerprint(), "threshold": thr,
+        "scores": scorer.scores, "config": to_dict(config),
+    })
+    driver = _Driver(outdir, config, scorer, plan)
+    scorer.prepare()
+    entries = list(driver.done)
+    if entries:
+        log.info("%s: resuming after %d of %d units", outdir, len(entries), len(plan.units))
+    todo = driver.todo
+    bar = tqdm(total=sum(u.size for u in todo), unit="ev", disable=not progress, file=sys.stderr,
+               desc="score")
+    start = time.perf_counter()
+    results = executor.map(score_unit, todo, reader_for, scorer, driver.decision,
+                           driver.controller.lowest_threshold)
+    for result in results:
+        entry = driver.handle(result, on_error)
+        driver.manifest.append(entry)
+        entries.append(entry)
+        bar.update(result.unit.size)
+    elapsed = time.perf_counter() - start
+    bar.close()
+    scored = sum(u.size for u in todo)
+    return _finalise(driver, entries, {
+        "events_this_run": scored, "elapsed_s": elapsed,
+        "events_per_s": scored / elapsed if elapsed > 0 else 0.0,
+        "resumed_units": len(driver.done), "executor": getattr(executor, "name", "local"),
+        "fast_path": scorer.fast,
+    })
+
+
+def _finalise(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
+    """Monitor table, plots, threshold log, anomalies file, summary and provenance."""
+    outdir, cfg, thr = driver.outdir, driver.config, driver.scorer.model.threshold
+    input_rate, target_rate = float(thr["input_rate_hz"]), float(thr["target_rate_hz"])
+    frames = (read_part(p, monitor.MONITOR_COLUMNS) for p in driver.parts(entries, "scores"))
+    table = monitor.add_rates(monitor.aggregate_blocks(frames), input_rate, target_rate,
+                              cfg.monitor.band, cfg.monitor.confidence)
+    atomic.write_text(outdir / "blocks.csv", table.to_csv(index=False))
+    changes = _threshold_log(table)
+    atomic.write_text(outdir / "threshold_log.jsonl",
+                      "".join(json.dumps(c) + "\n" for c in changes))
+    if cfg.monitor.plots and len(table):
+        monitor.plot_rates(table, target_rate, cfg.monitor.band, outdir)
+    n_anomalies = None
+    if cfg.output.anomalies:
+        n_anomalies = concatenate_parts(driver.parts(entries, "anomalies"),
+                                        outdir / "anomalies.parquet")
+    events = sum(e["n_events"] for e in entries)
+    accepted = sum(e["accepted"] for e in entries)
+    summary = {
+        "events": events,
+        "accepted": accepted,
+        "files_failed": _files_failed(driver.plan, entries),
+        **run_info,
+        "accepted_fraction": accepted / events if events else 0.0,
+        "accepted_rate_hz": input_rate * accepted / events if events else 0.0,
+        "input_rate_hz": input_rate,
+        "target_rate_hz": target_rate,
+        "threshold": {"score": thr["score"], "value": float(thr["value"])},
+        "scores": driver.scorer.scores,
+        "units": len(driver.plan.units),
+        "files": driver.files,
+        "monitor": {**monitor.rate_summary(table, input_rate), "band": cfg.monitor.band,
+                    "table": "blocks.csv"},
+        "controller": {**to_dict(cfg.control), "threshold_changes": len(changes),
+                       "final_threshold": driver.controller.state.threshold,
+                       "log": "threshold_log.jsonl"},
+        "anomalies": n_anomalies,
+    }
+    atomic.write_json(outdir / "summary.json", summary)
+    write_provenance(outdir, "score", cfg, {"model": str(driver.scorer.model_ref),
+                                            "inputs": driver.files})
+    return summary

@@ -1,0 +1,86 @@
+"""Per-chunk part files, written atomically, and their checksums.
+
+Score parts are parquet (``scores/part-XXXXX.parquet``, the default) or ROOT
+(``scores/part-XXXXX.root``, tree ``Scores``; ROOT has no string branches, so ``source_file`` is
+stored as ``file_index`` into ``summary.json["files"]``). Anomaly parts are always parquet.
+The final score table is the concatenation of the parts in plan order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from triggerad.atomic import atomic_path
+
+ROOT_TREE = "Scores"
+SUFFIX = {"parquet": ".parquet", "root": ".root"}
+
+
+def part_path(outdir: Path, kind: str, index: int, fmt: str = "parquet") -> Path:
+    """``outdir/<kind>/part-XXXXX.<suffix>`` for unit ``index``."""
+    return Path(outdir) / kind / f"part-{index:05d}{SUFFIX[fmt]}"
+
+
+def sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_part(frame: pd.DataFrame, path: Path, fmt: str = "parquet", files: list | None = None
+               ) -> str:
+    """Write ``frame`` atomically as parquet or ROOT and return the file's sha256.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The rows of one work unit.
+    path : Path
+        Target file.
+    fmt : {"parquet", "root"}
+        Output format.
+    files : list of str, optional
+        For ROOT: the file list ``source_file`` is mapped into (``file_index``).
+    """
+    with atomic_path(path) as tmp:
+        if fmt == "root":
+            import uproot
+
+            index = {name: i for i, name in enumerate(files or [])}
+            branches = {c: frame[c].to_numpy() for c in frame.columns if c != "source_file"}
+            branches["file_index"] = frame["source_file"].map(index).to_numpy("int32")
+            with uproot.recreate(tmp) as root_file:
+                root_file[ROOT_TREE] = branches
+        else:
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+    return sha256(path)
+
+
+def read_part(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a part file (parquet or ROOT) back, optionally only ``columns``."""
+    if Path(path).suffix == ".root":
+        import uproot
+
+        with uproot.open(path) as root_file:
+            return root_file[ROOT_TREE].arrays(columns, library="pd")
+    return pq.read_table(path, columns=columns).to_pandas()
+
+
+def concatenate_parts(paths: list[Path], target: Path) -> int:
+    """Concatenate parquet parts (in the given order) into ``target`` atomically; return rows."""
+    tables = [pq.read_table(p) for p in paths]
+    tables = [t for t in tables if t.num_rows] or tables[:1]
+    with atomic_path(target) as tmp:
+        if tables:
+            pq.write_table(pa.concat_tables(tables), tmp)
+        else:
+            pq.write_table(pa.table({}), tmp)
+    return sum(t.num_rows for t in tables)

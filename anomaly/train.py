@@ -1,0 +1,284 @@
+"""Training: float VAE (Keras ``fit``), then quantization-aware fine-tuning of the QKeras encoder.
+
+1. Load the background, split it (seeded), compute the raw inputs and fit the normalisation on
+   the training split only.
+2. Train the float VAE with Adam, EarlyStopping(restore_best_weights) and ReduceLROnPlateau on the
+   validation loss; TensorBoard logs in ``MODEL/logs``, best weights in ``MODEL/checkpoints``.
+3. QAT by distillation: the QKeras encoder starts from the float encoder's weights and is
+   fine-tuned to reproduce the float encoder's ``mu`` and ``logvar`` (MSE). Distillation keeps the
+   quantized score a faithful approximation of the float one, needs no decoder and converges in a
+   few epochs; the float model stays the reference.
+4. Write the artifact folder atomically (everything, including logs, appears at once).
+
+Runs under ``tf.distribute.MirroredStrategy`` when more than one GPU is visible, on the default
+device (GPU or CPU) otherwise. Seeds (Python, numpy, TensorFlow) come from ``training.seed``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from anomaly.data import DataConfig
+from anomaly.model import ModelConfig, QuantizationConfig
+from triggerad.config import to_dict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingConfig:
+    """The ``training`` section.
+
+    Attributes
+    ----------
+    epochs : int
+        Maximum epochs of the float VAE.
+    batch_size : int
+        Events per gradient step (Cerri: 1000).
+    learning_rate : float
+        Initial Adam learning rate.
+    patience : int
+        Early-stopping patience in epochs on the validation loss (Cerri: 20).
+    lr_factor : float
+        Learning-rate factor on a plateau (Cerri: 0.1).
+    lr_patience : int
+        Epochs without improvement before the learning rate is reduced.
+    min_lr : float
+        Lower bound of the learning rate.
+    seed : int
+        Seed of numpy, TensorFlow and Python's ``random``.
+    """
+
+    epochs: int = 200
+    batch_size: int = 1000
+    learning_rate: float = 1e-3
+    patience: int = 20
+    lr_factor: float = 0.1
+    lr_patience: int = 10
+    min_lr: float = 1e-6
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience", "lr_patience"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, found {getattr(self, name)!r}")
+        if not 0 < self.lr_factor < 1:
+            raise ValueError(f"lr_factor must be in (0, 1), found {self.lr_factor!r}")
+
+
+@dataclass
+class TrainConfig:
+    """A training config file: sections ``data``, ``model``, ``training``, ``quantization``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
+
+    def __post_init__(self) -> None:
+        self.quantization.check(self.model, where="quantization")
+
+
+def sample_weights(weight: np.ndarray, use_weights: bool) -> np.ndarray:
+    """Per-event loss weights: the event ``weight`` normalised to mean 1, or all ones."""
+    if not use_weights:
+        return np.ones(len(weight), dtype=np.float32)
+    w = np.asarray(weight, dtype=np.float64)
+    return (w / w.mean()).astype(np.float32)
+
+
+def distribution_strategy():
+    """``MirroredStrategy`` with more than one visible GPU, else the default strategy."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > 1:
+        log.info("training on %d GPUs with MirroredStrategy", len(gpus))
+        return tf.distribute.MirroredStrategy()
+    log.info("training on %s", "GPU" if gpus else "CPU")
+    return tf.distribute.get_strategy()
+
+
+def _progress_callback(total: int, desc: str):
+    """A Keras callback showing a tqdm bar over epochs (stderr) with the latest losses."""
+    from tensorflow import keras
+    from tqdm.auto import tqdm
+
+    class EpochProgress(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.bar = tqdm(total=total, desc=desc, unit="epoch", leave=False)
+
+        def on_epoch_end(self, epoch, logs=None):
+            shown = {k: f"{v:.4g}" for k, v in (logs or {}).items() if "loss" in k}
+            self.bar.set_postfix(shown)
+            self.bar.update(1)
+
+        def on_train_end(self, logs=None):
+            self.bar.close()
+
+    return EpochProgress()
+
+
+def _early_stopping(patience: int):
+    """EarlyStopping on ``val_loss`` that restores the best epoch's weights also when training
+    runs to its last epoch (Keras only restores when it stops early)."""
+    from tensorflow import keras
+
+    class EarlyStoppingBest(keras.callbacks.EarlyStopping):
+        def on_train_end(self, logs=None):
+            super().on_train_end(logs)
+            if self.stopped_epoch == 0 and self.best_weights is not None:
+                self.model.set_weights(self.best_weights)
+
+    return EarlyStoppingBest(monitor="val_loss", patience=patience, restore_best_weights=True)
+
+
+def _subset(inputs: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[idx] for k, v in inputs.items()}
+
+
+def fit_vae(cfg: TrainConfig, train: dict, val: dict, w_train, w_val, outdir: Path):
+    """Build and train the float VAE; return ``(vae, history dict)``."""
+    from tensorflow import keras
+
+    from anomaly import likelihoods
+    from anomaly.model import build_vae, families
+
+    bias = None
+    if cfg.model.kind == "hlf_vae":
+        bias = likelihoods.initial_output_bias(train["t"], families())
+    with distribution_strategy().scope():
+        vae = build_vae(cfg.model, output_bias=bias)
+        vae.compile(
+            optimizer=keras.optimizers.Adam(cfg.training.learning_rate), weighted_metrics=[]
+        )
+    t = cfg.training
+    (outdir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    callbacks = [
+        _early_stopping(t.patience),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=t.lr_factor, patience=t.lr_patience, min_lr=t.min_lr
+        ),
+        keras.callbacks.TensorBoard(log_dir=str(outdir / "logs"), histogram_freq=0),
+        keras.callbacks.ModelCheckpoint(
+            str(outdir / "checkpoints" / "vae.best.weights.h5"), monitor="val_loss",
+            save_best_only=True, save_weights_only=True,
+        ),
+        _progress_callback(t.epochs, f"train {cfg.model.kind}"),
+    ]
+    history = vae.fit(
+        train, sample_weight=w_train, validation_data=(val, None, w_val), epochs=t.epochs,
+        batch_size=t.batch_size, shuffle=True, callbacks=callbacks, verbose=0,
+    )
+    return vae, history.history
+
+
+def fit_quantized_encoder(cfg: TrainConfig, vae, train: dict, val: dict):
+    """QAT by distillation of the float encoder; return ``(quantized encoder, history dict)``."""
+    from tensorflow import keras
+
+    from anomaly.model import build_quantized_encoder, copy_encoder_weights, encoder_input
+
+    kind = cfg.model.kind
+    x_train, x_val = encoder_input(kind, train), encoder_input(kind, val)
+    with distribution_strategy().scope():
+        qenc = build_quantized_encoder(x_train.shape[1], cfg.model, cfg.quantization)
+        copy_encoder_weights(vae.encoder, qenc)
+        qenc.compile(optimizer=keras.optimizers.Adam(cfg.quantization.qat_learning_rate), loss="mse")
+    y_train = vae.encoder.predict(x_train, batch_size=10_000, verbose=0)
+    y_val = vae.encoder.predict(x_val, batch_size=10_000, verbose=0)
+    history: dict = {}
+    if cfg.quantization.qat_epochs > 0:
+        history = qenc.fit(
+            x_train, y_train, validation_data=(x_val, y_val), epochs=cfg.quantization.qat_epochs,
+            batch_size=cfg.training.batch_size, shuffle=True, verbose=0,
+            callbacks=[
+                _early_stopping(cfg.training.patience),
+                _progress_callback(cfg.quantization.qat_epochs, "QAT (distillation)"),
+            ],
+        ).history
+    return qenc, history
+
+
+def train(cfg: TrainConfig, out: str | Path, extra: dict | None = None) -> dict:
+    """Train the float VAE and its quantized encoder and write the model folder ``out``.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The resolved config.
+    out : path
+        Model folder to create (replaced atomically if it exists).
+    extra : dict, optional
+        More provenance fields (config file, command-line flags).
+
+    Returns
+    -------
+    dict
+        Summary: events per split, epochs run, train/val losses at the best (restored) epoch,
+        QAT distillation MSE,
+        correlation of ``mu2`` and ``mu2_q`` on the validation split, wall time.
+    """
+    import tensorflow as tf
+
+    from anomaly import data as d
+    from anomaly.artifact import raw_inputs, write_artifact_files
+    from anomaly.model import fit_normalisation, prepare_inputs
+    from triggerad import atomic
+    from triggerad.provenance import write_provenance
+
+    t0 = time.perf_counter()
+    tf.keras.utils.set_random_seed(cfg.training.seed)
+    kind = cfg.model.kind
+    batch = d.load_sample(
+        cfg.data.background, cfg.data.reader, cfg.data.chunk_size, cfg.data.max_events
+    )
+    x = raw_inputs(kind, batch, where=", ".join(cfg.data.background))
+    idx = d.split_indices(len(batch), cfg.data.fractions, cfg.data.seed)
+    mean, scale = fit_normalisation(kind, x[idx["train"]])
+    inputs = prepare_inputs(kind, x, mean, scale)
+    w = sample_weights(batch.weight, cfg.data.use_weights)
+    train_in, val_in = _subset(inputs, idx["train"]), _subset(inputs, idx["val"])
+    log.info("training %s on %d events (val %d)", kind, len(idx["train"]), len(idx["val"]))
+
+    with atomic.atomic_dir(out) as tmp:
+        vae, hist = fit_vae(cfg, train_in, val_in, w[idx["train"]], w[idx["val"]], tmp)
+        qenc, qhist = fit_quantized_encoder(cfg, vae, train_in, val_in)
+        best = int(np.argmin(hist["val_loss"]))
+        summary = {
+            "kind": kind,
+            "events": {k: int(len(v)) for k, v in idx.items()},
+            "epochs_run": len(hist["loss"]),
+            "best_epoch": best + 1,
+            "first_epoch_loss": float(hist["loss"][0]),
+            **{k: float(hist[k][best]) for k in ("loss", "nll", "kl", "val_loss", "val_nll", "val_kl")},
+            "qat_epochs_run": len(qhist.get("loss", [])),
+            "qat_val_mse": float(np.min(qhist["val_loss"])) if qhist else None,
+        }
+        summary["mu2_vs_mu2_q_correlation_val"] = _mu2_correlation(vae, qenc, kind, val_in)
+        summary["seconds"] = round(time.perf_counter() - t0, 2)
+        write_artifact_files(
+            tmp, vae=vae, quantized_encoder=qenc, mean=mean, scale=scale, config=to_dict(cfg),
+            data_info=d.describe(cfg.data.background, cfg.data.reader, cfg.data, batch),
+            metrics=summary,
+        )
+        write_provenance(tmp, "train", cfg, {**(extra or {}), "summary": summary})
+    return summary
+
+
+def _mu2_correlation(vae, qenc, kind: str, val: dict) -> float:
+    """Pearson correlation of the float and quantized ``sum mu^2`` on the validation split."""
+    from anomaly.model import encoder_input
+
+    x = encoder_input(kind, val)
+    mu = vae.encoder.predict(x, batch_size=10_000, verbose=0)[0]
+    mu_q = qenc.predict(x, batch_size=10_000, verbose=0)[0]
+    a, b = (mu**2).sum(axis=1), (mu_q**2).sum(axis=1)
+    if a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])

@@ -1,0 +1,160 @@
+"""Generic QKeras -> hls4ml conversion driven by the firmware config.
+
+Works for any Keras/QKeras model hls4ml supports (QDense, QConv1D, Concatenate, Flatten,
+QActivation, ...), with one or several inputs and outputs, plus the trigger-ad score layers of
+:mod:`firmware.score_layer`. Precisions: weights, biases and activations come from the QKeras
+quantizers (hls4ml derives them); Dense/Conv accumulators and results are ``auto`` (exact widths
+inferred from the quantizers, so the firmware neither rounds nor overflows where QKeras does
+not) unless the config says otherwise; inputs take ``precision.input``; every layer can be
+overridden in ``precision.layers``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from firmware.config import FirmwareConfig, parse_fixed
+from firmware.score_layer import register_hls4ml_extensions
+from triggerad.errors import ConfigError, did_you_mean
+
+log = logging.getLogger(__name__)
+
+#: Keras classes whose accumulator/result types follow ``precision.accum``/``precision.result``.
+MAC_CLASSES = ("QDense", "Dense", "QConv1D", "Conv1D", "QConv2D", "Conv2D")
+
+
+def _hls_type(text: str) -> str:
+    """HLS type string as hls4ml wants it (``auto`` unchanged)."""
+    return text if text == "auto" else parse_fixed(text).hls()
+
+
+def _layer_precisions(model, cfg: FirmwareConfig, overrides: dict | None) -> dict[str, dict[str, str]]:
+    """Precision entries per layer name from the config (before the per-layer overrides)."""
+    prec = cfg.precision
+    out: dict[str, dict[str, str]] = {}
+    for layer in model.layers:
+        cls = type(layer).__name__
+        if cls == "InputLayer":
+            out[layer.name] = {"result": prec.input}
+        elif cls in MAC_CLASSES:
+            out[layer.name] = {"accum": prec.accum, "result": prec.result}
+        elif cls == "Standardise":
+            out[layer.name] = {"scale": layer.scale_type, "bias": layer.offset_type,
+                               "result": layer.output_type}
+        elif cls == "SumSquares":
+            out[layer.name] = {"result": layer.score_type}
+        elif cls == "ThresholdBit":
+            out[layer.name] = {"result": "ap_uint<1>"}
+    names = [layer.name for layer in model.layers]
+    for source, table in (("precision.layers", prec.layers), ("override", overrides or {})):
+        for name, values in table.items():
+            if name not in names:
+                raise ConfigError(f"{source}: no layer {name!r} in model {model.name!r}; "
+                                  + did_you_mean(name, names))
+            out.setdefault(name, {}).update(values)
+    return out
+
+
+def hls_config(model, cfg: FirmwareConfig, overrides: dict | None = None) -> dict:
+    """The hls4ml config dict (granularity ``name``) of ``model`` under the firmware config.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The (Q)Keras model.
+    cfg : FirmwareConfig
+        Firmware config (strategy, reuse factor, precisions).
+    overrides : dict, optional
+        Extra per-layer precisions ``{layer: {result|accum|weight|bias|scale: type}}`` applied
+        last (used by the precision sweep).
+    """
+    import hls4ml
+
+    register_hls4ml_extensions()
+    conf = hls4ml.utils.config_from_keras_model(
+        model, granularity="name", backend=cfg.hls.backend,
+        default_precision=_hls_type(cfg.precision.default), default_reuse_factor=cfg.hls.reuse_factor,
+    )
+    conf["Model"]["Strategy"] = cfg.hls.strategy
+    conf["Model"]["ReuseFactor"] = cfg.hls.reuse_factor
+    for name, values in _layer_precisions(model, cfg, overrides).items():
+        layer_conf = conf["LayerName"].setdefault(name, {})
+        layer_conf.setdefault("Precision", {}).update({k: _hls_type(v) for k, v in values.items()})
+        layer_conf["Strategy"] = cfg.hls.strategy
+    return conf
+
+
+def convert(model, cfg: FirmwareConfig, output_dir: str | Path, overrides: dict | None = None,
+            testbench: tuple[Path, Path] | None = None):
+    """Convert ``model`` with hls4ml into an HLS project in ``output_dir`` (not yet compiled).
+
+    Parameters
+    ----------
+    model : keras.Model
+        The (Q)Keras model (e.g. :func:`firmware.score_layer.trigger_graph`).
+    cfg : FirmwareConfig
+        Firmware config.
+    output_dir : str or Path
+        Where hls4ml writes the project.
+    overrides : dict, optional
+        Per-layer precision overrides applied after the config's own.
+    testbench : (Path, Path), optional
+        Input and expected-output vector files (``.dat``) copied into the project's ``tb_data``.
+
+    Returns
+    -------
+    hls4ml.model.ModelGraph
+    """
+    import hls4ml
+
+    conf = hls_config(model, cfg, overrides)
+    tb_in, tb_out = (str(p) for p in testbench) if testbench else (None, None)
+    return hls4ml.converters.convert_from_keras_model(
+        model, hls_config=conf, output_dir=str(output_dir), project_name=cfg.hls.project_name,
+        backend=cfg.hls.backend, part=cfg.hls.part, clock_period=cfg.hls.clock_period,
+        io_type=cfg.hls.io_type, input_data_tb=tb_in, output_data_tb=tb_out,
+    )
+
+
+def compile_model(model, cfg: FirmwareConfig, output_dir: str | Path, overrides: dict | None = None,
+                  testbench: tuple[Path, Path] | None = None):
+    """:func:`convert`, then write the project and build the C simulation library with g++."""
+    hls_model = convert(model, cfg, output_dir, overrides, testbench)
+    hls_model.compile()
+    return hls_model
+
+
+def predict(hls_model, x, batch_size: int, progress: bool = False) -> list[np.ndarray]:
+    """Run the compiled C simulation on ``x`` (array or list of arrays) in batches.
+
+    Returns
+    -------
+    list of np.ndarray
+        One float64 array per model output, shape ``(n, output size)``.
+    """
+    from tqdm import tqdm
+
+    xs = x if isinstance(x, (list, tuple)) else [x]
+    n = len(xs[0])
+    chunks: list[list[np.ndarray]] = []
+    for start in tqdm(range(0, n, batch_size), desc="C simulation", unit="batch",
+                      disable=not progress or n <= batch_size):
+        batch = [np.ascontiguousarray(a[start:start + batch_size], dtype=np.float64) for a in xs]
+        out = hls_model.predict(batch if len(batch) > 1 else batch[0])
+        out = out if isinstance(out, (list, tuple)) else [out]
+        chunks.append([np.asarray(o, dtype=np.float64).reshape(len(batch[0]), -1) for o in out])
+    return [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
+
+
+def output_types(hls_model) -> list:
+    """The :class:`firmware.config.Fixed` type of each model output (for LSB units)."""
+    return [parse_fixed(_precision_text(v.type.precision)) for v in hls_model.get_output_variables()]
+
+
+def _precision_text(precision) -> str:
+    """hls4ml precision object -> ``ap_...`` string understood by :func:`parse_fixed`."""
+    text = str(precision)
+    return text if text.startswith("ap_") else "ap_" + text

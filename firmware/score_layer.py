@@ -1,0 +1,290 @@
+"""The anomaly score inside the firmware: normalisation, sum of mu^2 and the trigger bit.
+
+Three Keras layers mirror, bit for bit, what the firmware computes (they run in float64 through
+:meth:`firmware.config.Fixed.quantize`, exact for the widths used here):
+
+* :class:`Standardise` ``y = Q_norm(Q_in(x) * s + b)`` with ``s = 1/scale``, ``b = -mean/scale``
+  rounded to fixed point. hls4ml converts it to its native ``BatchNormalization`` layer
+  (``normalize``: ``res = data * scale + bias``), through a Keras layer handler.
+* :class:`SumSquares` ``score = Q_score(sum_i mu_i^2)`` (exact accumulation, one rounding).
+* :class:`ThresholdBit` ``bit = score_units > threshold_units`` where ``threshold_units`` is the
+  threshold converted to LSB units of the score type (:func:`threshold_units`).
+
+The last two are custom hls4ml layers registered with hls4ml's extension API
+(:func:`register_hls4ml_extensions`): Keras handler, hls4ml ``Layer`` class, config/function
+templates and the C++ header ``templates/nnet_anomaly_score.h``. No generated file is edited.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tensorflow import keras
+
+from firmware.config import Fixed, parse_fixed
+
+HEADER = Path(__file__).resolve().parent / "templates" / "nnet_anomaly_score.h"
+BACKENDS = ("Vivado", "Vitis")
+
+
+def threshold_units(value: float, score_type: Fixed) -> int:
+    """The score threshold in LSB units of the (unsigned) firmware score type.
+
+    The threshold is rounded to the nearest representable score (ties to even) and clipped to the
+    type's range; the firmware fires when ``score_units > threshold_units``. Rounding up or down
+    moves the cut by at most half an LSB; the report gives the converted value.
+    """
+    return int(score_type.with_modes("AP_RND_CONV", "AP_SAT").units(
+        score_type.with_modes("AP_RND_CONV", "AP_SAT").quantize(np.float64(value))
+    ))
+
+
+class _NumpyLayer(keras.layers.Layer):
+    """A float64 Keras layer whose computation is a numpy function (exact fixed-point emulation)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float64")
+        super().__init__(**kwargs)
+
+    def _numpy(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _out_shape(self, input_shape):
+        return input_shape
+
+    def call(self, inputs):
+        out = tf.numpy_function(lambda a: self._numpy(a).astype(np.float64), [inputs], tf.float64)
+        out.set_shape(self._out_shape(inputs.shape))
+        return out
+
+    def compute_output_shape(self, input_shape):
+        return self._out_shape(input_shape)
+
+
+class Standardise(_NumpyLayer):
+    """Fixed-point normalisation ``Q_norm(Q_in(x) * scale + offset)`` (per input feature).
+
+    Parameters
+    ----------
+    scale, offset : list of float
+        Per-feature constants, already on their fixed-point grids (``1/std`` and ``-mean/std``).
+    input_type, output_type : str
+        HLS types of the raw inputs and of the normalised values.
+    scale_type, offset_type : str
+        HLS types of the constants (used by the firmware; recorded here for the reference).
+    """
+
+    def __init__(self, scale, offset, input_type, output_type, scale_type, offset_type, **kwargs):
+        super().__init__(**kwargs)
+        self.scale_values = [float(v) for v in scale]
+        self.offset_values = [float(v) for v in offset]
+        self.input_type, self.output_type = input_type, output_type
+        self.scale_type, self.offset_type = scale_type, offset_type
+        self._in, self._out = parse_fixed(input_type), parse_fixed(output_type)
+
+    def build(self, input_shape):
+        n = len(self.scale_values)
+        init = keras.initializers.Constant
+        self.norm_scale = self.add_weight("norm_scale", (n,), initializer=init(self.scale_values),
+                                          trainable=False, dtype="float64")
+        self.norm_offset = self.add_weight("norm_offset", (n,), initializer=init(self.offset_values),
+                                           trainable=False, dtype="float64")
+        super().build(input_shape)
+
+    def _numpy(self, x):
+        return self._out.quantize(self._in.quantize(x) * np.asarray(self.scale_values)
+                                  + np.asarray(self.offset_values))
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale_values, "offset": self.offset_values,
+                "input_type": self.input_type, "output_type": self.output_type,
+                "scale_type": self.scale_type, "offset_type": self.offset_type}
+
+
+class SumSquares(_NumpyLayer):
+    """``Q_score(sum of squares over the last axis)``: the AXOL1TL-style anomaly score."""
+
+    def __init__(self, score_type: str, **kwargs):
+        super().__init__(**kwargs)
+        self.score_type = score_type
+        self._score = parse_fixed(score_type)
+
+    def _out_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (1,)
+
+    def _numpy(self, x):
+        return self._score.quantize(np.sum(np.square(x), axis=-1, keepdims=True))
+
+    def get_config(self):
+        return {**super().get_config(), "score_type": self.score_type}
+
+
+class ThresholdBit(_NumpyLayer):
+    """The trigger bit: 1 where the score (in LSB units of ``score_type``) exceeds the threshold."""
+
+    def __init__(self, threshold: float, score_type: str, **kwargs):
+        super().__init__(**kwargs)
+        self.threshold, self.score_type = float(threshold), score_type
+        self._score = parse_fixed(score_type)
+        self.units = threshold_units(self.threshold, self._score)
+
+    def _numpy(self, x):
+        return (self._score.units(x) > self.units).astype(np.float64)
+
+    def get_config(self):
+        return {**super().get_config(), "threshold": self.threshold, "score_type": self.score_type}
+
+
+CUSTOM_OBJECTS = {"Standardise": Standardise, "SumSquares": SumSquares, "ThresholdBit": ThresholdBit}
+
+
+def normalisation_constants(mean, scale, bits: int) -> tuple[np.ndarray, Fixed, np.ndarray, Fixed]:
+    """Fixed-point ``1/scale`` and ``-mean/scale`` and their types (``bits`` significant bits)."""
+    from firmware.config import fixed_covering
+
+    mult = 1.0 / np.asarray(scale, dtype=np.float64)
+    offset = -np.asarray(mean, dtype=np.float64) * mult
+    mult_t, offset_t = fixed_covering(mult, bits), fixed_covering(offset, bits)
+    return mult_t.quantize(mult), mult_t, offset_t.quantize(offset), offset_t
+
+
+def trigger_graph(encoder: keras.Model, mean, scale, threshold: float, precision) -> keras.Model:
+    """The firmware graph as a Keras model: raw inputs -> [score, trigger bit].
+
+    Parameters
+    ----------
+    encoder : keras.Model
+        QKeras encoder, normalised inputs -> mu (or [mu, ...]: the first output is used).
+    mean, scale : array-like
+        Normalisation of the inputs: ``(x - mean) / scale``.
+    threshold : float
+        Score threshold (same units as the score, sum of mu^2).
+    precision : firmware.config.PrecisionSection
+        Input, normalised and score types.
+
+    Returns
+    -------
+    keras.Model
+        Layers ``standardise`` -> the encoder's layers (same objects, same names) ->
+        ``score`` -> ``trigger``; the Keras reference for bit-accuracy and the model hls4ml converts.
+    """
+    mult, mult_t, offset, offset_t = normalisation_constants(mean, scale, precision.norm_constants_bits)
+    inp = keras.Input(encoder.input_shape[1:], name="objects")
+    norm = Standardise(mult, offset, precision.input, precision.normalised, mult_t.hls(),
+                       offset_t.hls(), name="standardise")(inp)
+    clone = keras.models.clone_model(encoder, input_tensors=norm, clone_function=lambda layer: layer)
+    mu = clone.outputs[0]
+    score = SumSquares(precision.score, name="score")(mu)
+    bit = ThresholdBit(threshold, precision.score, name="trigger")(score)
+    return keras.Model(inp, [score, bit], name="anomaly_trigger")
+
+
+# --------------------------------------------------------------------------------------------
+# hls4ml extension: Keras handlers, layer classes, templates, C++ source
+# --------------------------------------------------------------------------------------------
+
+def _hls4ml_classes():
+    """Build the hls4ml layer and template classes (hls4ml imported lazily)."""
+    from hls4ml.backends.template import FunctionCallTemplate, LayerConfigTemplate
+    from hls4ml.model.attributes import Attribute
+    from hls4ml.model.layers import Layer
+
+    class HSumSquares(Layer):
+        _expected_attributes = [Attribute("n_in")]
+
+        def initialize(self):
+            self.add_output_variable([1])
+
+    class HThresholdBit(Layer):
+        _expected_attributes = [Attribute("threshold_units")]
+
+        def initialize(self):
+            self.add_output_variable([1])
+
+    class SumSquaresConfig(LayerConfigTemplate):
+        def __init__(self):
+            super().__init__(HSumSquares)
+
+        def format(self, node):
+            n_in = node.get_attr("n_in")
+            return (f"struct config{node.index} {{\n    static const unsigned n_in = {n_in};\n"
+                    f"    static const unsigned log2_n = {max(1, math.ceil(math.log2(n_in)))};\n}};\n")
+
+    class ThresholdConfig(LayerConfigTemplate):
+        def __init__(self):
+            super().__init__(HThresholdBit)
+
+        def format(self, node):
+            return (f"struct config{node.index} {{\n    static const unsigned long long "
+                    f"threshold_units = {node.get_attr('threshold_units')}ULL;\n}};\n")
+
+    def function_template(layer_cls, function):
+        class Function(FunctionCallTemplate):
+            def __init__(self):
+                super().__init__(layer_cls, include_header=[f"nnet_utils/{HEADER.name}"])
+
+            def format(self, node):
+                p = self._default_function_params(node)
+                return (f"nnet::{function}<{p['input_t']}, {p['output_t']}, {p['config']}>"
+                        f"({p['input']}, {p['output']});")
+
+        Function.__name__ = f"{layer_cls.__name__}Function"
+        return Function
+
+    return {
+        "SumSquares": (HSumSquares, SumSquaresConfig, function_template(HSumSquares, "sum_squares")),
+        "ThresholdBit": (HThresholdBit, ThresholdConfig,
+                         function_template(HThresholdBit, "threshold_bit")),
+    }
+
+
+def _parse_standardise(keras_layer, input_names, input_shapes, data_reader):
+    """Keras handler: :class:`Standardise` -> hls4ml's native BatchNormalization (scale, bias)."""
+    cfg = keras_layer["config"]
+    layer = {"name": cfg["name"], "class_name": "BatchNormalization", "inputs": input_names,
+             "n_in": int(np.prod(input_shapes[0][1:])), "n_filt": -1,
+             "scale_data": np.asarray(cfg["scale"]), "bias_data": np.asarray(cfg["offset"])}
+    return layer, input_shapes[0]
+
+
+def _parse_sum_squares(keras_layer, input_names, input_shapes, data_reader):
+    """Keras handler of :class:`SumSquares`."""
+    layer = {"name": keras_layer["config"]["name"], "class_name": "SumSquares",
+             "inputs": input_names, "n_in": int(np.prod(input_shapes[0][1:]))}
+    return layer, [input_shapes[0][0], 1]
+
+
+def _parse_threshold(keras_layer, input_names, input_shapes, data_reader):
+    """Keras handler of :class:`ThresholdBit`."""
+    cfg = keras_layer["config"]
+    units = threshold_units(cfg["threshold"], parse_fixed(cfg["score_type"]))
+    layer = {"name": cfg["name"], "class_name": "ThresholdBit", "inputs": input_names,
+             "threshold_units": units}
+    return layer, [input_shapes[0][0], 1]
+
+
+_REGISTERED = False
+
+
+def register_hls4ml_extensions() -> None:
+    """Register the score layers with hls4ml (Keras handlers, layers, templates, header). Idempotent."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    import hls4ml
+
+    hls4ml.converters.register_keras_v2_layer_handler("Standardise", _parse_standardise)
+    hls4ml.converters.register_keras_v2_layer_handler("SumSquares", _parse_sum_squares)
+    hls4ml.converters.register_keras_v2_layer_handler("ThresholdBit", _parse_threshold)
+    for name, (layer_cls, config_cls, function_cls) in _hls4ml_classes().items():
+        hls4ml.model.layers.register_layer(name, layer_cls)
+        for backend_name in BACKENDS:
+            backend = hls4ml.backends.get_backend(backend_name)
+            backend.register_template(config_cls)
+            backend.register_template(function_cls)
+    for backend_name in BACKENDS:
+        hls4ml.backends.get_backend(backend_name).register_source(HEADER)
+    _REGISTERED = True

@@ -1,0 +1,36 @@
+// Anomaly score layers of trigger-ad (registered with hls4ml through its extension API).
+//   sum_squares:   res[0] = sum_i data[i]^2, accumulated exactly, rounded once into res_T.
+//   threshold_bit: res[0] = 1 if the score is above the threshold, compared in LSB units of the
+//                  (unsigned) score type: raw_bits(score) > CONFIG_T::threshold_units.
+#ifndef NNET_ANOMALY_SCORE_H_
+#define NNET_ANOMALY_SCORE_H_
+
+#include "ap_fixed.h"
+#include "ap_int.h"
+
+namespace nnet {
+
+template <class data_T, class res_T, typename CONFIG_T>
+void sum_squares(data_T data[CONFIG_T::n_in], res_T res[1]) {
+    #pragma HLS INLINE
+    // Exact: the square of ap_[u]fixed<W,I> fits ap_ufixed<2W,2I>; n_in terms add log2_n bits.
+    typedef ap_ufixed<2 * data_T::width + CONFIG_T::log2_n, 2 * data_T::iwidth + CONFIG_T::log2_n> acc_t;
+    acc_t acc = 0;
+SumSquares:
+    for (unsigned i = 0; i < CONFIG_T::n_in; i++) {
+        #pragma HLS UNROLL
+        acc += (acc_t)(data[i] * data[i]);
+    }
+    res[0] = (res_T)acc;
+}
+
+template <class data_T, class res_T, typename CONFIG_T>
+void threshold_bit(data_T data[1], res_T res[1]) {
+    #pragma HLS INLINE
+    ap_uint<data_T::width> raw = data[0].range(data_T::width - 1, 0);
+    res[0] = (raw > (ap_uint<data_T::width>)CONFIG_T::threshold_units) ? 1 : 0;
+}
+
+} // namespace nnet
+
+#endif

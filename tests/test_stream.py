@@ -1,0 +1,361 @@
+"""Stream scoring: fast path == Keras, exactly-once under kill/resume, Dask == local, rate control,
+corrupt inputs listed, schema mismatch and missing threshold refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import stream_samples as ss
+
+from anomaly.stream.config import ControlConfig, ScoreConfig
+from anomaly.stream.control import RateController, block_keys
+from anomaly.stream.monitor import garwood
+from anomaly.stream.scoring import ID_COLUMNS
+from anomaly.stream.writer import read_part
+from triggerad.cli import main
+from triggerad.errors import ConfigError
+
+N_FILES, N_PER_FILE, CHUNK = 3, 3000, 500
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return ss.make_model(tmp_path_factory.mktemp("model") / "l1_vae")
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("stream")
+    return ss.write_stream(folder, N_FILES, N_PER_FILE, pileup=(60, 20), lumi_size=1000)
+
+
+def score_args(model, inputs, out, *extra) -> list[str]:
+    return ["score", str(model), *map(str, inputs), "--out", str(out), "--chunk-size",
+            str(CHUNK), "--no-progress", *extra]
+
+
+@pytest.fixture(scope="module")
+def reference(model, stream, tmp_path_factory) -> Path:
+    """An uninterrupted local run (fast path, all outputs)."""
+    out = tmp_path_factory.mktemp("ref") / "out"
+    assert main(score_args(model, stream, out, "--score", "mu2_q")) == 0
+    return out
+
+
+def score_table(out: Path) -> pd.DataFrame:
+    """The final score table: the parts concatenated in plan order."""
+    parts = sorted((out / "scores").glob("part-*"))
+    return pd.concat([read_part(p) for p in parts], ignore_index=True)
+
+
+def assert_same_output(out: Path, ref: Path) -> None:
+    pd.testing.assert_frame_equal(score_table(out), score_table(ref))
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "anomalies.parquet"),
+                                  pd.read_parquet(ref / "anomalies.parquet"))
+    assert (out / "blocks.csv").read_text() == (ref / "blocks.csv").read_text()
+    assert (out / "threshold_log.jsonl").read_text() == (ref / "threshold_log.jsonl").read_text()
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (out, ref))
+    assert (a["events"], a["accepted"]) == (b["events"], b["accepted"])
+
+
+# Fast path ---------------------------------------------------------------------------------------
+def test_quantizer_twins_match_qkeras():
+    from qkeras import quantized_bits, quantized_relu
+
+    from anomaly.stream import fastpath
+
+    # a grid through every rounding boundary (half-way points included) and beyond the clip range
+    x = np.linspace(-10, 10, 20_001, dtype=np.float32)
+    for bits, integer in ((8, 3), (6, 0), (4, 2)):
+        np.testing.assert_array_equal(
+            fastpath.quantized_relu(x, bits, integer), quantized_relu(bits, integer)(x).numpy())
+        for symmetric in (0, 1):
+            q = quantized_bits(bits, integer, symmetric, alpha=1)
+            np.testing.assert_array_equal(
+                fastpath.quantized_bits(x, bits, integer, bool(symmetric), True, 1.0),
+                q(x).numpy())
+
+
+def test_fastpath_equals_keras(model):
+    """numpy forward pass == Keras for the float (mu, logvar) and the quantized encoder."""
+    from anomaly import model as m
+    from anomaly.artifact import load_artifact
+    from anomaly.stream.fastpath import NumpyNet
+
+    art = load_artifact(model)
+    vae, qenc = art._build()
+    x = np.random.default_rng(0).normal(0, 2, (20_000, 57)).astype(np.float32)
+    for keras_model in (vae.encoder, qenc, art.quantized_encoder()):
+        expected = keras_model.predict(x, batch_size=8192, verbose=0)
+        expected = expected if isinstance(expected, list) else [expected]
+        found = NumpyNet.from_keras(keras_model)(x)
+        assert len(found) == len(expected)
+        for e, f in zip(expected, found, strict=True):
+            np.testing.assert_allclose(f, e, rtol=1e-5, atol=1e-5)
+    # the quantized hidden activations are on the 2^-5 grid: identical, not just close
+    hidden = m.keras.Model(qenc.input, qenc.get_layer("q_relu_1").output)
+    np.testing.assert_array_equal(NumpyNet.from_keras(hidden)(x)[0],
+                                  hidden.predict(x, batch_size=8192, verbose=0))
+
+
+def test_scorer_fast_scores_equal_model_scores(model):
+    from anomaly.artifact import load_artifact, raw_inputs
+    from anomaly.stream.scoring import StreamScorer
+
+    art = load_artifact(model)
+    raw = raw_inputs("l1_vae", ss.drifting_batch(3000, seed=11))
+    scorer = StreamScorer(art, ["mu2", "mu2_q"])
+    fast = scorer.score_inputs(raw)
+    assert scorer.fast
+    reference = art.score(raw)
+    for name in ("mu2", "mu2_q"):
+        np.testing.assert_allclose(fast[name], reference[name], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="did you mean 'mu2_q'"):
+        StreamScorer(art, ["mu2q"])
+
+
+# Rate monitor and controller -------------------------------------------------------------------
+def test_garwood_intervals():
+    low, high = garwood(np.array([0, 1, 10]))
+    np.testing.assert_allclose(low, [0.0, 0.1727, 6.8913], atol=2e-4)
+    np.testing.assert_allclose(high, [1.8411, 3.2996, 14.2670], atol=2e-4)
+
+
+def drifting_scores(n_blocks=40, block=4000, seed=5):
+    """Exponential scores whose scale falls with pile-up (60 -> 20) over the fill."""
+    rng = np.random.default_rng(seed)
+    n = n_blocks * block
+    pileup = np.linspace(60, 20, n)
+    scores = rng.exponential(1.0, n) * (1 + 0.02 * (pileup - 40))
+    keys = block_keys(np.zeros(n, np.int64), np.zeros(n, np.int64), np.arange(n), block)
+    return scores, keys
+
+
+def test_controller_holds_rate_where_fixed_threshold_does_not():
+    scores, keys = drifting_scores()
+    target, band = 0.05, (0.8, 1.2)
+    threshold0 = -np.log(target)  # exactly 5 % at pile-up 40
+    results = {}
+    for enabled in (False, True):
+        ctl = RateController(ControlConfig(enabled=enabled), threshold0, target)
+        # fed in chunks that do not align with blocks, as the stream driver does
+        accepted = np.concatenate([
+            ctl.apply(scores[i:i + 3000], keys[0][i:i + 3000], keys[1][i:i + 3000])[1]
+            for i in range(0, len(scores), 3000)
+        ])
+        ratio = accepted.reshape(40, -1).mean(axis=1) / target
+        results[enabled] = (np.mean((ratio >= band[0]) & (ratio <= band[1])), accepted.mean())
+    in_band_fixed, in_band_controlled = results[False][0], results[True][0]
+    assert in_band_fixed <= 0.25
+    assert in_band_controlled >= 0.75
+    assert abs(results[True][1] / target - 1) < 0.12  # overall rate close to target
+
+
+def test_controller_is_causal_and_chunking_invariant():
+    scores, keys = drifting_scores(n_blocks=10, block=1000)
+    whole = RateController(ControlConfig(enabled=True), 3.0, 0.05).apply(scores, *keys)
+    ctl = RateController(ControlConfig(enabled=True), 3.0, 0.05)
+    parts = [ctl.apply(scores[i:i + 777], keys[0][i:i + 777], keys[1][i:i + 777])
+             for i in range(0, len(scores), 777)]
+    for k in range(3):
+        np.testing.assert_array_equal(whole[k], np.concatenate([p[k] for p in parts]))
+    # changing the scores of block 6 onwards leaves the thresholds of blocks 0-6 unchanged
+    changed = scores.copy()
+    changed[6000:] *= 3
+    other = RateController(ControlConfig(enabled=True), 3.0, 0.05).apply(changed, *keys)
+    np.testing.assert_array_equal(other[0][:7000], whole[0][:7000])
+    assert not np.array_equal(other[0][7000:], whole[0][7000:])
+
+
+# End to end ------------------------------------------------------------------------------------
+def test_reference_run_outputs(reference, model):
+    table = score_table(reference)
+    summary = json.loads((reference / "summary.json").read_text())
+    thr = summary["threshold"]
+    assert len(table) == summary["events"] == N_FILES * N_PER_FILE
+    assert not table.duplicated(["source_file", "entry"]).any()
+    assert list(table.columns[:5]) == ["source_file", "entry", "run", "lumi", "event"]
+    np.testing.assert_array_equal(table["accepted"], table["mu2_q"] > thr["value"])
+    assert summary["accepted"] == int(table["accepted"].sum())
+    anomalies = pd.read_parquet(reference / "anomalies.parquet")
+    assert len(anomalies) == summary["accepted"]
+    from anomaly.artifact import load_artifact
+
+    assert list(anomalies.columns) == [*ID_COLUMNS, *load_artifact(model).input_names]
+    blocks = pd.read_csv(reference / "blocks.csv")
+    assert len(blocks) == N_FILES * N_PER_FILE // 1000  # lumi blocks of 1000 events
+    np.testing.assert_array_equal(blocks["events"], 1000)
+    np.testing.assert_allclose(blocks["rate_hz"],
+                               blocks["accepted"] / 1000 * ss.INPUT_RATE_HZ)
+    assert (blocks["mean_pileup"].diff().dropna() < 0).all()  # pile-up falls along the fill
+    assert summary["files_failed"] == [] and summary["fast_path"] is True
+    assert (reference / "rate_vs_pileup.png").stat().st_size > 0
+    manifest = [json.loads(x) for x in (reference / "manifest.jsonl").read_text().splitlines()]
+    assert [e["unit"] for e in manifest] == list(range(N_FILES * N_PER_FILE // CHUNK))
+
+
+KILLED_RUN = """
+import sys, time
+import anomaly.stream.runner as runner
+original = runner.score_unit
+def slow(*args):
+    time.sleep(0.25)
+    return original(*args)
+runner.score_unit = slow
+from triggerad.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_kill_and_resume_is_exactly_once(model, stream, reference, tmp_path):
+    out = tmp_path / "out"
+    args = score_args(model, stream, out, "--score", "mu2_q")
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = out / "manifest.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if manifest.exists() and len(manifest.read_text().splitlines()) >= 4:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(manifest.read_text().splitlines())
+    assert 4 <= done < N_FILES * N_PER_FILE // CHUNK  # killed mid-run
+    assert not (out / "summary.json").exists()
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed_units"] >= 4
+    assert summary["events_this_run"] == N_FILES * N_PER_FILE - summary["resumed_units"] * CHUNK
+    assert_same_output(out, reference)
+    table = score_table(out)
+    assert len(table) == N_FILES * N_PER_FILE and not table.duplicated(["source_file", "entry"]).any()
+
+
+def test_resume_rewrites_damaged_parts(model, stream, reference, tmp_path):
+    """A part without manifest line, a corrupt part and a half-written line are all redone."""
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    (out / "manifest.jsonl").write_text("\n".join(lines[:8]) + "\n" + lines[8][:40])
+    with open(out / "scores" / "part-00005.parquet", "r+b") as fh:
+        fh.seek(100)
+        fh.write(b"garbage")
+    (out / "summary.json").unlink()
+    assert main(score_args(model, stream, out, "--score", "mu2_q")) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed_units"] == 5
+    assert_same_output(out, reference)
+
+
+def test_changed_settings_refuse_to_resume(model, stream, reference, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    assert main(score_args(model, stream, out, "--score", "mu2_q", "--rate-control",
+                           "rate-control")) == 2
+    assert "holds a run with different 'config'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_dask_equals_local(model, stream, reference, tmp_path):
+    from anomaly.stream.config import load_score_config
+    from anomaly.stream.executor import DaskExecutor
+    from anomaly.stream.runner import run_stream
+
+    config = load_score_config(None, {"chunking": {"chunk_size": CHUNK}})
+    executor = DaskExecutor(workers=2, processes=False)
+    try:
+        summary = run_stream(str(model), [str(p) for p in stream], tmp_path / "out", config,
+                             executor=executor, scores=["mu2_q"], progress=False)
+    finally:
+        executor.close()
+    assert summary["executor"] == "dask"
+    assert_same_output(tmp_path / "out", reference)
+
+
+def test_rate_control_end_to_end(model, stream, reference, tmp_path):
+    out = tmp_path / "out"
+    assert main(score_args(model, stream, out, "--score", "mu2_q", "--rate-control",
+                           "rate-control")) == 0
+    table = score_table(out)
+    blocks = pd.read_csv(out / "blocks.csv")
+    log = [json.loads(x) for x in (out / "threshold_log.jsonl").read_text().splitlines()]
+    # one threshold per block, changed only at block boundaries, every change logged
+    per_block = table.groupby("block")["threshold"].nunique()
+    assert (per_block == 1).all()
+    assert [e["block"] for e in log] == list(blocks["block"][blocks["threshold"].diff() != 0][1:])
+    np.testing.assert_array_equal(table["accepted"], table["mu2_q"] > table["threshold"])
+    # the first block runs at the stored threshold, identical to the fixed run
+    ref = score_table(reference)
+    first = table["block"] == 0
+    np.testing.assert_array_equal(table["accepted"][first], ref["accepted"][first])
+    anomalies = pd.read_parquet(out / "anomalies.parquet")
+    assert len(anomalies) == table["accepted"].sum()
+
+
+def test_corrupt_file_listed_and_rest_scored(model, stream, tmp_path):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(os.urandom(2048))
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(stream[1].read_bytes()[:3000])
+    out = tmp_path / "out"
+    assert main(score_args(model, [stream[0], bad, truncated], out, "--score", "mu2_q")) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    failed = {Path(f["file"]).name for f in summary["files_failed"]}
+    assert failed == {"bad.h5", "truncated.h5"}
+    assert all(f["error"] for f in summary["files_failed"])
+    assert summary["events"] == N_PER_FILE
+    assert main(score_args(model, [stream[0], bad], tmp_path / "out2", "--score", "mu2_q",
+                           "--on-error", "fail")) == 2
+    assert not (tmp_path / "out2" / "summary.json").exists()
+
+
+def test_schema_mismatch_refused(model, tmp_path, capsys):
+    from triggerad import schema
+    from triggerad.io.flat import write_parquet
+
+    frame = pd.DataFrame(np.ones((20, 21), np.float32), columns=list(schema.FEATURE_NAMES))
+    frame["event"], frame["process"], frame["weight"] = np.arange(20), "W", 1.0
+    write_parquet(tmp_path / "features.parquet", frame)
+    assert main(score_args(model, [tmp_path / "features.parquet"], tmp_path / "out")) == 2
+    assert "l1_vae" in capsys.readouterr().err
+
+
+def test_model_without_threshold_refused(model, stream, tmp_path, capsys):
+    bare = tmp_path / "bare"
+    shutil.copytree(model, bare)
+    (bare / "threshold.json").unlink()
+    assert main(score_args(bare, stream[:1], tmp_path / "out")) == 2
+    assert "trigger-ad threshold" in capsys.readouterr().err
+
+
+def test_root_parts_match_parquet(model, stream, reference, tmp_path):
+    out = tmp_path / "out"
+    assert main(score_args(model, stream[:1], out, "--score", "mu2_q", "--format", "root")) == 0
+    root = score_table(out)
+    ref = score_table(reference)
+    ref = ref[ref["source_file"] == str(stream[0])]
+    np.testing.assert_array_equal(root["entry"], ref["entry"])
+    np.testing.assert_allclose(root["mu2_q"], ref["mu2_q"])
+    np.testing.assert_array_equal(root["file_index"], 0)
+
+
+def test_score_config_unknown_key(tmp_path):
+    from anomaly.stream.config import load_score_config
+
+    bad = tmp_path / "score.yaml"
+    bad.write_text("control:\n  kpp: 0.3\n")
+    with pytest.raises(ConfigError, match="did you mean 'kp'"):
+        load_score_config(bad)
+    assert load_score_config(None) == ScoreConfig()

@@ -1,0 +1,101 @@
+"""``trigger-ad quickstart``: the whole chain, small, on the built-in generated data.
+
+generate (fast config) -> train the HLF VAE and the quantized L1 VAE -> thresholds at a rate the
+sample supports -> evaluation reports -> HLS project of the quantized L1 encoder, validated in C
+simulation -> score the generated stream. Each step is the corresponding subcommand run in-process,
+so the quickstart exercises exactly what a user runs by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from triggerad.cli import add_command
+from triggerad.errors import TriggerADError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RATE = "1kHz"
+DEFAULT_INPUT_RATE = "100kHz"
+
+
+def register(subparsers) -> None:
+    """Add the ``quickstart`` subcommand."""
+    p = add_command(
+        subparsers,
+        "quickstart",
+        "run the whole chain, small, on built-in generated data (~10 min on 2 cores)",
+        "trigger-ad quickstart --out quickstart/\n"
+        "trigger-ad quickstart --out qs/ --events 2000 --epochs 2   # smaller, faster",
+        description=__doc__,
+    )
+    p.add_argument("--out", default="quickstart", help="output folder")
+    p.add_argument("--events", type=int, default=None,
+                   help="generated events per process (default: the fast config's own)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: the fast training configs' own)")
+    p.add_argument("--seed", type=int, default=1, help="generation seed")
+    p.add_argument("--workers", type=int, default=2, help="generation worker processes")
+    p.add_argument("--rate", default=DEFAULT_RATE, help="target trigger rate")
+    p.add_argument("--input-rate", default=DEFAULT_INPUT_RATE, help="rate of the input stream")
+    p.add_argument("--firmware-events", type=int, default=None,
+                   help="validation events for the C simulation (default: all)")
+    p.set_defaults(func=run)
+
+
+def _step(name: str, argv: list[str]) -> None:
+    """Run one subcommand in-process; stop the quickstart if it fails."""
+    from triggerad.cli import main
+
+    print(f"\n=== {name}: trigger-ad {' '.join(argv)}", flush=True)
+    start = time.perf_counter()
+    code = main(argv)
+    if code != 0:
+        raise TriggerADError(f"step {name!r} failed with exit code {code} (command above)")
+    print(f"=== {name}: done in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def run(args) -> int:
+    """Run the quickstart chain and print where everything is."""
+    out = Path(args.out)
+    data, models, reports = out / "data", out / "models", out / "reports"
+    events = ["--events", str(args.events)] if args.events else []
+    epochs = ["--epochs", str(args.epochs)] if args.epochs else []
+    start = time.perf_counter()
+
+    _step("generate", ["generate", "generate-fast", "--out", str(data), "--seed", str(args.seed),
+                       "--workers", str(args.workers), *events])
+    for kind in ("hlf", "l1"):
+        model = models / f"{kind}_vae"
+        _step(f"train {kind}", ["train", f"train-{kind}-fast", "--data", str(data),
+                                "--out", str(model), *epochs])
+        _step(f"threshold {kind}", ["threshold", str(model), "--rate", args.rate,
+                                    "--input-rate", args.input_rate])
+        _step(f"evaluate {kind}", ["evaluate", str(model), "--data", str(data),
+                                   "--out", str(reports / f"{kind}_vae")])
+    firmware = ["--events", str(args.firmware_events)] if args.firmware_events else []
+    _step("firmware", ["firmware", str(models / "l1_vae"), "--config", "firmware",
+                       "--out", str(out / "hls_l1_vae"), *firmware])
+    _step("score", ["score", str(models / "l1_vae"), str(data / "background.h5"),
+                    "--out", str(out / "stream")])
+
+    summary = json.loads((out / "stream" / "summary.json").read_text())
+    fw = json.loads((out / "hls_l1_vae" / "firmware_report.json").read_text())
+    print(f"\nquickstart finished in {time.perf_counter() - start:.0f} s. Outputs in {out}/:")
+    for path, what in (
+        (data, "generated cocktail and signals (ADC2021 HDF5 + ROOT), summary.json"),
+        (models, "trained models with threshold.json"),
+        (reports, "evaluation reports (report.md, report.json, plots)"),
+        (out / "hls_l1_vae", "HLS project of the quantized L1 encoder + firmware_report.json"),
+        (out / "stream", "stream scores, anomalies, rate monitor, summary.json"),
+    ):
+        print(f"  {path}/  {what}")
+    print(f"firmware vs QKeras decision agreement: {fw['decision_agreement']:.5f} "
+          f"on {fw['n_events']} events (max score diff {fw['max_score_diff_lsb']} LSB)")
+    print(f"stream: {summary['events']} events scored, {summary['accepted']} accepted "
+          f"({summary.get('accepted_rate_hz', float('nan')):.1f} Hz at the input rate), "
+          f"{summary['events_per_s']:.0f} events/s")
+    return 0

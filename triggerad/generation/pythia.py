@@ -1,0 +1,173 @@
+"""Run Pythia 8 in batches and turn its event records into flat numpy particle arrays.
+
+``pythia.nextBatch(N)`` returns the whole event record of N events as awkward arrays at a few per
+cent of the generation cost; everything downstream works on the flat arrays of :class:`Particles`
+(one row per particle, ``offsets`` delimiting the events), never on Python loops over particles.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+
+import awkward as ak
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Pythia's largest allowed seed.
+MAX_SEED = 900_000_000
+
+
+@dataclass
+class Particles:
+    """Flat particle arrays of ``n`` events (event ``i`` is ``offsets[i]:offsets[i + 1]``).
+
+    Attributes
+    ----------
+    offsets : int64 (n + 1,)
+    id, status, daughter1 : int32 (m,)
+        PDG id, Pythia status and index (within its event) of the first daughter.
+    px, py, pz, e : float64 (m,)
+    charge : float64 (m,)
+        Electric charge in units of e.
+    """
+
+    offsets: np.ndarray
+    id: np.ndarray
+    status: np.ndarray
+    daughter1: np.ndarray
+    px: np.ndarray
+    py: np.ndarray
+    pz: np.ndarray
+    e: np.ndarray
+    charge: np.ndarray
+
+    FIELDS = ("id", "status", "daughter1", "px", "py", "pz", "e", "charge")
+
+    @property
+    def n_events(self) -> int:
+        return len(self.offsets) - 1
+
+    @functools.cached_property
+    def event_index(self) -> np.ndarray:
+        """(m,) index of the event of each particle."""
+        return np.repeat(np.arange(self.n_events), np.diff(self.offsets))
+
+    @functools.cached_property
+    def pt(self) -> np.ndarray:
+        return np.hypot(self.px, self.py)
+
+    @functools.cached_property
+    def phi(self) -> np.ndarray:
+        return np.arctan2(self.py, self.px)
+
+    @functools.cached_property
+    def eta(self) -> np.ndarray:
+        return np.arcsinh(self.pz / np.maximum(self.pt, 1e-9))
+
+    def select(self, mask: np.ndarray) -> Particles:
+        """The particles where ``mask`` is true, events kept (possibly empty)."""
+        counts = np.bincount(self.event_index[mask], minlength=self.n_events)
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return Particles(offsets, **{f: getattr(self, f)[mask] for f in self.FIELDS})
+
+    @classmethod
+    def merge(cls, a: Particles, b: Particles) -> Particles:
+        """Per event, the particles of ``a`` followed by those of ``b`` (same number of events)."""
+        evt = np.concatenate([a.event_index, b.event_index])
+        order = np.argsort(evt, kind="stable")
+        offsets = a.offsets + b.offsets
+        return cls(
+            offsets, **{f: np.concatenate([getattr(a, f), getattr(b, f)])[order] for f in cls.FIELDS}
+        )
+
+
+class ChargeTable:
+    """PDG id -> electric charge, from Pythia's particle data, cached per id."""
+
+    def __init__(self, particle_data):
+        self._pd = particle_data
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._charges = np.zeros(0)
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        new = np.setdiff1d(np.unique(ids), self._ids)
+        if len(new):
+            charges = np.array([self._pd.charge(int(i)) for i in new])
+            ids_all = np.concatenate([self._ids, new])
+            order = np.argsort(ids_all)
+            self._ids, self._charges = ids_all[order], np.concatenate([self._charges, charges])[order]
+        return self._charges[np.searchsorted(self._ids, ids)]
+
+
+def make_pythia(settings: list[str], seed: int):
+    """An initialised, silent Pythia instance with these settings and this seed.
+
+    Raises
+    ------
+    RuntimeError
+        If Pythia rejects a setting or fails to initialise (the settings are listed).
+    """
+    import pythia8mc
+
+    pythia = pythia8mc.Pythia("", False)
+    for line in ["Print:quiet = on", "Random:setSeed = on", f"Random:seed = {seed}", *settings]:
+        if not pythia.readString(line):
+            raise RuntimeError(f"Pythia rejected the setting {line!r}")
+    if not pythia.init():
+        raise RuntimeError(
+            "Pythia failed to initialise with the settings:\n  " + "\n  ".join(settings)
+        )
+    return pythia
+
+
+def particles_from_batch(batch: ak.Array, charges: ChargeTable) -> Particles:
+    """Flatten the event records of ``pythia.nextBatch`` into :class:`Particles`."""
+    prt = batch["prt"]
+    counts = ak.to_numpy(ak.num(prt, axis=1)).astype(np.int64)
+    flat = ak.flatten(prt, axis=1)
+    mom = flat["p"]
+    ids = ak.to_numpy(flat["id"])
+    return Particles(
+        offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        id=ids,
+        status=ak.to_numpy(flat["status"]),
+        daughter1=ak.to_numpy(flat["daughter1"]),
+        px=ak.to_numpy(mom["px"]),
+        py=ak.to_numpy(mom["py"]),
+        pz=ak.to_numpy(mom["pz"]),
+        e=ak.to_numpy(mom["e"]),
+        charge=charges(ids),
+    )
+
+
+def generate(pythia, n_events: int, charges: ChargeTable) -> Particles:
+    """Generate ``n_events`` events (failed events are retried by Pythia) as :class:`Particles`."""
+    return particles_from_batch(pythia.nextBatch(n_events), charges)
+
+
+def sigma_pb(pythia) -> tuple[float, float]:
+    """Pythia's estimated cross-section of the generated events and its error, in pb."""
+    info = pythia.infoPython()
+    return float(info.sigmaGen()) * 1e9, float(info.sigmaErr()) * 1e9
+
+
+def forced_fractions(pythia, hadrons: list[int]) -> dict[int, float]:
+    """Summed branching fraction of the channels left on, for each hadron (after forcing)."""
+    out = {}
+    for pid in hadrons:
+        entry = pythia.particleData.particleDataEntryPtr(pid)
+        out[pid] = sum(
+            entry.channel(i).bRatio()
+            for i in range(entry.sizeChannels())
+            if entry.channel(i).onMode() > 0
+        )
+    return out
+
+
+def forcing_settings(hadrons: list[int], products: list[int]) -> list[str]:
+    """Pythia settings forcing ``hadrons`` to decay to channels containing one of ``products``."""
+    any_of = " ".join(str(p) for p in products)
+    return [s for h in hadrons for s in (f"{h}:onMode = off", f"{h}:onIfAny = {any_of}")]

@@ -1,0 +1,153 @@
+"""ADC2021 HDF5 files: reader and writer of the ``Particles`` (N, 19, 4) layout plus extras.
+
+The public ADC2021 files (arXiv:2107.02157) hold ``Particles`` [pT, eta, phi, class] per slot,
+``Particles_Names`` and ``Particles_Classes``. trigger-ad files add one dataset per
+:class:`~triggerad.events.EventBatch` extra (``event``, ``run``, ``lumi``, ``pileup``, ``weight``,
+``process``, ``ele_charge``, ``mu_charge``, ``ele_iso``, ``mu_iso``, ``jet_mass``, ``jet_btag``,
+``n_ch_had``, ``n_neu_had``). A file lacking an extra (e.g. a public file) gets the field's
+default (event = entry number, weight 1, process ``data``, all others 0), logged once per reader.
+Dataset names come from the branch map (``configs/branch_maps/adc2021.yaml``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from triggerad import atomic, schema
+from triggerad.errors import InputFileError, ShapeError, TriggerADError, missing_field
+from triggerad.events import EventBatch
+from triggerad.io.base import Reader
+from triggerad.io.common import load_branch_map, low_level_errors
+
+#: ``Particles_Names`` and ``Particles_Classes`` exactly as in the public files.
+PARTICLES_NAMES = np.array([b"Pt", b"Eta", b"Phi", b"Class"])
+PARTICLES_CLASSES = np.array(
+    [b"MET_class_1", b"Four_Ele_class_2", b"Four_Mu_class_3", b"Ten_Jet_class_4"]
+)
+
+
+@dataclass
+class Adc2021BranchMap:
+    """Dataset names of an ADC2021 file (extras: None or absent -> default, logged once)."""
+
+    particles: str = "Particles"
+    event: str | None = "event"
+    run: str | None = "run"
+    lumi: str | None = "lumi"
+    pileup: str | None = "pileup"
+    weight: str | None = "weight"
+    process: str | None = "process"
+    ele_charge: str | None = "ele_charge"
+    mu_charge: str | None = "mu_charge"
+    ele_iso: str | None = "ele_iso"
+    mu_iso: str | None = "mu_iso"
+    jet_mass: str | None = "jet_mass"
+    jet_btag: str | None = "jet_btag"
+    n_ch_had: str | None = "n_ch_had"
+    n_neu_had: str | None = "n_neu_had"
+
+
+#: EventBatch extras stored as datasets, in branch-map order.
+EXTRAS = tuple(f.name for f in fields(Adc2021BranchMap) if f.name != "particles")
+
+
+def _open(path: str):
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except low_level_errors() as err:
+        raise InputFileError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {err}") from err
+
+
+class Adc2021Reader(Reader):
+    """Read ADC2021-layout HDF5 files in entry ranges (datasets sliced, constant memory)."""
+
+    name = "adc2021"
+
+    def __init__(self, branch_map=None, options=None):
+        super().__init__(load_branch_map(Adc2021BranchMap, self.name, branch_map), options)
+        self._template = EventBatch.empty(0)
+
+    def _particles(self, path: str, file):
+        name = self.branch_map.particles
+        if name not in file:
+            raise missing_field("dataset", name, path, file.keys())
+        ds = file[name]
+        expected = (schema.N_SLOTS, schema.N_COLUMNS)
+        if ds.ndim != 3 or ds.shape[1:] != expected:
+            raise ShapeError(
+                f"{path}: dataset {name!r} expected shape (N, {expected[0]}, {expected[1]}), "
+                f"found {ds.shape}"
+            )
+        return ds
+
+    def num_entries(self, path) -> int:
+        """Number of events (length of the ``Particles`` dataset)."""
+        with _open(str(path)) as file:
+            return int(self._particles(str(path), file).shape[0])
+
+    def _read(self, path: str, start: int, stop: int) -> EventBatch:
+        with _open(path) as file:
+            try:
+                return self._read_open(path, file, start, stop)
+            except TriggerADError:
+                raise
+            except low_level_errors() as err:
+                raise InputFileError(
+                    f"{path}: cannot read entries [{start}, {stop}) (truncated or corrupt?): {err}"
+                ) from err
+
+    def _read_open(self, path: str, file, start: int, stop: int) -> EventBatch:
+        n_total = self._particles(path, file).shape[0]
+        arrays = {"objects": self._particles(path, file)[start:stop].astype(np.float32)}
+        defaults = []
+        for field in EXTRAS:
+            name = getattr(self.branch_map, field)
+            if name is None or name not in file:
+                defaults.append(field)
+                continue
+            ds = file[name]
+            template = getattr(self._template, field)
+            if ds.shape != (n_total, *template.shape[1:]):
+                raise ShapeError(
+                    f"{path}: dataset {name!r} ({field}) expected shape "
+                    f"{(n_total, *template.shape[1:])}, found {ds.shape}"
+                )
+            if field == "process":
+                arrays[field] = np.asarray(ds.asstr()[start:stop], dtype=object)
+            else:
+                arrays[field] = ds[start:stop].astype(template.dtype)
+        if "event" in defaults:
+            arrays["event"] = np.arange(start, start + len(arrays["objects"]), dtype=np.int64)
+        batch = EventBatch.empty(len(arrays["objects"]), **arrays)
+        batch.defaults = tuple(defaults)
+        return batch
+
+
+def write_h5(path: str | Path, batch: EventBatch) -> None:
+    """Write ``batch`` as an ADC2021 HDF5 file with the trigger-ad extras, atomically.
+
+    Datasets: ``Particles`` (n, 19, 4) float32, ``Particles_Names``, ``Particles_Classes`` (as in
+    the public files) and one dataset per extra field (``process`` as variable-length UTF-8).
+    Reading it back with :class:`Adc2021Reader` gives identical arrays for every field.
+    """
+    import h5py
+
+    if not batch.has_objects:
+        raise ValueError(f"{path}: cannot write a feature-only event batch in the ADC2021 layout")
+    with atomic.atomic_path(path) as tmp, h5py.File(tmp, "w") as file:
+        opts = {"compression": "gzip"} if len(batch) else {}
+        file.create_dataset("Particles", data=batch.objects.astype(np.float32), **opts)
+        file.create_dataset("Particles_Names", data=PARTICLES_NAMES)
+        file.create_dataset("Particles_Classes", data=PARTICLES_CLASSES)
+        for field in EXTRAS:
+            data = getattr(batch, field)
+            if field == "process":
+                data = data.astype(str).astype(object)
+                file.create_dataset(field, data=data, dtype=h5py.string_dtype("utf-8"), **opts)
+            else:
+                file.create_dataset(field, data=data, **opts)
