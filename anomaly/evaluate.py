@@ -418,7 +418,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     xsec_key = next((k for row in report["signals"].values() for k in row if k.startswith("xsec_")), "")
     parts = [
         f"# Evaluation of `{report.get('model', 'model')}`\n",
-        "## Threshold\n",
+        "\n## Threshold\n\n",
         _table(
             ["score", "cut (score > cut)", "target rate [Hz]", "input rate [Hz]",
              "achieved rate (val) [Hz]", f"CI {thr.get('rate_ci_cl', 0.6827):.4g}", "n above"],
@@ -426,13 +426,13 @@ def render_markdown(report: dict[str, Any]) -> str:
               thr["achieved_rate_hz"], f"[{_fmt(thr['rate_ci_low_hz'])}, {_fmt(thr['rate_ci_high_hz'])}]",
               thr["n_background_above"]]],
         ),
-        f"\n## Rate on the {ev['split']} split\n",
+        f"\n## Rate on the {ev['split']} split\n\n",
         _table(
             ["events", "n_eff", "n above", "achieved rate [Hz]", "CI [Hz]", "low statistics"],
             [[ev["n_events"], ev["n_eff"], ev["n_above"], ev["achieved_rate_hz"],
               f"[{_fmt(ev['rate_ci_low_hz'])}, {_fmt(ev['rate_ci_high_hz'])}]", ev["low_statistics"]]],
         ),
-        "\n## Signals at the threshold\n",
+        "\n## Signals at the threshold\n\n",
         f"Cross-section for {xsec_key.split('_')[1]} selected events per month at "
         f"{report['luminosity_fb_per_month']:g} fb^-1/month.\n\n",
         _table(
@@ -445,7 +445,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     methods = {f"model {k}": v["signals"] for k, v in report["scores_at_same_rate"].items()}
     methods.update(report.get("baselines", {}))
     parts += [
-        "\n## Efficiencies at the same SM rate (cut on the evaluation sample)\n",
+        "\n## Efficiencies at the same SM rate (cut on the evaluation sample)\n\n",
         _table(["method", *signals],
                [[m, *(row.get(s, {}).get("efficiency") for s in signals)] for m, row in methods.items()]),
     ]
@@ -455,7 +455,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{s}: {best[s]['variable']}" for s in signals if s in best) + "\n")
     for pair, row in report["float_vs_quantized"].items():
         parts += [
-            f"\n## Float vs quantized: {pair}\n",
+            f"\n## Float vs quantized: {pair}\n\n",
             f"Pearson {row['pearson']:.4f}, Spearman {row['spearman']:.4f}, weighted decision "
             f"agreement on the SM background {row['decision_agreement_background']:.6f} "
             f"({row['n_disagree_background']} events differ).\n\n",
@@ -464,10 +464,10 @@ def render_markdown(report: dict[str, Any]) -> str:
                    [[s, *r.values()] for s, r in row["signals"].items()]),
         ]
     parts += [
-        "\n## SM processes\n",
+        "\n## SM processes\n\n",
         _table(["process", "events", "sigma x eff [pb]", "share of input", "n above", "rate above [Hz]"],
                [[p, *r.values()] for p, r in report["background_processes"].items()]),
-        "\n## Figures\n",
+        "\n## Figures\n\n",
         *[f"![{name}]({name})\n" for name in report.get("figures", [])],
     ]
     return "".join(parts)

@@ -16,13 +16,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mplhep  # noqa: E402
 import numpy as np  # noqa: E402
 
-LABEL = "Simulation"
-
 
 def _figure():
     plt.style.use(mplhep.style.CMS)
     fig, ax = plt.subplots(figsize=(10, 8))
-    mplhep.cms.label(LABEL, data=False, loc=0, ax=ax, fontsize=16)
+    mplhep.cms.label(data=False, loc=0, ax=ax, fontsize=16, rlabel="")
     return fig, ax
 
 
@@ -118,9 +116,11 @@ def efficiency_bars(path: Path, table: dict[str, dict[str, float]]) -> str:
     fig, ax = _figure()
     signals = sorted({s for row in table.values() for s in row})
     width = 0.8 / max(len(table), 1)
+    colors = plt.get_cmap("tab20").colors
     for i, (method, row) in enumerate(table.items()):
         effs = [max(row.get(s, 0.0) or 0.0, 1e-7) for s in signals]
-        ax.bar(np.arange(len(signals)) + i * width, effs, width=width, label=method)
+        ax.bar(np.arange(len(signals)) + i * width, effs, width=width, label=method,
+               color=colors[i % len(colors)])
     ax.set_xticks(np.arange(len(signals)) + 0.4 - width / 2, signals, fontsize=12)
     ax.set_yscale("log")
     ax.set_ylabel("signal efficiency at the same SM rate")

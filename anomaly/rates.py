@@ -14,7 +14,7 @@ Conventions
 
 Example
 -------
->>> parse_rate("1kHz"), parse_rate("30/day") * 86400
+>>> parse_rate("1kHz"), round(parse_rate("30/day") * 86400, 9)
 (1000.0, 30.0)
 """
 
@@ -38,7 +38,7 @@ INV_FB_CM2 = 1e39
 #: Default confidence level of rate intervals (one Gaussian sigma).
 ONE_SIGMA_CL = 0.6827
 
-_HZ_UNITS = {"": 1.0, "hz": 1.0, "khz": 1e3, "MHz": 1e6, "ghz": 1e9}
+_HZ_UNITS = {"": 1.0, "hz": 1.0, "khz": 1e3, "mhz": 1e6, "ghz": 1e9}
 _PER_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "min": 60.0, "minute": 60.0, "h": 3600.0,
               "hour": 3600.0, "day": SECONDS_PER_DAY, "month": SECONDS_PER_MONTH}
 _RATE_RE = re.compile(
@@ -57,7 +57,9 @@ def _unit_factor(unit: str) -> float | None:
         name = unit[1:].strip().lower()
         per = _PER_UNITS.get(name) or _PER_UNITS.get(name.removesuffix("s"))
         return 1.0 / per if per else None
-    return _HZ_UNITS.get(unit) or _HZ_UNITS.get(unit.lower() if unit.lower() != "mhz" else unit)
+    if unit.lower() == "mhz" and unit[0] != "M":
+        return None  # millihertz ('mHz') is refused: too easily confused with MHz
+    return _HZ_UNITS.get(unit.lower())
 
 
 def parse_rate(text: str | float | int, what: str = "rate") -> float:

@@ -7,7 +7,8 @@
 3. QAT by distillation: the QKeras encoder starts from the float encoder's weights and is
    fine-tuned to reproduce the float encoder's ``mu`` and ``logvar`` (MSE). Distillation keeps the
    quantized score a faithful approximation of the float one, needs no decoder and converges in a
-   few epochs; the float model stays the reference.
+   few epochs; the float model stays the reference. The distillation is unweighted (it fits a
+   function, not a density).
 4. Write the artifact folder atomically (everything, including logs, appears at once).
 
 Runs under ``tf.distribute.MirroredStrategy`` when more than one GPU is visible, on the default
@@ -171,9 +172,11 @@ def fit_vae(cfg: TrainConfig, train: dict, val: dict, w_train, w_val, outdir: Pa
         ),
         _progress_callback(t.epochs, f"train {cfg.model.kind}"),
     ]
+    # Keras drops sample weights when there is no target, so pass a dummy one (unused by the loss)
+    y_train, y_val = np.zeros(len(w_train), np.float32), np.zeros(len(w_val), np.float32)
     history = vae.fit(
-        train, sample_weight=w_train, validation_data=(val, None, w_val), epochs=t.epochs,
-        batch_size=t.batch_size, shuffle=True, callbacks=callbacks, verbose=0,
+        train, y_train, sample_weight=w_train, validation_data=(val, y_val, w_val),
+        epochs=t.epochs, batch_size=t.batch_size, shuffle=True, callbacks=callbacks, verbose=0,
     )
     return vae, history.history
 
@@ -244,7 +247,9 @@ def train(cfg: TrainConfig, out: str | Path, extra: dict | None = None) -> dict:
     inputs = prepare_inputs(kind, x, mean, scale)
     w = sample_weights(batch.weight, cfg.data.use_weights)
     train_in, val_in = _subset(inputs, idx["train"]), _subset(inputs, idx["val"])
-    log.info("training %s on %d events (val %d)", kind, len(idx["train"]), len(idx["val"]))
+    n_eff = float(w.sum() ** 2 / np.square(w).sum())
+    log.info("training %s on %d events (val %d); effective events of the weighted sample %.0f of %d",
+             kind, len(idx["train"]), len(idx["val"]), n_eff, len(w))
 
     with atomic.atomic_dir(out) as tmp:
         vae, hist = fit_vae(cfg, train_in, val_in, w[idx["train"]], w[idx["val"]], tmp)

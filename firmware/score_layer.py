@@ -151,6 +151,25 @@ def normalisation_constants(mean, scale, bits: int) -> tuple[np.ndarray, Fixed, 
     return mult_t.quantize(mult), mult_t, offset_t.quantize(offset), offset_t
 
 
+def apply_layers(model: keras.Model, inputs: list) -> list:
+    """Call the layers of a functional/Sequential ``model`` on new tensors (no nested model).
+
+    The layers themselves are reused (same weights, same names), so the new graph is flat - as
+    hls4ml needs - and per-layer precisions keep referring to the model's layer names.
+    """
+    from tensorflow.python.util import nest
+
+    tensors = {id(t): new for t, new in zip(model.inputs, inputs, strict=True)}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        node = layer.inbound_nodes[0]
+        args = [tensors[id(t)] for t in nest.flatten(node.keras_inputs)]
+        outs = layer(args[0] if len(args) == 1 else args)
+        tensors.update(zip(map(id, nest.flatten(node.outputs)), nest.flatten(outs), strict=True))
+    return [tensors[id(t)] for t in model.outputs]
+
+
 def trigger_graph(encoder: keras.Model, mean, scale, threshold: float, precision) -> keras.Model:
     """The firmware graph as a Keras model: raw inputs -> [score, trigger bit].
 
@@ -175,8 +194,7 @@ def trigger_graph(encoder: keras.Model, mean, scale, threshold: float, precision
     inp = keras.Input(encoder.input_shape[1:], name="objects")
     norm = Standardise(mult, offset, precision.input, precision.normalised, mult_t.hls(),
                        offset_t.hls(), name="standardise")(inp)
-    clone = keras.models.clone_model(encoder, input_tensors=norm, clone_function=lambda layer: layer)
-    mu = clone.outputs[0]
+    mu = apply_layers(encoder, [norm])[0]
     score = SumSquares(precision.score, name="score")(mu)
     bit = ThresholdBit(threshold, precision.score, name="trigger")(score)
     return keras.Model(inp, [score, bit], name="anomaly_trigger")

@@ -274,3 +274,9 @@ def test_branch_map_with_mixed_auto_readers(tmp_path, h5, nano, capsys):
     assert code == 2
     assert "the inputs need several readers (adc2021, nanoaod)" in capsys.readouterr().err
     assert_no_output(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["adc2021", "nanoaod", "parquet"])
+def test_num_entries_of_missing_file(tmp_path, kind):
+    with pytest.raises(InputFileError, match=r"gone.dat: no such file"):
+        make_reader(kind).num_entries(tmp_path / "gone.dat")

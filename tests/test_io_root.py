@@ -134,3 +134,14 @@ def test_flat_reader_with_renamed_branch_and_process(tmp_path):
     np.testing.assert_array_equal(b.weight, np.full(9, 0.5))
     assert list(b.process) == process
     assert b.hlf.shape == (9, len(schema.FEATURE_NAMES))
+
+
+def test_reader_pickles_without_open_file(tmp_path):
+    import pickle
+
+    write_root(tmp_path / "n.root", random_batch(8))
+    reader = NanoAODReader({"btag_wp": 0.5})
+    first = reader.read(tmp_path / "n.root")
+    clone = pickle.loads(pickle.dumps(reader))  # e.g. sent to a Dask worker
+    assert clone.branch_map.btag_wp == 0.5
+    np.testing.assert_array_equal(clone.read(tmp_path / "n.root").objects, first.objects)

@@ -159,6 +159,9 @@ def test_controller_holds_rate_where_fixed_threshold_does_not():
     assert in_band_fixed <= 0.25
     assert in_band_controlled >= 0.75
     assert abs(results[True][1] / target - 1) < 0.12  # overall rate close to target
+    # the measured plant gain -d ln(fraction)/d ln(threshold) of an exponential tail at the
+    # target is ln(1 / target) = 3.0, whatever the (drifting) scale
+    assert 2.4 < ctl.state.elasticity < 3.6
 
 
 def test_controller_is_causal_and_chunking_invariant():
@@ -305,15 +308,22 @@ def test_rate_control_end_to_end(model, stream, reference, tmp_path):
 
 
 def test_corrupt_file_listed_and_rest_scored(model, stream, tmp_path):
+    from triggerad.events import EventBatch
+    from triggerad.io.adc2021 import write_h5
+
     bad = tmp_path / "bad.h5"
     bad.write_bytes(os.urandom(2048))
     truncated = tmp_path / "truncated.h5"
     truncated.write_bytes(stream[1].read_bytes()[:3000])
+    empty = tmp_path / "empty.h5"
+    write_h5(empty, EventBatch.empty(0))
     out = tmp_path / "out"
-    assert main(score_args(model, [stream[0], bad, truncated], out, "--score", "mu2_q")) == 0
+    args = score_args(model, [stream[0], bad, truncated, empty], out, "--score", "mu2_q")
+    assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
     failed = {Path(f["file"]).name for f in summary["files_failed"]}
     assert failed == {"bad.h5", "truncated.h5"}
+    assert summary["files_empty"] == [str(empty)]
     assert all(f["error"] for f in summary["files_failed"])
     assert summary["events"] == N_PER_FILE
     assert main(score_args(model, [stream[0], bad], tmp_path / "out2", "--score", "mu2_q",

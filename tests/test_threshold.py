@@ -177,3 +177,13 @@ def test_rate_curve_values():
     cuts, fractions = rates.rate_curve(scores, np.ones(10), n_points=50)
     assert np.all(np.diff(cuts) > 0) and np.all(np.diff(fractions) <= 0)
     np.testing.assert_allclose(fractions, [(scores > c).mean() for c in cuts])
+
+
+def test_cli_refuses_bad_rate_before_loading_the_model(tmp_path, capsys):
+    from triggerad.cli import main
+
+    assert main(["threshold", str(tmp_path / "no_model"), "--rate", "fast"]) == 2
+    err = capsys.readouterr().err
+    assert "--rate: cannot parse 'fast'; expected a number in Hz" in err
+    assert main(["threshold", str(tmp_path / "no_model"), "--fpr", "2"]) == 2
+    assert "fpr must be > 0 (fpr <= 1), found 2.0" in capsys.readouterr().err

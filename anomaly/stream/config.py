@@ -63,12 +63,14 @@ class MonitorConfig:
 class ControlConfig:
     """PID controller of the threshold on the accepted fraction per block.
 
-    The error of block k is ``e = ln((accepted + 0.5) / (events * target_fraction + 0.5))``; the
-    output ``u = kp e + ki sum(e) + kd (e - e_prev)`` is clipped to ``[output_min, output_max]``
-    and the threshold of the next block is ``t0 exp(u)`` (``mode: log``, the default: the loop
-    gain is then ``(kp + ki) ln(1 / target_fraction)`` for any score distribution of
-    exponential-like tail, whatever its scale) or ``t0 + scale u`` (``mode: linear``, for scores
-    that can be negative), ``t0`` being the stored threshold.
+    The error of block k is ``e = ln((accepted + 0.5) / (events * target_fraction + 0.5)) / g``
+    with ``g`` the measured gain of the plant, ``-d ln(accepted fraction) / du``: the counts above
+    two probe thresholds at ``u -+ probe`` in the same block, smoothed over blocks
+    (``adaptive_gain``; ``g = 1`` otherwise). The output ``u = kp e + ki sum(e) + kd (e - e_prev)``
+    is clipped to ``[output_min, output_max]`` and the threshold of the next block is
+    ``t0 exp(u)`` (``mode: log``) or ``t0 + scale u`` (``mode: linear``, for scores that can be
+    negative), ``t0`` being the stored threshold. With the adaptive gain the loop gain is
+    ``kp + ki`` whatever the shape of the score tail; keep it below ~1.5 for stability.
 
     Attributes
     ----------
@@ -83,6 +85,14 @@ class ControlConfig:
         ``t0 exp(output_max)``).
     integral_limit : float
         Anti-windup clamp of the integral; it also stops integrating while the output saturates.
+    adaptive_gain : bool
+        Divide the error by the measured plant gain (see above).
+    probe : float
+        Offset of the two probe thresholds, in output units.
+    elasticity_min, elasticity_max : float
+        Clip of the measured plant gain.
+    elasticity_smoothing : float
+        Weight of the newest block in the running plant-gain estimate.
     scale : float or None
         ``linear`` mode: threshold units per unit of output; default ``|t0|`` (1 if it is 0).
     min_block_events : int
@@ -91,16 +101,26 @@ class ControlConfig:
 
     enabled: bool = False
     mode: Literal["log", "linear"] = "log"
-    kp: float = 0.1
-    ki: float = 0.25
+    kp: float = 0.3
+    ki: float = 0.6
     kd: float = 0.0
     output_min: float = -1.5
     output_max: float = 1.5
     integral_limit: float = 20.0
+    adaptive_gain: bool = True
+    probe: float = 0.2
+    elasticity_min: float = 0.3
+    elasticity_max: float = 30.0
+    elasticity_smoothing: float = 0.3
     scale: float | None = None
     min_block_events: int = 100
 
     def __post_init__(self) -> None:
+        if self.probe <= 0 or not 0 < self.elasticity_smoothing <= 1:
+            raise ValueError(
+                f"need probe > 0 and 0 < elasticity_smoothing <= 1, found {self.probe!r}, "
+                f"{self.elasticity_smoothing!r}"
+            )
         if self.output_min > 0 or self.output_max < 0:
             raise ValueError(
                 f"output limits must bracket 0, found [{self.output_min!r}, {self.output_max!r}]"

@@ -13,7 +13,7 @@ stream.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -42,17 +42,21 @@ def segments(key_run: np.ndarray, key_block: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ControllerState:
-    """Everything the controller needs to continue after a given event (serialisable to JSON)."""
+    """Everything the controller needs to continue after a given event (serialisable to JSON).
+
+    ``counts`` and ``carry`` are [events, accepted, above the low probe, above the high probe] of
+    the current block and of small blocks carried forward.
+    """
 
     threshold: float
+    output: float = 0.0
     block: int = -1
     key: tuple[int, int] | None = None
-    events: int = 0
-    accepted: int = 0
-    carry_events: int = 0
-    carry_accepted: int = 0
+    counts: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    carry: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
     integral: float = 0.0
     previous_error: float | None = None
+    elasticity: float | None = None
 
     def to_json(self) -> dict:
         """Plain dict for the manifest."""
@@ -113,31 +117,40 @@ class RateController:
             return self.threshold0
         return self.threshold_at(self.config.output_min)
 
-    def _error(self, events: int, accepted: int) -> float:
-        return math.log((accepted + 0.5) / (events * self.target + 0.5))
+    def _elasticity(self, above_low: int, above_high: int) -> float:
+        """Smoothed -d ln(accepted fraction) / d output, measured with the two probes."""
+        cfg, st = self.config, self.state
+        if not cfg.adaptive_gain:
+            return 1.0
+        measured = math.log((above_low + 0.5) / (above_high + 0.5)) / (2 * cfg.probe)
+        measured = min(max(measured, cfg.elasticity_min), cfg.elasticity_max)
+        if st.elasticity is None:
+            return measured
+        return (1 - cfg.elasticity_smoothing) * st.elasticity + cfg.elasticity_smoothing * measured
 
     def _close_block(self) -> None:
         """Update the threshold from the block that just ended."""
         st, cfg = self.state, self.config
-        events = st.events + st.carry_events
-        accepted = st.accepted + st.carry_accepted
         if not cfg.enabled or st.key is None:
             return
+        events, accepted, above_low, above_high = (a + b for a, b in zip(st.counts, st.carry,
+                                                                          strict=True))
         if events < cfg.min_block_events:
-            st.carry_events, st.carry_accepted = events, accepted
+            st.carry = [events, accepted, above_low, above_high]
             return
-        st.carry_events = st.carry_accepted = 0
-        error = self._error(events, accepted)
+        st.carry = [0, 0, 0, 0]
+        st.elasticity = self._elasticity(above_low, above_high)
+        error = math.log((accepted + 0.5) / (events * self.target + 0.5)) / st.elasticity
         derivative = 0.0 if st.previous_error is None else error - st.previous_error
-        integral = float(np.clip(st.integral + error, -cfg.integral_limit, cfg.integral_limit))
+        integral = min(max(st.integral + error, -cfg.integral_limit), cfg.integral_limit)
         raw = cfg.kp * error + cfg.ki * integral + cfg.kd * derivative
         winding_up = (raw > cfg.output_max and error > 0) or (raw < cfg.output_min and error < 0)
         if not winding_up:  # anti-windup: stop integrating while the output saturates
             st.integral = integral
         raw = cfg.kp * error + cfg.ki * st.integral + cfg.kd * derivative
-        output = float(np.clip(raw, cfg.output_min, cfg.output_max))
+        st.output = min(max(raw, cfg.output_min), cfg.output_max)
         st.previous_error = error
-        st.threshold = self.threshold_at(output)
+        st.threshold = self.threshold_at(st.output)
 
     def apply(
         self, scores: np.ndarray, key_run: np.ndarray, key_block: np.ndarray
@@ -164,14 +177,17 @@ class RateController:
         threshold = np.empty(n, dtype=np.float64)
         block = np.empty(n, dtype=np.int64)
         bounds = segments(key_run, key_block) if n else np.array([0])
-        st = self.state
+        st, probe = self.state, self.config.probe
         for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
             key = (int(key_run[lo]), int(key_block[lo]))
             if key != st.key:
                 self._close_block()
-                st.key, st.block, st.events, st.accepted = key, st.block + 1, 0, 0
+                st.key, st.block, st.counts = key, st.block + 1, [0, 0, 0, 0]
             threshold[lo:hi] = st.threshold
             block[lo:hi] = st.block
-            st.events += hi - lo
-            st.accepted += int(np.count_nonzero(scores[lo:hi] > st.threshold))
+            cuts = (st.threshold, self.threshold_at(st.output - probe),
+                    self.threshold_at(st.output + probe))
+            above = [int(np.count_nonzero(scores[lo:hi] > cut)) for cut in cuts]
+            st.counts = [st.counts[0] + hi - lo, *(c + a for c, a in zip(st.counts[1:], above,
+                                                                          strict=True))]
         return threshold, scores > threshold, block

@@ -40,10 +40,11 @@ class WorkUnit:
 
 @dataclass
 class Plan:
-    """Work units in processing order plus the files that could not be opened."""
+    """Work units in processing order, the files that could not be opened and the empty ones."""
 
     units: list[WorkUnit]
     failed: list[dict] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)
 
     @property
     def events(self) -> int:
@@ -77,6 +78,7 @@ def make_plan(
     """
     units: list[WorkUnit] = []
     failed: list[dict] = []
+    empty: list[str] = []
     offset = 0
     for path in files:
         try:
@@ -87,11 +89,14 @@ def make_plan(
             log.error("%s: skipped, cannot be read: %s", path, err)
             failed.append({"file": path, "error": f"{type(err).__name__}: {err}"})
             continue
+        if total == 0:
+            log.warning("%s: holds no events", path)
+            empty.append(path)
         for start in range(0, total, chunk_size):
             stop = min(start + chunk_size, total)
             units.append(WorkUnit(len(units), path, start, stop, offset + start))
         offset += total
-    return Plan(units, failed)
+    return Plan(units, failed, empty)
 
 
 class ReaderChooser:

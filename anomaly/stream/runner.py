@@ -249,6 +249,7 @@ def _finalise(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
         "events": events,
         "accepted": accepted,
         "files_failed": _files_failed(driver.plan, entries),
+        "files_empty": driver.plan.empty,
         **run_info,
         "accepted_fraction": accepted / events if events else 0.0,
         "accepted_rate_hz": input_rate * accepted / events if events else 0.0,

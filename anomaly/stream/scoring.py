@@ -74,8 +74,8 @@ class StreamScorer:
         self.fast = all(name in FAST_SCORES for name in wanted)
 
     def __getstate__(self) -> dict:
+        # workers get the extracted numpy networks and reload the (cheap) artifact description
         state = dict(self.__dict__)
-        state["_nets"] = None
         if isinstance(self.model_ref, str):
             state["_model"] = None
         return state

@@ -22,8 +22,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("config", help="generation config: a YAML file or a packaged name "
                         "(generate, generate-fast)")
-    parser.add_argument("--events", type=int, default=10_000,
-                        help="generated events per process (times each process' events_fraction)")
+    parser.add_argument("--events", type=int, default=None,
+                        help="generated events per process, times each process' events_fraction "
+                        "(default: the config's output.events)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=1,
                         help="master seed (same seed -> bit-identical output for any --workers)")
@@ -40,14 +41,15 @@ def run(args) -> int:
     from triggerad.generation.run import generate
     from triggerad.provenance import write_provenance
 
-    if args.events <= 0 or args.workers <= 0:
-        raise ConfigError(
-            f"--events and --workers must be positive, found {args.events!r}, {args.workers!r}"
-        )
     cfg = load_config(args.config)
-    summary = generate(cfg, args.events, args.out, seed=args.seed, workers=args.workers)
+    events = cfg.output.events if args.events is None else args.events
+    if events <= 0 or args.workers <= 0:
+        raise ConfigError(
+            f"--events and --workers must be positive, found {events!r}, {args.workers!r}"
+        )
+    summary = generate(cfg, events, args.out, seed=args.seed, workers=args.workers)
     write_provenance(args.out, "generate", cfg, {
-        "config": str(args.config), "events": args.events, "seed": args.seed,
+        "config": str(args.config), "events": events, "seed": args.seed,
         "workers": args.workers,
     })
     print(format_table(summary["processes"], summary["published_comparison"]))

@@ -44,12 +44,14 @@ def register(subparsers) -> None:
     target.add_argument("--rate", help="target trigger rate (e.g. 1kHz, 5Hz, 30/day)")
     target.add_argument("--events-per-day", type=float, help="target number of events per day")
     target.add_argument("--fpr", type=float, help="target weighted SM fraction (false-positive rate)")
-    p.add_argument("--input-rate", help="rate of the input stream (e.g. 100kHz); default: "
+    p.add_argument("--input-rate", help="rate of the input stream (e.g. 100kHz); if not given, "
                    "sigma_total x luminosity")
     p.add_argument("--luminosity", type=float, default=None,
                    help="instantaneous luminosity in cm^-2 s^-1 used when --input-rate is not "
-                   "given (default: average of rates.luminosity_fb_per_month)")
-    p.add_argument("--score", default=None, help="score name (default: the model's default score)")
+                   "given; if not given either, the average of rates.luminosity_fb_per_month")
+    p.add_argument("--score", default=None,
+                   help="score name (loss, nll, kl, mu2, mu2_q, kl_q); if not given, the model's "
+                   "default (nll for hlf_vae, mu2_q for l1_vae)")
     p.add_argument("--data", nargs="+", default=None, metavar="FILE",
                    help="background files to set the cut on (all events) instead of the model's "
                    "validation split")

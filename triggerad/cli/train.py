@@ -10,6 +10,7 @@ and ``config.resolved.yaml``; it appears only once training is complete.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from triggerad.cli import add_command
@@ -44,6 +45,9 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     """Load the config, apply the flags, train and print a summary."""
+    if args.epochs is not None and args.epochs <= 0:
+        raise ConfigError(f"--epochs: expected a positive integer, found {args.epochs!r}")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     from anomaly.train import TrainConfig, train
     from triggerad.config import load, resolve_config
 
@@ -54,8 +58,6 @@ def run(args) -> int:
     if args.reader:
         overrides.setdefault("data", {})["reader"] = args.reader
     if args.epochs is not None:
-        if args.epochs <= 0:
-            raise ConfigError(f"--epochs: expected a positive integer, found {args.epochs!r}")
         overrides["training"] = {"epochs": args.epochs}
     cfg = load(TrainConfig, path, overrides)
     out = Path(args.out) if args.out else Path("models") / path.stem

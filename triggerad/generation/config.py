@@ -242,6 +242,8 @@ class OutputConfig:
 
     Attributes
     ----------
+    events : int
+        Default generated events per process (``--events`` overrides it).
     formats : list of {"h5", "root"}
         Files written for the background cocktail and each signal.
     job_size : int
@@ -251,15 +253,16 @@ class OutputConfig:
         Events per ``pythia.nextBatch`` call.
     """
 
+    events: int = 10_000
     formats: list[Literal["h5", "root"]] = field(default_factory=lambda: ["h5", "root"])
     job_size: int = 2000
     batch_size: int = 250
 
     def __post_init__(self) -> None:
-        if self.job_size <= 0 or self.batch_size <= 0:
+        if min(self.events, self.job_size, self.batch_size) <= 0:
             raise ValueError(
-                f"job_size and batch_size must be positive, found {self.job_size!r}, "
-                f"{self.batch_size!r}"
+                f"events, job_size and batch_size must be positive, found {self.events!r}, "
+                f"{self.job_size!r}, {self.batch_size!r}"
             )
 
 

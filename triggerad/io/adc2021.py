@@ -19,7 +19,7 @@ import numpy as np
 from triggerad import atomic, schema
 from triggerad.errors import InputFileError, ShapeError, TriggerADError, missing_field
 from triggerad.events import EventBatch
-from triggerad.io.base import Reader
+from triggerad.io.base import Reader, check_readable
 from triggerad.io.common import load_branch_map, low_level_errors
 
 #: ``Particles_Names`` and ``Particles_Classes`` exactly as in the public files.
@@ -87,6 +87,7 @@ class Adc2021Reader(Reader):
 
     def num_entries(self, path) -> int:
         """Number of events (length of the ``Particles`` dataset)."""
+        check_readable(path)
         with _open(str(path)) as file:
             return int(self._particles(str(path), file).shape[0])
 

@@ -23,7 +23,7 @@ from triggerad.errors import (
     missing_field,
 )
 from triggerad.events import EventBatch
-from triggerad.io.base import Reader
+from triggerad.io.base import Reader, check_readable
 from triggerad.io.common import load_branch_map, low_level_errors
 from triggerad.io.rootio import RootReader, per_event
 
@@ -114,6 +114,7 @@ class ParquetReader(Reader):
 
     def num_entries(self, path) -> int:
         """Number of rows of the parquet file."""
+        check_readable(path)
         return int(self._file(str(path)).metadata.num_rows)
 
     def _read(self, path: str, start: int, stop: int) -> EventBatch:

@@ -113,71 +113,76 @@ class ObjectTreeReader(RootReader):
         """b-tag decisions from the padded raw b-tag branch values."""
         raise NotImplementedError
 
+    def _fetch(self, path: str, start: int, stop: int, section, keys, required: bool,
+               raw: dict) -> dict:
+        """Read the branches ``section.<key>`` (None for an absent optional one) into ``raw``."""
+        out = {}
+        for key in keys:
+            name = getattr(section, key)
+            arr = self.branch(path, name, start, stop, required=required) if name else None
+            if arr is not None:
+                raw[name] = arr
+            out[key] = arr
+        return out
+
     def _read(self, path: str, start: int, stop: int) -> EventBatch:
         bmap = self.branch_map
         raw: dict = {}
-        defaults: list[str] = []
 
-        def get(name, what, required=False):
-            arr = self.branch(path, name, start, stop, required=required) if name else None
-            if arr is None and not required:
+        def fetch(section, required, optional):
+            return (self._fetch(path, start, stop, section, required, True, raw)
+                    | self._fetch(path, start, stop, section, optional, False, raw))
+
+        lepton_keys = ("charge", *_ISO_COMPONENTS, "iso_total")
+        leptons = {"electron": fetch(bmap.electron, ("pt", "eta", "phi"), lepton_keys),
+                   "muon": fetch(bmap.muon, ("pt", "eta", "phi"), lepton_keys)}
+        jet = fetch(bmap.jet, ("pt", "eta", "phi"), ("mass", "btag"))
+        met = fetch(bmap.met, ("pt", "phi"), ())
+        event = fetch(bmap.event, (), (*_EVENT_FIELDS, "process"))
+        bad = self.check_raw_nonfinite(path, start, raw)
+
+        defaults: list[str] = []
+        collections = {key: self._lepton(key, arrays, defaults) for key, arrays in leptons.items()}
+        width = padded(jet["pt"]).shape[1]
+        jets = {k: padded(jet[k], width=width) for k in ("pt", "eta", "phi", "mass") if jet[k]
+                is not None}
+        if jet["btag"] is not None:
+            jets["btag"] = self.btag(padded(jet["btag"], np.float64, width=width))
+        defaults += [what for k, what in (("mass", "jet mass (0)"), ("btag", "jet b-tag (False)"))
+                     if jet[k] is None]
+        n = len(met["pt"])
+        fields = {}
+        for name, (dtype, what) in _EVENT_FIELDS.items():
+            if event[name] is None:
                 defaults.append(what)
             else:
-                raw[name] = arr
-            return arr
-
-        leptons = {}
-        for key, sec in (("electron", bmap.electron), ("muon", bmap.muon)):
-            pt, eta, phi = (get(getattr(sec, k), "", required=True) for k in ("pt", "eta", "phi"))
-            charge = get(sec.charge, f"{key} charge (0)")
-            comps = {}
-            for comp in _ISO_COMPONENTS + ("iso_total",):
-                name = getattr(sec, comp)
-                comps[comp] = self.branch(path, name, start, stop, required=False) if name else None
-                if comps[comp] is not None:
-                    raw[name] = comps[comp]
-            leptons[key] = (pt, eta, phi, charge, comps)
-        jet_arrays = {k: get(getattr(bmap.jet, k), "", required=True) for k in ("pt", "eta", "phi")}
-        jet_mass = get(bmap.jet.mass, "jet mass (0)")
-        jet_btag = get(bmap.jet.btag, "jet b-tag (False)")
-        met_pt = get(bmap.met.pt, "", required=True)
-        met_phi = get(bmap.met.phi, "", required=True)
-        event_raw = {f: get(getattr(bmap.event, f), what) for f, (_, what) in _EVENT_FIELDS.items()}
-        process = get(bmap.event.process, "process label ('data')")
-
-        bad = self.check_raw_nonfinite(path, start, raw)
-        n = len(met_pt)
-        collections = {}
-        for key, (pt, eta, phi, charge, comps) in leptons.items():
-            pt_np = padded(pt)
-            coll = {"pt": pt_np, "eta": padded(eta, width=pt_np.shape[1]),
-                    "phi": padded(phi, width=pt_np.shape[1])}
-            if charge is not None:
-                coll["charge"] = padded(charge, np.int8, width=pt_np.shape[1])
-            coll["iso"] = self._isolation(key, pt_np, comps, defaults)
-            collections[key] = coll
-        width = padded(jet_arrays["pt"]).shape[1]
-        jets = {k: padded(v, width=width) for k, v in jet_arrays.items()}
-        if jet_mass is not None:
-            jets["mass"] = padded(jet_mass, width=width)
-        if jet_btag is not None:
-            jets["btag"] = self.btag(padded(jet_btag, np.float64, width=width))
-
-        fields = {
-            f: per_event(arr, _EVENT_FIELDS[f][0]) for f, arr in event_raw.items() if arr is not None
-        }
-        if "event" not in fields:
-            fields["event"] = np.arange(start, start + n, dtype=np.int64)
-        if process is not None:
-            fields["process"] = self.process_labels(path, per_event(process, np.int64))
+                fields[name] = per_event(event[name], dtype)
+        fields.setdefault("event", np.arange(start, start + n, dtype=np.int64))
+        if event["process"] is None:
+            defaults.append("process label ('data')")
+        else:
+            fields["process"] = self.process_labels(path, per_event(event["process"], np.int64))
         batch = from_collections(
-            per_event(met_pt, np.float32), per_event(met_phi, np.float32),
+            per_event(met["pt"], np.float32), per_event(met["phi"], np.float32),
             collections["electron"], collections["muon"], jets, **fields,
         )
         batch.defaults = tuple(dict.fromkeys(defaults))
         if bad.any():  # poisoned: the base reader drops them keeping their entry numbers
             batch.objects[bad, 0, 0] = np.nan
         return batch
+
+    def _lepton(self, key: str, arrays: dict, defaults: list) -> dict:
+        """Padded pt/eta/phi/charge/iso of one lepton collection for ``from_collections``."""
+        pt = padded(arrays["pt"])
+        coll = {"pt": pt, "eta": padded(arrays["eta"], width=pt.shape[1]),
+                "phi": padded(arrays["phi"], width=pt.shape[1])}
+        if arrays["charge"] is None:
+            defaults.append(f"{key} charge (0)")
+        else:
+            coll["charge"] = padded(arrays["charge"], np.int8, width=pt.shape[1])
+        comps = {k: arrays[k] for k in (*_ISO_COMPONENTS, "iso_total")}
+        coll["iso"] = self._isolation(key, pt, comps, defaults)
+        return coll
 
     def _isolation(self, key: str, pt: np.ndarray, comps: dict, defaults: list) -> np.ndarray:
         """(n, m, 3) relative isolation [charged, photon, neutral] of one lepton collection."""

@@ -21,7 +21,7 @@ from triggerad.errors import (
     TriggerADError,
     missing_field,
 )
-from triggerad.io.base import Reader
+from triggerad.io.base import Reader, check_readable
 from triggerad.io.common import low_level_errors
 
 log = logging.getLogger(__name__)
@@ -67,12 +67,13 @@ class RootReader(Reader):
         The key holds the path, modification time and size, so a rewritten file is reopened.
         """
         path = str(path)
+        check_readable(path)
         stat = os.stat(path)
         key = (path, stat.st_mtime_ns, stat.st_size)
-        if self._open is None or self._open[0] != key:
-            if self._open is not None:
-                self._open[1].close()
-                self._open = None
+        opened = self._open
+        if opened is None or opened[0] != key:
+            # The previous file is not closed explicitly: another thread may still be reading it;
+            # it closes when its last reference goes.
             file = open_root(path)
             names = tree_names(path, file)
             if self.tree_name not in names:
@@ -87,8 +88,12 @@ class RootReader(Reader):
                 raise InputFileError(
                     f"{path}: cannot read tree {self.tree_name!r} (truncated or corrupt?): {err}"
                 ) from err
-            self._open = (key, file, tree, branches)
-        return self._open
+            opened = self._open = (key, file, tree, branches)
+        return opened
+
+    def __getstate__(self) -> dict:
+        """Pickle without the open file (readers are sent to Dask workers)."""
+        return {**self.__dict__, "_open": None}
 
     def num_entries(self, path) -> int:
         """Number of entries of the tree in ``path``."""

@@ -1,0 +1,97 @@
+"""``trigger-ad firmware``: hls4ml HLS project of a quantized anomaly encoder with its score.
+
+The top function takes the raw trigger objects in fixed point, normalises them, runs the QKeras
+encoder, computes score = sum of mu^2 and the trigger bit (score > the model's threshold). The C
+simulation is compared bit for bit with a Keras reference of the same graph on validation events.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from triggerad.cli import add_command
+from triggerad.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: Scores the firmware computes (sum of mu^2); thresholds on other scores cannot be used.
+FIRMWARE_SCORES = ("mu2_q", "mu2")
+
+
+def register(subparsers) -> None:
+    """Add the ``firmware`` subcommand."""
+    p = add_command(
+        subparsers,
+        "firmware",
+        "hls4ml HLS project of the quantized encoder + score + trigger bit, verified in C simulation",
+        "trigger-ad firmware models/l1_vae --config firmware --out hls_l1_vae/\n"
+        "trigger-ad firmware models/l1_vae --config my_fw.yaml --out prj/ --events 20000 --sweep",
+        description=__doc__,
+    )
+    p.add_argument("model", help="trained model folder (with threshold.json)")
+    p.add_argument("--config", default="firmware",
+                   help="firmware YAML file or packaged config name")
+    p.add_argument("--out", required=True, help="HLS project folder to write")
+    p.add_argument("--events", type=int, default=None,
+                   help="validation events to C-simulate (default: the config's n_events; 0: all)")
+    p.add_argument("--sweep", action="store_true",
+                   help="also try the config's accumulator/result widths (one compile each)")
+    p.set_defaults(func=run)
+
+
+def trigger_inputs(art):
+    """:class:`firmware.emit.TriggerInputs` of a model artifact (needs its threshold on mu^2)."""
+    from firmware.emit import TriggerInputs
+
+    thr = art.threshold
+    if thr is None:
+        raise ConfigError(f"{art.path}: no threshold.json; run `trigger-ad threshold {art.path} "
+                          "--rate ...` first (the firmware needs the cut for the trigger bit)")
+    if thr.get("score") not in FIRMWARE_SCORES:
+        raise ConfigError(f"{art.path}/threshold.json: the firmware computes the score sum of mu^2 "
+                          f"({', '.join(FIRMWARE_SCORES)}), found threshold on {thr.get('score')!r}")
+    return TriggerInputs(art.quantized_encoder(), art.mean, art.scale, list(art.input_names),
+                         float(thr["value"]), thr["score"])
+
+
+def run(args) -> int:
+    """Build, validate and write the HLS project; print the agreement and where it is."""
+    from anomaly.artifact import load_artifact
+    from anomaly.data import load_split
+    from firmware.config import load_config
+    from firmware.emit import build_trigger_project, synthesis_command
+    from triggerad.config import resolve_config
+    from triggerad.provenance import write_provenance
+
+    config_path = resolve_config(args.config)
+    cfg = load_config(config_path)
+    art = load_artifact(args.model)
+    inputs = trigger_inputs(art)
+    x_raw = art.inputs(load_split(art.data_info, "val"))
+    n = cfg.validation.n_events if args.events is None else args.events
+    if n:
+        x_raw = x_raw[:n]
+    extra = {"model": str(args.model), "config_file": str(config_path), "events": len(x_raw),
+             "sweep": args.sweep}
+    summary = build_trigger_project(
+        inputs, x_raw, cfg, args.out, sweep=args.sweep,
+        provenance=lambda folder: write_provenance(folder, "firmware", cfg, extra),
+    )
+    float_ref = summary["vs_float_pipeline"]
+    print(f"HLS project written to {args.out}/ (synthesise there with: "
+          f"{synthesis_command(cfg.hls.backend)})")
+    print(f"C simulation vs Keras reference on {summary['n_events']} validation events: decision "
+          f"agreement {summary['decision_agreement']:.6f}, max score diff "
+          f"{summary['max_score_diff_lsb']:g} LSB ({summary['csim_seconds']:.1f} s)")
+    print(f"fixed point vs float pipeline: decision agreement "
+          f"{float_ref['decision_agreement']:.6f}, max score diff "
+          f"{float_ref['max_score_diff_lsb']:.3g} LSB")
+    print(f"total MACs {summary['total_macs']}; synthesis run: {summary['synthesis_run']}")
+    for row in summary["sweep"]:
+        print(f"  sweep width {row['width']:>2}: agreement {row['decision_agreement']:.6f}, "
+              f"max diff {row['max_score_diff_lsb']:g} LSB")
+    if summary["decision_agreement"] < cfg.validation.min_agreement:
+        log.error("decision agreement %.6f is below validation.min_agreement %.6f",
+                  summary["decision_agreement"], cfg.validation.min_agreement)
+        return 1
+    return 0
