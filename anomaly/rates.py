@@ -20,6 +20,7 @@ Example
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ PB_CM2 = 1e-36
 INV_FB_CM2 = 1e39
 #: Default confidence level of rate intervals (one Gaussian sigma).
 ONE_SIGMA_CL = 0.6827
+
+log = logging.getLogger(__name__)
 
 _HZ_UNITS = {"": 1.0, "hz": 1.0, "khz": 1e3, "mhz": 1e6, "ghz": 1e9}
 _PER_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "min": 60.0, "minute": 60.0, "h": 3600.0,
@@ -261,23 +264,30 @@ def rate_at_cut(
 def check_statistics(result: RateResult, target_fraction: float, min_events: float = 10) -> None:
     """Refuse a rate measured with too few background events above the cut.
 
+    The refusal counts the (unweighted) events above the cut; when they are enough but their
+    Kish effective number is not (very unequal weights), a warning is logged instead (the
+    Clopper-Pearson interval, computed on effective counts, is then wide).
+
     Raises
     ------
     StatisticsError
-        When fewer than ``min_events`` (effective) background events pass; the message says how
-        many (effective) background events are needed: about ``min_events / target_fraction``.
+        When fewer than ``min_events`` background events pass; the message says how many
+        background events are needed: about ``min_events / target_fraction``.
     """
-    k = min(result.k_eff, result.n_above)
-    if k >= min_events:
-        return
-    needed = math.ceil(min_events / target_fraction)
-    raise StatisticsError(
-        f"only {result.n_above} background events ({result.k_eff:.1f} effective) pass the cut at a "
-        f"target fraction of {target_fraction:.3g}; at least {min_events:g} are needed for a "
-        f"meaningful rate, i.e. about {needed} effective background events in total "
-        f"(~{min_events:g}/fraction); this sample has {result.n_total} events "
-        f"({result.n_eff:.1f} effective). Use a larger background sample or a higher rate."
-    )
+    if result.n_above < min_events:
+        needed = math.ceil(min_events / target_fraction)
+        raise StatisticsError(
+            f"only {result.n_above} background events pass the cut at a target fraction of "
+            f"{target_fraction:.3g}; at least {min_events:g} are needed for a meaningful rate, i.e. "
+            f"about {needed} background events in total (~{min_events:g}/fraction, more when the "
+            f"weights vary); this sample has {result.n_total} events ({result.n_eff:.1f} "
+            "effective). Use a larger background sample or a higher rate."
+        )
+    if result.k_eff < min_events:
+        log.warning(
+            "%d background events pass the cut but only %.1f effective ones (unequal weights); "
+            "the rate interval is wide", result.n_above, result.k_eff,
+        )
 
 
 def rate_curve(

@@ -109,7 +109,7 @@ def threshold_record(
     cl : float
         Confidence level of the rate interval.
     min_events : float
-        Refuse (:class:`~triggerad.errors.StatisticsError`) when fewer (effective) background
+        Refuse (:class:`~triggerad.errors.StatisticsError`) when fewer background
         events pass the cut.
 
     Returns
@@ -216,7 +216,8 @@ class RatesConfig:
     cl : float
         Confidence level of the Clopper-Pearson rate interval.
     min_events_above : float
-        Refuse a threshold when fewer (effective) background events pass.
+        Refuse a threshold when fewer background events pass (a warning when only their
+        effective number is lower).
     """
 
     luminosity_fb_per_month: float = 5.0

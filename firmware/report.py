@@ -64,7 +64,7 @@ def layer_table(hls_model) -> list[dict]:
     """One row per firmware layer: shapes, types, multiplications and the DSP/LUT estimate."""
     rows = []
     for layer in hls_model.get_layers():
-        ins = [layer.model.get_layer_output_variable(name) for name in layer.inputs]
+        ins = [layer.get_input_variable(name) for name in layer.inputs]
         out = layer.get_output_variable()
         mults, nonzero, b_bits, const = _multiplications(layer)
         a_bits = int(ins[0].type.precision.width) if ins else 0

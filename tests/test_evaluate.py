@@ -208,7 +208,7 @@ def test_threshold_then_evaluate_end_to_end(tmp_path, capsys):
 
     # too few validation events for 10 Hz of 100 kHz (1e-4 of 1200 events)
     assert main(["threshold", str(model), "--rate", "10Hz", "--input-rate", "100kHz"]) == 2
-    assert "about 100000 effective background events" in capsys.readouterr().err
+    assert "about 100000 background events in total" in capsys.readouterr().err
 
     assert main(["threshold", str(model), "--rate", "2kHz", "--input-rate", "100 kHz"]) == 0
     thr = json.loads((model / "threshold.json").read_text())

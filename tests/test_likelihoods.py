@@ -119,7 +119,7 @@ def test_initial_output_bias_is_the_marginal_fit():
     t = np.array([[0.0, 1.0, 3.0, -1.0], [np.e, 0.0, 5.0, 1.0], [np.e, 1.0, 4.0, 0.0],
                   [np.e, 1.0, 4.0, 0.0]])
     bias = lk.initial_output_bias(t, fams)
-    assert bias.shape == (lk.n_outputs(fams),) == (8,)
+    assert bias.shape == (lk.n_outputs(fams),) == (7,)
     np.testing.assert_allclose(bias[0], np.log(0.25 / 0.75), rtol=1e-6)  # zero-fraction logit
     np.testing.assert_allclose(bias[1], 1.0, rtol=1e-6)  # mean of log(t) over t > 0
     np.testing.assert_allclose(bias[3], np.log(3.0), rtol=1e-6)  # Bernoulli logit of p = 3/4

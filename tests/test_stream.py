@@ -287,10 +287,17 @@ def test_dask_equals_local(model, stream, reference, tmp_path):
     assert_same_output(tmp_path / "out", reference)
 
 
-def test_rate_control_end_to_end(model, stream, reference, tmp_path):
-    out = tmp_path / "out"
+@pytest.fixture(scope="module")
+def controlled(model, stream, tmp_path_factory) -> Path:
+    """An uninterrupted run with the threshold controller."""
+    out = tmp_path_factory.mktemp("controlled") / "out"
     assert main(score_args(model, stream, out, "--score", "mu2_q", "--rate-control",
                            "rate-control")) == 0
+    return out
+
+
+def test_rate_control_end_to_end(controlled, reference):
+    out = controlled
     table = score_table(out)
     blocks = pd.read_csv(out / "blocks.csv")
     log = [json.loads(x) for x in (out / "threshold_log.jsonl").read_text().splitlines()]
@@ -305,6 +312,21 @@ def test_rate_control_end_to_end(model, stream, reference, tmp_path):
     np.testing.assert_array_equal(table["accepted"][first], ref["accepted"][first])
     anomalies = pd.read_parquet(out / "anomalies.parquet")
     assert len(anomalies) == table["accepted"].sum()
+
+
+def test_rate_control_resume_is_identical(model, stream, controlled, tmp_path):
+    """The controller state recorded in the manifest makes a resumed selection identical."""
+    out = tmp_path / "out"
+    shutil.copytree(controlled, out)
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    (out / "manifest.jsonl").write_text("\n".join(lines[:7]) + "\n")
+    for name in ("summary.json", "anomalies.parquet", "threshold_log.jsonl"):
+        (out / name).unlink()
+    assert main(score_args(model, stream, out, "--score", "mu2_q", "--rate-control",
+                           "rate-control")) == 0
+    assert json.loads((out / "summary.json").read_text())["resumed_units"] == 7
+    assert_same_output(out, controlled)
+    assert json.loads((out / "summary.json").read_text())["controller"]["threshold_changes"] > 0
 
 
 def test_corrupt_file_listed_and_rest_scored(model, stream, tmp_path):

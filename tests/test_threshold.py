@@ -128,14 +128,14 @@ def test_threshold_record_rate_and_interval():
 def test_refuses_low_statistics_with_needed_count():
     scores = np.random.default_rng(2).normal(size=500)
     # 1 % of 500 events = 5 events above the cut, 10 needed -> 10 / 0.01 = 1000 events needed
-    with pytest.raises(StatisticsError, match=r"only 5 background events .* about 1000 effective"):
+    with pytest.raises(StatisticsError, match=r"only 5 background events .* about 1000 background"):
         threshold_record(scores, np.ones(500), Target(rate=1e3), input_rate_hz=1e5)
     # the same sample is fine at 4 %
     rec = threshold_record(scores, np.ones(500), Target(fpr=0.04), input_rate_hz=1e5)
     assert rec["n_background_above"] == 20
 
 
-def test_refusal_counts_effective_events():
+def test_few_effective_events_warn(caplog):
     # 200 events pass, but one of them carries most of their weight: ~13 effective events
     scores = np.random.default_rng(5).normal(size=10_000)
     weights = np.ones(10_000)
@@ -144,8 +144,12 @@ def test_refusal_counts_effective_events():
     rec = threshold_record(scores, weights, Target(fpr=fpr), input_rate_hz=1.0, min_events=10)
     assert rec["n_background_above"] == 200
     np.testing.assert_allclose(rec["k_eff"], 1199 / 10999 * 10999**2 / (9999 + 1e6))
-    with pytest.raises(StatisticsError, match=r"only 200 background events \(13.1 effective\)"):
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="anomaly.rates"):
         threshold_record(scores, weights, Target(fpr=fpr), input_rate_hz=1.0, min_events=50)
+    assert "200 background events pass the cut but only 13.1 effective" in caplog.text
+    with pytest.raises(StatisticsError, match="only 200 background events"):
+        threshold_record(scores, weights, Target(fpr=fpr), input_rate_hz=1.0, min_events=201)
 
 
 def test_targets_and_units():

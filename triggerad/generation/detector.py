@@ -154,7 +154,9 @@ class Detector:
             for pdg, lcfg in ((11, cfg.electron), (13, cfg.muon))
         }
         used = np.concatenate([leptons[11].pop("vis_index"), leptons[13].pop("vis_index")])
-        keep = np.ones(len(vis.id), dtype=bool)
+        keep = (vis.pt > cfg.jet.constituent_pt_min) & (
+            np.abs(vis.eta) < cfg.jet.eta_max + cfg.jet.radius
+        )
         keep[used] = False
         jets = self._jets(vis.select(keep), particles, n)
         met_pt, met_phi = self._met(vis)
