@@ -446,6 +446,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     methods.update(report.get("baselines", {}))
     parts += [
         "\n## Efficiencies at the same SM rate (cut on the evaluation sample)\n\n",
+        f"Every score below is cut on the {ev['split']} SM sample at the threshold's target "
+        f"fraction {thr['fpr']:.3g} (the table above uses the stored cut). Baselines: plain "
+        "autoencoder (MSE), IsolationForest, a supervised classifier per signal (trained on half "
+        "of the signal, evaluated on the other half: an upper bound), and single-variable cuts.\n\n",
         _table(["method", *signals],
                [[m, *(row.get(s, {}).get("efficiency") for s in signals)] for m, row in methods.items()]),
     ]

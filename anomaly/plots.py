@@ -48,13 +48,15 @@ def score_distributions(
     """Unit-area score histograms per SM process (weighted) and per signal, log y, with the cut."""
     fig, ax = _figure()
     bins = _bins(bkg_scores, *signals.values())
-    for proc in sorted(set(bkg_process.tolist())):
+    filled, lines = plt.get_cmap("Pastel1").colors, plt.get_cmap("Dark2").colors
+    for i, proc in enumerate(sorted(set(bkg_process.tolist()))):
         sel = bkg_process == proc
         ax.hist(np.clip(bkg_scores[sel], bins[0], bins[-1]), bins=bins, weights=bkg_weights[sel],
-                density=True, histtype="stepfilled", alpha=0.3, label=f"SM {proc}")
-    for name, scores in signals.items():
+                density=True, histtype="stepfilled", alpha=0.6, color=filled[i % len(filled)],
+                label=f"SM {proc}")
+    for i, (name, scores) in enumerate(signals.items()):
         ax.hist(np.clip(scores, bins[0], bins[-1]), bins=bins, density=True, histtype="step",
-                linewidth=2, label=name)
+                linewidth=2, color=lines[i % len(lines)], label=name)
     ax.axvline(cut, color="k", linestyle="--", label="threshold")
     ax.set_yscale("log")
     ax.set_xlabel(f"score {score_name}")

@@ -287,7 +287,7 @@ class ValidationSection:
     n_events: int = 100_000
     batch_size: int = 20_000
     testbench_events: int = 1000
-    sweep_widths: list[int] = field(default_factory=lambda: [10, 12, 14, 16])
+    sweep_widths: list[int] = field(default_factory=lambda: [8, 10, 12, 14, 16])
     min_agreement: float = 0.999
 
     def __post_init__(self) -> None:

@@ -64,11 +64,11 @@ def layer_table(hls_model) -> list[dict]:
     """One row per firmware layer: shapes, types, multiplications and the DSP/LUT estimate."""
     rows = []
     for layer in hls_model.get_layers():
-        ins = [layer.get_input_variable(name) for name in layer.inputs]
+        ins = [v for v in map(layer.get_input_variable, layer.inputs) if v is not None]
         out = layer.get_output_variable()
         mults, nonzero, b_bits, const = _multiplications(layer)
         a_bits = int(ins[0].type.precision.width) if ins else 0
-        weight = layer.weights.get("weight")
+        weight = layer.weights.get("weight", layer.weights.get("scale"))
         kind = multiplier_kind(a_bits, b_bits, const) if mults else ""
         rows.append({
             "name": layer.name,

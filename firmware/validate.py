@@ -131,44 +131,59 @@ def validate_trigger(hls_model, keras_model, x_fixed: np.ndarray, score_type: Fi
     return TriggerValidation(exact, disagree, csim, keras_s, np.ravel(score_fw), np.ravel(bit_fw))
 
 
-def mac_layer_types(hls_model) -> dict[str, tuple[int, bool]]:
-    """``{layer: (integer bits, signed)}`` of the result type of every Dense/Conv layer."""
-    out = {}
-    for layer in hls_model.get_layers():
-        if layer.class_name in ("Dense", "Conv1D", "Conv2D", "PointwiseConv1D", "PointwiseConv2D"):
-            p = layer.get_output_variable().type.precision
-            out[layer.name] = (int(p.integer), bool(p.signed))
-    return out
+def mac_layer_names(hls_model) -> list[str]:
+    """Names of the Dense/Conv layers of the firmware (whose widths the sweep varies)."""
+    return [layer.name for layer in hls_model.get_layers()
+            if layer.class_name in ("Dense", "Conv1D", "Conv2D", "PointwiseConv1D", "PointwiseConv2D")]
 
 
-def sweep_overrides(exact_types: dict[str, tuple[int, bool]], width: int) -> dict[str, dict[str, str]]:
-    """Per-layer accum/result types of ``width`` bits keeping the exact types' integer bits."""
-    overrides = {}
-    for name, (integer, signed) in exact_types.items():
-        text = f"ap_{'' if signed else 'u'}fixed<{width},{integer}>"
-        overrides[name] = {"accum": text, "result": text}
-    return overrides
+def observed_integer_bits(keras_model, x, names: list[str], batch_size: int) -> dict[str, int]:
+    """Signed integer bits covering the largest |output| of each named layer on ``x``."""
+    from tensorflow import keras
+
+    probe = keras.Model(keras_model.inputs, [_output_in(keras_model, n) for n in names])
+    outs = keras_reference(probe, x, batch_size)
+    return {n: max(1, int(np.floor(np.log2(max(np.max(np.abs(o)), 1e-9)))) + 2)
+            for n, o in zip(names, outs, strict=True)}
+
+
+def _output_in(keras_model, name: str):
+    """Output tensor of layer ``name`` in ``keras_model``'s graph (layers may be shared)."""
+    layer = keras_model.get_layer(name)
+    for i in range(len(layer.inbound_nodes)):
+        if f"{name}_ib-{i}" in keras_model._network_nodes:
+            return layer.get_output_at(i)
+    return layer.output
+
+
+def sweep_overrides(integer_bits: dict[str, int], width: int) -> dict[str, dict[str, str]]:
+    """Accum/result types ``ap_fixed<width, I, AP_RND_CONV, AP_SAT>`` per layer (``I`` given)."""
+    return {name: dict.fromkeys(("accum", "result"),
+                                f"ap_fixed<{width},{min(bits, width)},AP_RND_CONV,AP_SAT>")
+            for name, bits in integer_bits.items()}
 
 
 def precision_sweep(keras_model, cfg: FirmwareConfig, hls_model, x_fixed: np.ndarray,
                     reference: tuple[np.ndarray, np.ndarray], workdir: str | Path) -> list[dict]:
     """Agreement vs accumulator/result width of the Dense/Conv layers.
 
-    For each width in ``cfg.validation.sweep_widths`` every Dense/Conv accumulator and result
-    becomes ``ap_fixed<width, I>`` with ``I`` the integer bits of the exact (``auto``) type, i.e.
-    fractional bits are dropped (truncation). Each point is converted, compiled and run on
-    ``x_fixed``, and compared with ``reference`` (exact firmware scores and bits).
+    For each width ``W`` in ``cfg.validation.sweep_widths`` every Dense/Conv accumulator and
+    result becomes ``ap_fixed<W, I, AP_RND_CONV, AP_SAT>``, with ``I`` the signed integer bits
+    covering the largest value that layer produces on ``x_fixed`` (instead of the exact ``auto``
+    widths). Each point is converted, compiled, run on ``x_fixed`` and compared with
+    ``reference`` (the exact firmware's scores and bits).
 
     Returns
     -------
     list of dict
         ``width``, ``types`` and the :class:`Agreement` fields per width.
     """
-    exact_types = mac_layer_types(hls_model)
+    bits = observed_integer_bits(keras_model, x_fixed, mac_layer_names(hls_model),
+                                 cfg.validation.batch_size)
     score_type = parse_fixed(cfg.precision.score)
     rows = []
     for width in cfg.validation.sweep_widths:
-        overrides = sweep_overrides(exact_types, width)
+        overrides = sweep_overrides(bits, width)
         model = compile_model(keras_model, cfg, Path(workdir) / f"sweep_w{width}", overrides)
         score, bit = predict(model, x_fixed, cfg.validation.batch_size)
         agreement, _ = compare_scores(score, bit, reference[0], reference[1], score_type)
@@ -180,5 +195,5 @@ def precision_sweep(keras_model, cfg: FirmwareConfig, hls_model, x_fixed: np.nda
 
 
 __all__ = ["Agreement", "TriggerValidation", "compare_scores", "keras_reference",
-           "mac_layer_types", "max_output_diff_lsb", "precision_sweep", "sweep_overrides",
+           "mac_layer_names", "max_output_diff_lsb", "observed_integer_bits", "precision_sweep", "sweep_overrides",
            "validate_trigger"]

@@ -64,6 +64,15 @@ def test_threshold_conversion_rounds_to_nearest_lsb():
     assert threshold_units(5000.0, t) == 2**18 - 1  # above range: saturates (never fires)
 
 
+def test_sweep_overrides_keep_observed_integer_bits():
+    from firmware.validate import sweep_overrides
+
+    over = sweep_overrides({"q_dense_0": 5, "q_mu": 20}, 12)
+    assert over["q_dense_0"] == {"accum": "ap_fixed<12,5,AP_RND_CONV,AP_SAT>",
+                                 "result": "ap_fixed<12,5,AP_RND_CONV,AP_SAT>"}
+    assert over["q_mu"]["result"] == "ap_fixed<12,12,AP_RND_CONV,AP_SAT>"  # capped at the width
+
+
 def test_multiplier_rule():
     assert multiplier_kind(8, 6, b_constant=True) == "LUT"
     assert multiplier_kind(16, 6, b_constant=True) == "LUT"
@@ -250,14 +259,18 @@ def test_cli_writes_validated_project(trained, tmp_path, monkeypatch):
     monkeypatch.setattr(anomaly.artifact, "load_artifact", lambda path: art)
     monkeypatch.setattr(anomaly.data, "load_split", lambda info, name: x)
     cfg = tmp_path / "fw.yaml"
-    cfg.write_text("validation:\n  testbench_events: 50\n  n_events: 0\n")
+    cfg.write_text("validation:\n  testbench_events: 50\n  n_events: 0\n  sweep_widths: [12]\n")
     prj = tmp_path / "prj"
     assert main(["firmware", str(art.path), "--config", str(cfg), "--out", str(prj),
-                 "--events", "2500"]) == 0
+                 "--events", "2500", "--sweep"]) == 0
     report = json.loads((prj / "firmware_report.json").read_text())
     assert report["n_events"] == 2500
     assert report["decision_agreement"] == 1.0 and report["max_score_diff_lsb"] == 0.0
     assert report["synthesis_run"] is False
+    (point,) = report["sweep"]
+    assert point["width"] == 12 and point["n_events"] == 2500
+    assert point["types"]["q_dense_0"].startswith("ap_fixed<12,")
+    assert point["decision_agreement"] >= 0.9  # 12-bit results still mostly agree
     assert report["total_macs"] == D + D * 8 + 8 * 4 + 4  # normalisation + 2 Dense + squares
     assert report["threshold_units"] == 384  # 1.5 / (1/256)
     assert "No synthesis was run" in (prj / "firmware_report.md").read_text()
@@ -268,3 +281,21 @@ def test_cli_writes_validated_project(trained, tmp_path, monkeypatch):
     np.testing.assert_array_equal(tb_in, parse_fixed(FirmwareConfig().precision.input).quantize(x[:50]))
     assert (prj / "disagreements.csv").read_text() == "event_index,score_firmware,bit_firmware\n"
     assert (prj / "build_prj.tcl").is_file() and (prj / "provenance.json").is_file()
+    _run_project_testbench(prj, tmp_path / "tb")
+
+
+def _run_project_testbench(prj, workdir):
+    """Build the project's own HLS test bench with g++, run it on tb_data, run check_csim.py."""
+    import subprocess
+    import sys
+
+    workdir.mkdir()
+    (workdir / "weights").symlink_to(prj / "firmware" / "weights")
+    (workdir / "tb_data").symlink_to(prj / "tb_data")
+    exe = workdir / "tb"
+    subprocess.run(["g++", "-std=c++14", "-O1", f"-I{prj / 'firmware'}",
+                    f"-I{prj / 'firmware' / 'ap_types'}", str(prj / "anomaly_trigger_test.cpp"),
+                    str(prj / "firmware" / "anomaly_trigger.cpp"), "-o", str(exe)], check=True)
+    subprocess.run([str(exe)], cwd=workdir, check=True, capture_output=True)
+    check = subprocess.run([sys.executable, "check_csim.py"], cwd=prj, capture_output=True, text=True)
+    assert check.returncode == 0 and "50 events, 0 differ" in check.stdout

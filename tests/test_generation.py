@@ -286,3 +286,27 @@ def test_packaged_configs_load(name):
         "LQ_btau", "A_4l", "h0_tautau", "hplus_taunu"}
     assert {p.group for p in cfg.processes.values() if p.kind == "sm"} == {
         "W", "Z", "ttbar", "QCD"}
+
+
+def test_fake_choice_proportional_to_probability():
+    n = 20000
+    qcd = QcdModelConfig(fake_ele_rate=0.02, fake_mu_rate=0.01, fake_power=-1.0)
+    jets = {"pt": np.tile([60.0, 30.0], (n, 1)), "eta": np.tile([0.0, 2.5], (n, 1)),
+            "phi": np.tile([0.0, 3.0], (n, 1)), "mass": np.zeros((n, 2)),
+            "btag": np.zeros((n, 2), bool)}
+    empty = {"pt": np.zeros((n, 0)), "eta": np.zeros((n, 0)), "phi": np.zeros((n, 0)),
+             "charge": np.zeros((n, 0), np.int8), "iso": np.zeros((n, 0, 3))}
+    reco = Reco(electrons=dict(empty), muons=dict(empty), jets=jets, met_pt=np.zeros(n),
+                met_phi=np.zeros(n), n_ch_had=np.zeros(n, np.int32),
+                n_neu_had=np.zeros(n, np.int32),
+                iso_particles=_particles([[(211, 1, 0, 0.0, -1.0, 0.0, 1)]] * n))
+    apply_fakes(reco, qcd, DetectorConfig(), np.random.default_rng(2))
+    # p: jet0 e 0.01, jet0 mu 0.005, jet1 e 0.02, jet1 mu 0 (|eta| 2.5 > 2.1); total 0.035
+    ele_from_jet0 = np.mean(reco.electrons["pt"][:, 0] == 0.8 * 60.0)
+    mu_from_jet0 = np.mean(reco.muons["pt"][:, 0] == 0.8 * 60.0)
+    ele_from_jet1 = np.mean(reco.electrons["pt"][:, 0] == 0.8 * 30.0)
+    np.testing.assert_allclose([ele_from_jet0, mu_from_jet0, ele_from_jet1],
+                               [0.01 / 0.035, 0.005 / 0.035, 0.02 / 0.035], atol=0.015)
+    assert np.all(reco.muons["pt"][:, 0] != 0.8 * 30.0)
+    np.testing.assert_array_equal(reco.electrons["charge"][:, 0] != 0,
+                                  reco.electrons["pt"][:, 0] > 0)
