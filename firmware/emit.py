@@ -203,7 +203,7 @@ def build_trigger_project(inputs: TriggerInputs, x_raw: np.ndarray, cfg: Firmwar
         shutil.rmtree(prj / ".sweep", ignore_errors=True)
         report.write_disagreements(prj, result)
         units = threshold_units(inputs.threshold, score_t)
-        layer = next(layer for layer in hls_model.get_layers() if layer.class_name == "BatchNormalization")
+        norm = model.get_layer("standardise")
         info = {
             "project_name": cfg.hls.project_name, "backend": cfg.hls.backend, "part": cfg.hls.part,
             "clock_period": cfg.hls.clock_period, "io_type": cfg.hls.io_type,
@@ -211,8 +211,7 @@ def build_trigger_project(inputs: TriggerInputs, x_raw: np.ndarray, cfg: Firmwar
             "input_names": list(inputs.input_names), "mean": list(inputs.mean),
             "scale": list(inputs.scale), "input_type": in_t.hls(), "input_lsb": in_t.lsb,
             "input_var": hls_model.get_input_variables()[0].name,
-            "scale_type": str(layer.get_weights("scale").type.precision),
-            "offset_type": str(layer.get_weights("bias").type.precision),
+            "scale_type": norm.scale_type, "offset_type": norm.offset_type,
             "normalised_type": prec.normalised, "score_type": score_t.hls(),
             "score_lsb": score_t.lsb, "threshold": inputs.threshold,
             "threshold_score": inputs.threshold_score, "threshold_units": units,

@@ -37,9 +37,8 @@ def threshold_units(value: float, score_type: Fixed) -> int:
     type's range; the firmware fires when ``score_units > threshold_units``. Rounding up or down
     moves the cut by at most half an LSB; the report gives the converted value.
     """
-    return int(score_type.with_modes("AP_RND_CONV", "AP_SAT").units(
-        score_type.with_modes("AP_RND_CONV", "AP_SAT").quantize(np.float64(value))
-    ))
+    nearest = score_type.with_modes("AP_RND_CONV", "AP_SAT")
+    return int(nearest.units(nearest.quantize(np.float64(value))))
 
 
 class _NumpyLayer(keras.layers.Layer):
@@ -55,8 +54,11 @@ class _NumpyLayer(keras.layers.Layer):
     def _out_shape(self, input_shape):
         return input_shape
 
+    def _numpy64(self, a: np.ndarray) -> np.ndarray:
+        return self._numpy(a).astype(np.float64)
+
     def call(self, inputs):
-        out = tf.numpy_function(lambda a: self._numpy(a).astype(np.float64), [inputs], tf.float64)
+        out = tf.numpy_function(self._numpy64, [inputs], tf.float64)
         out.set_shape(self._out_shape(inputs.shape))
         return out
 
@@ -151,6 +153,14 @@ def normalisation_constants(mean, scale, bits: int) -> tuple[np.ndarray, Fixed, 
     return mult_t.quantize(mult), mult_t, offset_t.quantize(offset), offset_t
 
 
+def node_index(model: keras.Model, layer) -> int:
+    """Index of the call of ``layer`` that belongs to ``model``'s graph (layers may be shared)."""
+    for i in range(len(layer.inbound_nodes)):
+        if f"{layer.name}_ib-{i}" in model._network_nodes:
+            return i
+    return 0
+
+
 def apply_layers(model: keras.Model, inputs: list) -> list:
     """Call the layers of a functional/Sequential ``model`` on new tensors (no nested model).
 
@@ -163,7 +173,7 @@ def apply_layers(model: keras.Model, inputs: list) -> list:
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        node = layer.inbound_nodes[0]
+        node = layer.inbound_nodes[node_index(model, layer)]
         args = [tensors[id(t)] for t in nest.flatten(node.keras_inputs)]
         outs = layer(args[0] if len(args) == 1 else args)
         tensors.update(zip(map(id, nest.flatten(node.outputs)), nest.flatten(outs), strict=True))

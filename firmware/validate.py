@@ -149,11 +149,10 @@ def observed_integer_bits(keras_model, x, names: list[str], batch_size: int) -> 
 
 def _output_in(keras_model, name: str):
     """Output tensor of layer ``name`` in ``keras_model``'s graph (layers may be shared)."""
+    from firmware.score_layer import node_index
+
     layer = keras_model.get_layer(name)
-    for i in range(len(layer.inbound_nodes)):
-        if f"{name}_ib-{i}" in keras_model._network_nodes:
-            return layer.get_output_at(i)
-    return layer.output
+    return layer.get_output_at(node_index(keras_model, layer))
 
 
 def sweep_overrides(integer_bits: dict[str, int], width: int) -> dict[str, dict[str, str]]:

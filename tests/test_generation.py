@@ -75,7 +75,6 @@ def _datasets(path) -> dict[str, np.ndarray]:
         return {name: f[name][()] for name in f}
 
 
-@pytest.mark.slow
 def test_same_seed_bit_identical_for_any_workers_and_other_seed_differs(
     small_config, run_w1, tmp_path
 ):
@@ -179,7 +178,6 @@ def test_written_h5_reads_back_identical(small_config, tmp_path):
         np.testing.assert_array_equal(getattr(back, name), getattr(batch, name), err_msg=name)
 
 
-@pytest.mark.slow
 def test_pileup_adds_particles(small_config):
     cfg = load_config(small_config)
     job = grun.make_jobs(cfg, 100, seed=5)[0]   # W, 100 events
