@@ -226,6 +226,21 @@ def run_stream(
     })
 
 
+def _weighted_fraction(parts) -> float:
+    """Sum of the weights of accepted events over the sum of all weights.
+
+    For data (every weight 1) this is the accepted fraction; for a simulated cocktail whose events
+    carry sigma x efficiency weights it is the fraction of the stream's rate that is accepted.
+    """
+    total = accepted = 0.0
+    for part in parts:
+        frame = read_part(part, ["weight", "accepted"])
+        w = frame["weight"].to_numpy(dtype=np.float64)
+        total += w.sum()
+        accepted += w[frame["accepted"].to_numpy(dtype=bool)].sum()
+    return accepted / total if total > 0 else 0.0
+
+
 def _finalise(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
     """Monitor table, plots, threshold log, anomalies file, summary and provenance."""
     outdir, cfg, thr = driver.outdir, driver.config, driver.scorer.model.threshold
@@ -245,6 +260,7 @@ def _finalise(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
                                         outdir / "anomalies.parquet")
     events = sum(e["n_events"] for e in entries)
     accepted = sum(e["accepted"] for e in entries)
+    weighted = _weighted_fraction(driver.parts(entries, "scores"))
     summary = {
         "events": events,
         "accepted": accepted,
@@ -252,7 +268,8 @@ def _finalise(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
         "files_empty": driver.plan.empty,
         **run_info,
         "accepted_fraction": accepted / events if events else 0.0,
-        "accepted_rate_hz": input_rate * accepted / events if events else 0.0,
+        "accepted_fraction_weighted": weighted,
+        "accepted_rate_hz": input_rate * weighted,
         "input_rate_hz": input_rate,
         "target_rate_hz": target_rate,
         "threshold": {"score": thr["score"], "value": float(thr["value"])},

@@ -125,7 +125,7 @@ class UnitResult:
 
 
 def unit_table(batch: EventBatch, scores: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Identifier columns, pile-up and one column per score for the events of ``batch``."""
+    """Identifier columns, pile-up, weight and one column per score for the events of ``batch``."""
     return pd.DataFrame({
         "source_file": batch.source_file.astype(str),
         "entry": batch.entry,
@@ -133,6 +133,7 @@ def unit_table(batch: EventBatch, scores: dict[str, np.ndarray]) -> pd.DataFrame
         "lumi": batch.lumi,
         "event": batch.event,
         "pileup": batch.pileup,
+        "weight": batch.weight,
         **scores,
     })
 

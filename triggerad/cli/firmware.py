@@ -25,7 +25,8 @@ def register(subparsers) -> None:
         "firmware",
         "hls4ml HLS project of the quantized encoder + score + trigger bit, verified in C simulation",
         "trigger-ad firmware models/l1_vae --config firmware --out hls_l1_vae/\n"
-        "trigger-ad firmware models/l1_vae --config my_fw.yaml --out prj/ --events 20000 --sweep",
+        "trigger-ad firmware models/l1_vae --config my_fw.yaml --out prj/ --events 20000 --sweep\n"
+        "trigger-ad firmware models/l1_vae --out prj/ --data data/background.h5 'data/signal_*.h5'",
         description=__doc__,
     )
     p.add_argument("model", help="trained model folder (with threshold.json)")
@@ -34,6 +35,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="HLS project folder to write")
     p.add_argument("--events", type=int, default=None,
                    help="validation events to C-simulate (default: the config's n_events; 0: all)")
+    p.add_argument("--data", nargs="+", default=None, metavar="FILE",
+                   help="validate on all events of these files (background and signals; globs "
+                        "and @list.txt accepted) instead of the model's validation split")
     p.add_argument("--sweep", action="store_true",
                    help="also try the config's accumulator/result widths (one compile each)")
     p.set_defaults(func=run)
@@ -57,7 +61,7 @@ def trigger_inputs(art):
 def run(args) -> int:
     """Build, validate and write the HLS project; print the agreement and where it is."""
     from anomaly.artifact import load_artifact
-    from anomaly.data import load_split
+    from anomaly.data import load_sample, load_split
     from firmware.config import load_config
     from firmware.emit import build_trigger_project, synthesis_command
     from triggerad.config import resolve_config
@@ -67,11 +71,16 @@ def run(args) -> int:
     cfg = load_config(config_path)
     art = load_artifact(args.model)
     inputs = trigger_inputs(art)
-    x_raw = art.inputs(load_split(art.data_info, "val"))
+    if args.data:
+        events = load_sample(args.data)
+    else:
+        events = load_split(art.data_info, "val")
+    x_raw = art.inputs(events)
     n = cfg.validation.n_events if args.events is None else args.events
     if n:
         x_raw = x_raw[:n]
     extra = {"model": str(args.model), "config_file": str(config_path), "events": len(x_raw),
+             "data": args.data or "validation split of the model's background",
              "sweep": args.sweep}
     summary = build_trigger_project(
         inputs, x_raw, cfg, args.out, sweep=args.sweep,

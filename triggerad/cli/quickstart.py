@@ -41,8 +41,9 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=2, help="generation worker processes")
     p.add_argument("--rate", default=DEFAULT_RATE, help="target trigger rate")
     p.add_argument("--input-rate", default=DEFAULT_INPUT_RATE, help="rate of the input stream")
-    p.add_argument("--firmware-events", type=int, default=None,
-                   help="validation events for the C simulation (default: all)")
+    p.add_argument("--firmware-events", type=int, default=0,
+                   help="events for the C simulation (default 0: every generated background and "
+                        "signal event)")
     p.set_defaults(func=run)
 
 
@@ -76,9 +77,10 @@ def run(args) -> int:
                                     "--input-rate", args.input_rate])
         _step(f"evaluate {kind}", ["evaluate", str(model), "--data", str(data),
                                    "--out", str(reports / f"{kind}_vae")])
-    firmware = ["--events", str(args.firmware_events)] if args.firmware_events else []
+    firmware = ["--events", str(args.firmware_events)]
     _step("firmware", ["firmware", str(models / "l1_vae"), "--config", "firmware",
-                       "--out", str(out / "hls_l1_vae"), *firmware])
+                       "--out", str(out / "hls_l1_vae"), "--data", str(data / "background.h5"),
+                       str(data / "signal_*.h5"), *firmware])
     _step("score", ["score", str(models / "l1_vae"), str(data / "background.h5"),
                     "--out", str(out / "stream")])
 
