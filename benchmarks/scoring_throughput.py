@@ -2,22 +2,27 @@
 
 Writes a multi-file ADC2021 HDF5 stream, then measures in the same process:
 
-1. raw ``h5py`` read of the columns the scorer needs (``Particles`` + run/lumi/event/pileup),
-   chunk by chunk (events/s), and of every per-event dataset (what the ADC2021 reader loads to
-   fill the whole event record);
+1. raw ``h5py`` read, chunk by chunk, of exactly the datasets the scorer reads (the model's inputs
+   and the table columns, :attr:`StreamScorer.read_fields` mapped through the ADC2021 branch map:
+   ``Particles``, ``run``, ``lumi``, ``event``, ``pileup``, ``weight``) (events/s);
 2. ``trigger-ad score`` end to end (read, inputs, numpy fast path, decisions, parquet parts,
-   manifest, monitor) with the threshold's encoder-only score ``mu2_q`` (events/s);
+   manifest) with the threshold's encoder-only score ``mu2_q``, with the default local executor
+   (the next unit read in a background thread while the current one is scored) and sequentially
+   (events/s of the scoring loop, and wall clock incl. model loading, planning and the summary);
 3. the same with every score of the model (decoder scores through TensorFlow, large batch);
 4. Keras ``predict`` of the quantized encoder with its default batch size (32) on the normalised
    inputs (events/s, on a subset);
 
-and prints the ratios (goal: fast-path score / raw read >= 0.8).
+and prints the ratios (goal: fast-path score / raw read >= 0.8). Raw read and fast-path scoring
+are alternated ``--repeat`` times and the best of each is kept (the machine may be shared).
 
 Usage::
 
-    python benchmarks/scoring_throughput.py --files 4 --events 50000 [--model MODEL] [--out DIR]
+    python benchmarks/scoring_throughput.py [--files 4] [--events 50000] [--repeat 2]
+                                            [--model MODEL] [--out DIR]
 
-Without ``--model`` an untrained L1 VAE of AXOL1TL size (57 -> 32 -> 16 -> 8) is built.
+Without ``--model`` an untrained L1 VAE of AXOL1TL size (57 -> 32 -> 16 -> 8) is built. The
+default run takes about 30 s on two cores.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -34,8 +40,6 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-RAW_COLUMNS = ("Particles", "run", "lumi", "event", "pileup")
 
 
 def build_model(path: Path) -> Path:
@@ -65,31 +69,43 @@ def build_model(path: Path) -> Path:
     return path
 
 
-def raw_read(files: list[Path], chunk: int, columns=RAW_COLUMNS) -> float:
-    """events/s of an h5py read of ``columns`` (None: every per-event dataset) in chunks."""
+def raw_columns(model: Path, scores: list[str]) -> list[str]:
+    """HDF5 datasets holding the event-record fields the scorer reads for ``model``."""
+    from anomaly.stream.scoring import StreamScorer
+    from triggerad.io.adc2021 import Adc2021BranchMap
+
+    names = Adc2021BranchMap()
+    return [names.particles if field == "objects" else getattr(names, field)
+            for field in StreamScorer(str(model), scores).read_fields]
+
+
+def raw_read(files: list[Path], chunk: int, columns: list[str]) -> float:
+    """events/s of an h5py read of the datasets ``columns`` in chunks of ``chunk`` events."""
     import h5py
 
     start, n = time.perf_counter(), 0
     for path in files:
         with h5py.File(path, "r") as f:
-            total = len(f["Particles"])
-            names = columns or [k for k in f if f[k].shape[:1] == (total,)]
+            total = len(f[columns[0]])
             for lo in range(0, total, chunk):
-                arrays = [f[c][lo:lo + chunk] for c in names]
+                arrays = [f[c][lo:lo + chunk] for c in columns]
                 n += len(arrays[0])
     return n / (time.perf_counter() - start)
 
 
-def score_rate(model: Path, files: list[Path], out: Path, chunk: int, scores) -> tuple:
+def score_rate(model: Path, files: list[Path], out: Path, chunk: int, scores,
+               read_ahead: int = 1) -> tuple:
     """(events/s of the scoring loop, events/s wall clock incl. planning and summary)."""
     from anomaly.stream.config import load_score_config
+    from anomaly.stream.executor import LocalExecutor
     from anomaly.stream.runner import run_stream
 
+    shutil.rmtree(out, ignore_errors=True)
     config = load_score_config(None, {"chunking": {"chunk_size": chunk},
                                       "monitor": {"plots": False}})
     start = time.perf_counter()
-    summary = run_stream(str(model), [str(f) for f in files], out, config, scores=scores,
-                         progress=False)
+    summary = run_stream(str(model), [str(f) for f in files], out, config,
+                         executor=LocalExecutor(read_ahead), scores=scores, progress=False)
     wall = time.perf_counter() - start
     return summary["events_per_s"], summary["events"] / wall
 
@@ -116,6 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--events", type=int, default=50_000, help="events per file")
     p.add_argument("--chunk-size", type=int, default=50_000)
     p.add_argument("--keras-events", type=int, default=20_000)
+    p.add_argument("--repeat", type=int, default=2, help="alternations of raw read and score")
     p.add_argument("--model", default=None, help="model folder with threshold.json")
     p.add_argument("--out", default=None, help="work folder (default: a temporary one)")
     args = p.parse_args(argv)
@@ -126,24 +143,36 @@ def main(argv: list[str] | None = None) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     model = Path(args.model) if args.model else build_model(work / "model")
     files = write_stream(work, args.files, args.events, pileup=(60, 20), lumi_size=10_000)
-    raw_read(files[:1], args.chunk_size)  # warm the page cache
-    results = {"events": args.files * args.events, "raw_read": raw_read(files, args.chunk_size),
-               "raw_read_all_datasets": raw_read(files, args.chunk_size, None)}
-    results["score_fast"], results["score_fast_wall"] = score_rate(
-        model, files, work / "out_fast", args.chunk_size, ["mu2_q"])
+    columns = raw_columns(model, ["mu2_q"])
+    raw_read(files[:1], args.chunk_size, columns)  # warm the page cache
+    score_rate(model, files[:1], work / "out_fast", args.chunk_size, ["mu2_q"])  # warm imports
+    best: dict[str, float] = {}
+    for _ in range(args.repeat):
+        fast, fast_wall = score_rate(model, files, work / "out_fast", args.chunk_size, ["mu2_q"])
+        figures = {
+            "raw_read": raw_read(files, args.chunk_size, columns),
+            "score_fast": fast,
+            "score_fast_wall": fast_wall,
+            "score_fast_sequential": score_rate(model, files, work / "out_fast",
+                                                args.chunk_size, ["mu2_q"], read_ahead=0)[0],
+        }
+        best = {key: max(value, best.get(key, 0.0)) for key, value in figures.items()}
+    results = {"events": args.files * args.events, "raw_columns": ",".join(columns), **best}
     results["score_all"], results["score_all_wall"] = score_rate(
         model, files, work / "out_all", args.chunk_size, None)
     results["keras_predict_default_batch"] = keras_predict_rate(model, files, args.keras_events)
     results["ratio_fast_vs_raw"] = results["score_fast"] / results["raw_read"]
-    results["ratio_fast_vs_raw_all_datasets"] = (results["score_fast"]
-                                                 / results["raw_read_all_datasets"])
+    results["ratio_fast_sequential_vs_raw"] = (results["score_fast_sequential"]
+                                               / results["raw_read"])
     results["ratio_fast_wall_vs_raw"] = results["score_fast_wall"] / results["raw_read"]
     results["ratio_all_vs_raw"] = results["score_all"] / results["raw_read"]
     results["ratio_fast_vs_keras"] = results["score_fast"] / results["keras_predict_default_batch"]
     for key, value in results.items():
         unit = "" if key.startswith(("ratio", "events")) else " events/s"
-        print(f"{key:30s} {value:12.3f}{unit}" if isinstance(value, float) else
-              f"{key:30s} {value:12d}")
+        if isinstance(value, float):
+            print(f"{key:30s} {value:12.3f}{unit}")
+        else:
+            print(f"{key:30s} {value:>12}")
     (work / "benchmark.json").write_text(json.dumps(results, indent=2))
     return results
 

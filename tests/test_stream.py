@@ -4,6 +4,7 @@ corrupt inputs listed, schema mismatch and missing threshold refused."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -209,12 +210,12 @@ def test_reference_run_outputs(reference, model):
 
 KILLED_RUN = """
 import sys, time
-import anomaly.stream.runner as runner
-original = runner.score_unit
+import anomaly.stream.scoring as scoring
+original = scoring.UnitTask.score
 def slow(*args):
     time.sleep(0.25)
     return original(*args)
-runner.score_unit = slow
+scoring.UnitTask.score = slow
 from triggerad.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -391,3 +392,81 @@ def test_score_config_unknown_key(tmp_path):
     with pytest.raises(ConfigError, match="did you mean 'kp'"):
         load_score_config(bad)
     assert load_score_config(None) == ScoreConfig()
+
+
+# Reading only what the scorer needs, local executor ----------------------------------------------
+def test_read_fields_give_the_model_inputs(model, tmp_path):
+    """The fields the scorer reads give the same model inputs as a full read, for both kinds."""
+    from io_samples import random_batch
+
+    from anomaly.artifact import raw_inputs
+    from anomaly.stream.scoring import INPUT_FIELDS, StreamScorer
+    from triggerad.io.adc2021 import Adc2021Reader, write_h5
+
+    write_h5(tmp_path / "a.h5", random_batch(60))
+    reader = Adc2021Reader()
+    full = reader.read(tmp_path / "a.h5")
+    for kind, fields in INPUT_FIELDS.items():
+        selected = reader.read(tmp_path / "a.h5", fields=fields)
+        np.testing.assert_array_equal(raw_inputs(kind, selected), raw_inputs(kind, full))
+    assert StreamScorer(str(model), ["mu2_q"]).read_fields == (
+        "objects", "run", "lumi", "event", "pileup", "weight")
+
+
+def test_score_unit_reads_only_the_needed_fields(model, tmp_path, caplog):
+    """A file holding only the needed datasets is scored exactly, with no 'missing' warning."""
+    import h5py
+
+    from anomaly.artifact import raw_inputs
+    from anomaly.stream.plan import ReaderChooser, WorkUnit
+    from anomaly.stream.scoring import StreamScorer, UnitTask
+
+    batch = ss.drifting_batch(300, seed=5, lumi_size=100)
+    batch.weight = np.linspace(0.5, 2.0, 300)
+    path = tmp_path / "lean.h5"
+    with h5py.File(path, "w") as f:
+        f["Particles"] = batch.objects
+        for name in ("run", "lumi", "event", "pileup", "weight"):
+            f[name] = getattr(batch, name)
+    scorer = StreamScorer(str(model), ["mu2_q"])
+    unit = WorkUnit(0, str(path), 50, 250, 0)
+    with caplog.at_level(logging.WARNING):
+        result = UnitTask(ReaderChooser("adc2021"), scorer, "mu2_q", 0.0)(unit)
+    assert not [r for r in caplog.records if "found no input for" in r.getMessage()]
+    part = batch.take(slice(50, 250))
+    table = result.table
+    np.testing.assert_array_equal(table["entry"], np.arange(50, 250))
+    for name in ("run", "lumi", "event", "pileup", "weight"):
+        np.testing.assert_array_equal(table[name], getattr(part, name), err_msg=name)
+    expected = scorer.score_inputs(raw_inputs("l1_vae", part))["mu2_q"]
+    np.testing.assert_array_equal(table["mu2_q"], expected)
+    assert len(result.candidates) == int((expected > 0).sum())
+
+
+def test_local_executor_reads_ahead_in_plan_order():
+    from anomaly.stream.executor import LocalExecutor
+
+    class Task:
+        """Reads get slower along the plan; records which reads started before each score."""
+
+        def __init__(self):
+            self.started: list[int] = []
+
+        def read(self, unit):
+            self.started.append(unit)
+            time.sleep(0.01 * unit)
+            return unit * 10
+
+        def score(self, unit, batch):
+            return unit, batch, len(self.started)
+
+        def __call__(self, unit):
+            return self.score(unit, self.read(unit))
+
+    for read_ahead in (0, 1, 2):
+        out = list(LocalExecutor(read_ahead).map(Task(), range(5)))
+        assert [(u, b) for u, b, _ in out] == [(u, 10 * u) for u in range(5)]
+        # when unit k is scored, at most reads up to k + read_ahead have started
+        assert all(u + 1 <= n <= u + 1 + read_ahead for u, _, n in out)
+    with pytest.raises(ValueError, match="read_ahead must be >= 0"):
+        LocalExecutor(-1)

@@ -31,8 +31,11 @@ def quantized_relu(x: np.ndarray, bits: int, integer: int) -> np.ndarray:
     """
     m = np.float32(2.0**bits)
     m_i = np.float32(2.0**integer)
-    p = x * (m / m_i)
-    return m_i * np.clip(np.round(p) / m, 0.0, 1.0 - 1.0 / m).astype(np.float32)
+    # == m_i * clip(round(p) / m, 0, 1 - 1/m): the scalings are by powers of two, hence exact
+    q = np.round(np.asarray(x, dtype=np.float32) * (m / m_i))
+    np.clip(q, 0.0, m - 1, out=q)
+    q *= m_i / m
+    return q
 
 
 def quantized_bits(
@@ -127,7 +130,12 @@ def _layer_function(layer) -> Callable[[np.ndarray], np.ndarray]:
     if cls in ("Dense", "QDense"):
         kernel, bias = _dense_weights(layer)
         act = activation_function(layer.activation, layer.name)
-        return lambda x: act(x @ kernel + bias)
+        def dense(x: np.ndarray) -> np.ndarray:
+            y = x @ kernel
+            y += bias
+            return act(y)
+
+        return dense
     if cls == "Activation":
         return activation_function(layer.activation, layer.name)
     if cls == "QActivation":

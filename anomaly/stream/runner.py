@@ -34,7 +34,7 @@ from anomaly.stream.control import ControllerState, RateController, block_keys
 from anomaly.stream.executor import LocalExecutor
 from anomaly.stream.manifest import Manifest
 from anomaly.stream.plan import Plan, ReaderChooser, WorkUnit, make_plan
-from anomaly.stream.scoring import StreamScorer, UnitResult, score_unit
+from anomaly.stream.scoring import StreamScorer, UnitResult, UnitTask
 from anomaly.stream.writer import concatenate_parts, part_path, read_part, write_part
 from triggerad import atomic
 from triggerad.config import to_dict
@@ -208,8 +208,8 @@ def run_stream(
     bar = tqdm(total=sum(u.size for u in todo), unit="ev", disable=not progress, file=sys.stderr,
                desc="score")
     start = time.perf_counter()
-    results = executor.map(score_unit, todo, reader_for, scorer, driver.decision,
-                           driver.controller.lowest_threshold)
+    task = UnitTask(reader_for, scorer, driver.decision, driver.controller.lowest_threshold)
+    results = executor.map(task, todo)
     for result in results:
         entry = driver.handle(result, on_error)
         driver.manifest.append(entry)

@@ -3,7 +3,7 @@
 Encoder-only scores (``mu2`` from the float encoder, ``mu2_q`` from the quantized encoder) run
 through the numpy fast path (:mod:`anomaly.stream.fastpath`) from the saved weights; any other
 requested score (``loss``, ``nll``, ``kl``, ``kl_q``) makes the unit go through the model's
-TensorFlow scoring with a large batch. :func:`score_unit` is the task the executors run; it must
+TensorFlow scoring with a large batch. :class:`UnitTask` is the task the executors run; it must
 stay picklable (workers reload the model from its folder).
 """
 
@@ -30,14 +30,33 @@ FAST_SCORES = {"mu2": "float_encoder", "mu2_q": "quantized_encoder"}
 #: Event identifier columns of every output table.
 ID_COLUMNS = ["source_file", "entry", "run", "lumi", "event"]
 
+#: Event-record fields the raw inputs of each model kind are computed from
+#: (:func:`anomaly.artifact.raw_inputs`; ``hlf`` for feature-only sources).
+INPUT_FIELDS = {
+    "l1_vae": ("objects",),
+    "hlf_vae": ("objects", "ele_charge", "mu_charge", "ele_iso", "mu_iso", "jet_mass", "jet_btag",
+                "n_ch_had", "n_neu_had", "hlf"),
+}
+
+#: Event-record fields of the score table besides ``source_file`` and ``entry``.
+TABLE_FIELDS = ("run", "lumi", "event", "pileup", "weight")
+
 
 def encoder_inputs(model, x: np.ndarray) -> np.ndarray:
-    """What the encoders see: normalised inputs, with padded L1 slots zeroed (as in training)."""
+    """What the encoders see: normalised inputs, with padded L1 slots zeroed (as in training).
+
+    For ``l1_vae`` this equals ``model.normalise(x) * anomaly.model.input_mask(x)``, computed in
+    place with the (n, 19, 1) float32 slot mask broadcast over [pT, eta, phi].
+    """
     xn = model.normalise(x)
     if model.kind == "l1_vae":
-        from anomaly.model import input_mask
+        from triggerad import schema
 
-        xn = xn * input_mask(x)
+        slots = (len(x), schema.N_SLOTS, 3)
+        occupied = np.asarray(x).reshape(slots)[:, :, 0] > 0
+        occupied[:, schema.MET_SLOT] = True
+        xn3 = xn.reshape(slots)
+        np.multiply(xn3, occupied[:, :, None].astype(np.float32), out=xn3)
     return xn
 
 
@@ -72,6 +91,12 @@ class StreamScorer:
                                   + did_you_mean(name, available))
         self.scores = wanted
         self.fast = all(name in FAST_SCORES for name in wanted)
+
+    @property
+    def read_fields(self) -> tuple[str, ...] | None:
+        """Event-record fields to read: the model's inputs and the table columns (None: all)."""
+        inputs = INPUT_FIELDS.get(self.model.kind)
+        return None if inputs is None else (*inputs, *TABLE_FIELDS)
 
     def __getstate__(self) -> dict:
         # workers get the extracted numpy networks and reload the (cheap) artifact description
@@ -127,7 +152,7 @@ class UnitResult:
 def unit_table(batch: EventBatch, scores: dict[str, np.ndarray]) -> pd.DataFrame:
     """Identifier columns, pile-up, weight and one column per score for the events of ``batch``."""
     return pd.DataFrame({
-        "source_file": batch.source_file.astype(str),
+        "source_file": batch.source_file,
         "entry": batch.entry,
         "run": batch.run,
         "lumi": batch.lumi,
@@ -138,32 +163,64 @@ def unit_table(batch: EventBatch, scores: dict[str, np.ndarray]) -> pd.DataFrame
     })
 
 
-def score_unit(
-    unit: WorkUnit,
-    reader_for: Callable[[str], Reader],
-    scorer: StreamScorer,
-    decision_score: str,
-    candidate_cut: float,
-) -> UnitResult:
-    """Read and score one unit; keep the full inputs of events with score > ``candidate_cut``.
+@dataclass
+class UnitTask:
+    """Read and score one work unit: the task the executors run (picklable, for Dask workers).
 
-    Reading errors (corrupt or truncated file) are returned in :attr:`UnitResult.error`; the
-    driver decides whether to skip or fail. Model errors (schema mismatch) propagate.
+    The two stages are separate so that the local executor can read the next unit while this one
+    is scored; calling the task runs both.
+
+    Parameters
+    ----------
+    reader_for : callable
+        Path -> reader.
+    scorer : StreamScorer
+        The scores to compute (and the event-record fields to read).
+    decision_score : str
+        Score the trigger decision is taken on.
+    candidate_cut : float
+        The full inputs of events with ``decision_score > candidate_cut`` are kept as candidate
+        anomalies (the lowest threshold the controller can set).
     """
-    try:
-        batch = reader_for(unit.file).read(unit.file, unit.start, unit.stop)
-    except INPUT_ERRORS as err:
-        return UnitResult(unit, None, None, f"{type(err).__name__}: {err}")
-    x = scorer.model.inputs(batch)
-    scores = scorer.score_inputs(x)
-    table = unit_table(batch, scores)
-    keep = np.flatnonzero(scores[decision_score] > candidate_cut)
-    candidates = pd.concat(
-        [
-            pd.DataFrame({"row": keep}),
-            table.iloc[keep][ID_COLUMNS].reset_index(drop=True),
-            pd.DataFrame(x[keep], columns=scorer.model.input_names),
-        ],
-        axis=1,
-    )
-    return UnitResult(unit, table, candidates)
+
+    reader_for: Callable[[str], Reader]
+    scorer: StreamScorer
+    decision_score: str
+    candidate_cut: float
+
+    def read(self, unit: WorkUnit) -> EventBatch | str:
+        """The events of ``unit`` (only the fields the scorer needs), or the reading error.
+
+        Reading errors (corrupt or truncated file) are returned as text; the driver decides
+        whether to skip or fail.
+        """
+        try:
+            return self.reader_for(unit.file).read(unit.file, unit.start, unit.stop,
+                                                   self.scorer.read_fields)
+        except INPUT_ERRORS as err:
+            return f"{type(err).__name__}: {err}"
+
+    def score(self, unit: WorkUnit, batch: EventBatch | str) -> UnitResult:
+        """Scores of the events of ``unit`` read by :meth:`read` and the candidate anomalies.
+
+        Model errors (schema mismatch) propagate.
+        """
+        if isinstance(batch, str):
+            return UnitResult(unit, None, None, batch)
+        x = self.scorer.model.inputs(batch)
+        scores = self.scorer.score_inputs(x)
+        table = unit_table(batch, scores)
+        keep = np.flatnonzero(scores[self.decision_score] > self.candidate_cut)
+        candidates = pd.concat(
+            [
+                pd.DataFrame({"row": keep}),
+                table.iloc[keep][ID_COLUMNS].reset_index(drop=True),
+                pd.DataFrame(x[keep], columns=self.scorer.model.input_names),
+            ],
+            axis=1,
+        )
+        return UnitResult(unit, table, candidates)
+
+    def __call__(self, unit: WorkUnit) -> UnitResult:
+        """Read and score ``unit``."""
+        return self.score(unit, self.read(unit))

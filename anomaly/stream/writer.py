@@ -20,6 +20,11 @@ from triggerad.atomic import atomic_path
 ROOT_TREE = "Scores"
 SUFFIX = {"parquet": ".parquet", "root": ".root"}
 
+#: Parquet columns written with dictionary encoding: those with few distinct values per part.
+#: The others (entry, event, scores, inputs) are nearly unique, where trying a dictionary first
+#: only costs time; the encoding changes the file bytes, never the values read back.
+DICTIONARY_COLUMNS = ("source_file", "run", "lumi", "block", "threshold", "weight")
+
 
 def part_path(outdir: Path, kind: str, index: int, fmt: str = "parquet") -> Path:
     """``outdir/<kind>/part-XXXXX.<suffix>`` for unit ``index``."""
@@ -60,7 +65,9 @@ def write_part(frame: pd.DataFrame, path: Path, fmt: str = "parquet", files: lis
             with uproot.recreate(tmp) as root_file:
                 root_file[ROOT_TREE] = branches
         else:
-            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+            dictionary = [c for c in DICTIONARY_COLUMNS if c in frame.columns]
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp,
+                           use_dictionary=dictionary)
     return sha256(path)
 
 

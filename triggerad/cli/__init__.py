@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 
@@ -89,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    # TensorFlow's C++ start-up chatter (CUDA plugin registration on CPU-only machines); problems
+    # that matter still raise Python exceptions. -v shows everything.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.verbose else "3")
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
     try:
         return int(args.func(args) or 0)

@@ -2,22 +2,58 @@
 
 Readers are addressable by (file, entry range) so that stream scoring can record exactly what it
 processed and resume; :meth:`Reader.iter_chunks` reads a file in bounded memory.
+
+A consumer that needs only some fields passes ``fields`` (names from :data:`READABLE_FIELDS`) to
+:meth:`Reader.read` / :meth:`Reader.iter_chunks`: readers that support it (ADC2021 HDF5) then read
+only those datasets; every other field keeps its documented default and is neither listed in
+``batch.defaults`` nor logged as missing from the source. Readers without support read every
+field as before (the selection is then only a lower bound of what is filled); their notes of
+missing inputs are kept unless they name a field outside the selection.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from triggerad.errors import InputFileError, NonFiniteError
+from triggerad.errors import ConfigError, InputFileError, NonFiniteError, did_you_mean
 from triggerad.events import EventBatch
 
 log = logging.getLogger(__name__)
+
+#: Event-record fields a reader can be asked for (``source_file`` and ``entry`` are always filled).
+READABLE_FIELDS = (
+    *(f for f in EventBatch.ARRAY_FIELDS if f not in ("source_file", "entry")), "hlf",
+)
+
+#: Floating-point fields checked for NaN/inf.
+FLOAT_FIELDS = ("objects", "ele_iso", "mu_iso", "jet_mass", "weight", "pileup", "hlf")
+
+
+def select_fields(fields: Iterable[str] | None) -> frozenset[str] | None:
+    """Validate a field selection: None (every field) or :data:`READABLE_FIELDS` names.
+
+    A single name may be given as a string.
+
+    Raises
+    ------
+    ConfigError
+        For a name that is not an event-record field (with the nearest valid name).
+    """
+    if fields is None:
+        return None
+    wanted = frozenset([fields] if isinstance(fields, str) else fields)
+    for name in sorted(wanted):
+        if name not in READABLE_FIELDS:
+            raise ConfigError(
+                f"fields: {name!r} is not an event-record field; " + did_you_mean(name, READABLE_FIELDS)
+            )
+    return wanted
 
 
 @dataclass
@@ -44,7 +80,8 @@ class ReadOptions:
 class Reader:
     """Base class of the format readers.
 
-    Subclasses implement :meth:`num_entries` and :meth:`_read` and set ``name``.
+    Subclasses implement :meth:`num_entries` and :meth:`_read` (or :meth:`_read_range`, to honour
+    a field selection) and set ``name``.
     """
 
     name = "base"
@@ -61,26 +98,70 @@ class Reader:
     def _read(self, path: str, start: int, stop: int) -> EventBatch:
         raise NotImplementedError
 
-    def read(self, path: str | Path, start: int = 0, stop: int | None = None) -> EventBatch:
-        """Read entries ``[start, stop)`` of ``path`` as an :class:`EventBatch`.
+    def _read_range(
+        self, path: str, start: int, stop: int | None, fields: frozenset[str] | None
+    ) -> EventBatch:
+        """Entries ``[start, min(stop, num_entries))`` holding at least ``fields`` (None: all).
 
-        ``source_file`` and ``entry`` are filled; non-finite values are handled per
-        :attr:`ReadOptions.nonfinite`.
+        The default reads every field with :meth:`_read`; readers that can skip unrequested
+        fields (and open the file once per call) override it.
         """
-        path = str(path)
         check_readable(path)
         total = self.num_entries(path)
         stop = total if stop is None else min(stop, total)
-        batch = self._read(path, start, stop)
+        return self._read(path, start, stop)
+
+    def read(
+        self,
+        path: str | Path,
+        start: int = 0,
+        stop: int | None = None,
+        fields: Iterable[str] | None = None,
+    ) -> EventBatch:
+        """Read entries ``[start, stop)`` of ``path`` as an :class:`EventBatch`.
+
+        Parameters
+        ----------
+        path : str or Path
+            Input file.
+        start, stop : int
+            Entry range (``stop`` None or past the end: up to the last entry).
+        fields : iterable of str, optional
+            Fields the caller needs (names from :data:`READABLE_FIELDS`); default every field.
+            Fields outside the selection may be left at the reader's documented defaults and
+            are not reported in ``batch.defaults`` nor logged as missing.
+
+        Returns
+        -------
+        EventBatch
+            With ``source_file`` and ``entry`` filled; non-finite values of the selected fields
+            handled per :attr:`ReadOptions.nonfinite`.
+
+        Raises
+        ------
+        ConfigError
+            For an unknown field name.
+        """
+        path = str(path)
+        wanted = select_fields(fields)
+        batch = self._read_range(path, start, stop, wanted)
         batch.source_file = np.full(len(batch), path, dtype=object)
         batch.entry = np.arange(start, start + len(batch), dtype=np.int64)
         batch.validate(where=path)
+        if wanted is not None:
+            batch.defaults = tuple(
+                d for d in batch.defaults if d in wanted or d not in READABLE_FIELDS
+            )
         for name in batch.defaults:
             self.note_default(path, name)
-        return self.handle_nonfinite(batch, path)
+        return self.handle_nonfinite(batch, path, wanted)
 
-    def iter_chunks(self, path: str | Path) -> Iterator[EventBatch]:
+    def iter_chunks(
+        self, path: str | Path, fields: Iterable[str] | None = None
+    ) -> Iterator[EventBatch]:
         """Yield the events of ``path`` in chunks of ``options.chunk_size``.
+
+        ``fields`` selects the fields to read, as in :meth:`read`.
 
         Raises
         ------
@@ -92,7 +173,7 @@ class Reader:
             raise InputFileError(f"{path}: file holds no events")
         size = self.options.chunk_size
         for start in range(0, total, size):
-            yield self.read(path, start, start + size)
+            yield self.read(path, start, start + size, fields)
 
     def note_default(self, path: str, name: str) -> None:
         """Log once per reader that ``name`` is missing from the source and filled by default."""
@@ -103,23 +184,31 @@ class Reader:
                 "(see README, 'Event record')", path, self.name, name,
             )
 
-    def handle_nonfinite(self, batch: EventBatch, path: str) -> EventBatch:
-        """Reject or drop events holding NaN/inf, naming the fields and the count."""
+    def handle_nonfinite(
+        self, batch: EventBatch, path: str, fields: frozenset[str] | None = None
+    ) -> EventBatch:
+        """Reject or drop events holding NaN/inf, naming the fields and the count.
+
+        Only the floating-point fields in ``fields`` (None: all) are checked: the caller does not
+        use the others.
+        """
         bad = np.zeros(len(batch), dtype=bool)
-        fields = []
-        for name in ("objects", "ele_iso", "mu_iso", "jet_mass", "weight", "pileup", "hlf"):
+        found = []
+        for name in FLOAT_FIELDS:
+            if fields is not None and name not in fields:
+                continue
             arr = getattr(batch, name)
-            if arr is None:
+            if arr is None or np.isfinite(arr.sum()):  # NaN/inf propagate: a finite sum is clean
                 continue
             rows = ~np.isfinite(arr.reshape(len(batch), -1)).all(axis=1)
             if rows.any():
-                fields.append(f"{name} ({int(rows.sum())} events)")
+                found.append(f"{name} ({int(rows.sum())} events)")
                 bad |= rows
         if not bad.any():
             return batch
         message = (
             f"{path}: {int(bad.sum())} of {len(batch)} events in entries "
-            f"[{batch.entry[0]}, {batch.entry[-1] + 1}) hold NaN or inf in {', '.join(fields)}"
+            f"[{batch.entry[0]}, {batch.entry[-1] + 1}) hold NaN or inf in {', '.join(found)}"
         )
         if self.options.nonfinite == "error":
             raise NonFiniteError(message + "; set reader option nonfinite: drop to skip them")
