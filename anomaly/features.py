@@ -139,6 +139,11 @@ L1_INPUT_NAMES = tuple(
     f"{slot}_{col}" for slot in schema.SLOT_NAMES for col in schema.COLUMN_NAMES[:3]
 )
 
+#: Columns of the L1 inputs in the flattened (n, 19 x 4) objects: [pT, eta, phi] of each slot.
+_L1_COLUMNS = np.array(
+    [slot * schema.N_COLUMNS + col for slot in range(schema.N_SLOTS) for col in range(3)]
+)
+
 
 def l1_inputs(batch: EventBatch) -> np.ndarray:
     """The 57 L1 inputs: [pT, eta, phi] of the 19 slots, flattened slot-major, as (n, 57) float32."""
@@ -147,7 +152,9 @@ def l1_inputs(batch: EventBatch) -> np.ndarray:
             "this input has no trigger objects (a feature-only source such as a flat ntuple or a "
             "feature parquet file); the L1 model needs the 19 x 4 object list"
         )
-    return batch.objects[:, :, :3].reshape(len(batch), -1).astype(np.float32)
+    objects = batch.objects.reshape(len(batch), schema.N_SLOTS * schema.N_COLUMNS)
+    # one gather of the 57 columns (a strided slice + reshape copies twice and ~5x slower)
+    return np.take(objects, _L1_COLUMNS, axis=1).astype(np.float32, copy=False)
 
 
 def l1_mask(batch: EventBatch) -> np.ndarray:

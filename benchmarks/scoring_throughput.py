@@ -7,8 +7,9 @@ Writes a multi-file ADC2021 HDF5 stream, then measures in the same process:
    ``Particles``, ``run``, ``lumi``, ``event``, ``pileup``, ``weight``) (events/s);
 2. ``trigger-ad score`` end to end (read, inputs, numpy fast path, decisions, parquet parts,
    manifest) with the threshold's encoder-only score ``mu2_q``, with the default local executor
-   (the next unit read in a background thread while the current one is scored) and sequentially
-   (events/s of the scoring loop, and wall clock incl. model loading, planning and the summary);
+   (the next unit read in a background thread while the current one is scored, the previous one
+   written by the driver's writer thread) and reading sequentially (events/s of the scoring loop,
+   and wall clock incl. model loading, planning and the summary);
 3. the same with every score of the model (decoder scores through TensorFlow, large batch);
 4. Keras ``predict`` of the quantized encoder with its default batch size (32) on the normalised
    inputs (events/s, on a subset);

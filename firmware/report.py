@@ -5,7 +5,8 @@ multiplier when both operands have at most :data:`LUT_MAX_BITS` bits, or when on
 constant weight of at most :data:`LUT_CONST_BITS` bits (a few shifts and adds); otherwise as a DSP.
 Multiplications by zero weights are not counted (HLS removes them).
 
-Vendor results appear only when ``vitis_hls`` or ``vivado_hls`` is on ``PATH``: then the project
+Vendor results appear only when the configured backend's tool (``vitis_hls`` for Vitis,
+``vivado_hls`` for Vivado) is on ``PATH``: then the project
 is synthesised and the ``csynth.xml`` report is parsed (:func:`parse_csynth_xml`); otherwise the
 report says plainly that no synthesis was run.
 """
@@ -258,6 +259,8 @@ def markdown(s: dict) -> str:
                   "- resources: " + ", ".join(f"{k} {v} / {syn['available'].get(k, '?')}"
                                               for k, v in syn["resources"].items())]
     else:
-        lines.append("No synthesis was run: neither vitis_hls nor vivado_hls is on PATH. Run "
-                     f"`{synthesis_command(s['hls']['backend'])}` in this folder to synthesise.")
+        tool = VENDOR_TOOLS[s["hls"]["backend"]]
+        lines.append(f"No synthesis was run: {tool} (the {s['hls']['backend']} backend's tool) is "
+                     f"not on PATH. Run `{synthesis_command(s['hls']['backend'])}` in this folder "
+                     "to synthesise.")
     return "\n".join(lines) + "\n"

@@ -123,3 +123,15 @@ def test_l1_inputs_and_mask():
     np.testing.assert_allclose(x[0, 15], 40.0)  # Muon0_pT: slot 5 -> index 15
     # MET + 1 muon + 2 jets occupied -> 4 slots x 3 entries
     assert m.sum() == 12 and m[0, 15] == 1 and m[0, 3] == 0
+
+
+def test_l1_inputs_equal_the_slot_slice_bit_for_bit():
+    rng = np.random.default_rng(5)
+    objects = rng.normal(size=(50, 19, 4)).astype(np.float32)
+    batch = EventBatch.empty(50, objects=objects)
+    expected = objects[:, :, :3].reshape(50, -1)
+    x = l1_inputs(batch)
+    assert x.dtype == np.float32 and x.flags.c_contiguous
+    assert x.tobytes() == expected.tobytes()
+    x[:] = 0  # a copy, not a view of the event record
+    assert batch.objects.tobytes() == objects.tobytes()

@@ -125,6 +125,29 @@ def test_scorer_fast_scores_equal_model_scores(model):
         StreamScorer(art, ["mu2q"])
 
 
+def test_encoder_inputs_and_table_are_bit_identical_to_the_plain_definitions(model):
+    import pyarrow as pa
+
+    from anomaly.artifact import load_artifact
+    from anomaly.model import input_mask
+    from anomaly.stream.scoring import encoder_inputs, unit_table
+
+    art = load_artifact(model)
+    batch = ss.drifting_batch(3000, seed=12)
+    batch.source_file = np.full(len(batch), "some/file.h5", dtype=object)
+    x = art.inputs(batch)
+    expected = art.normalise(x) * input_mask(x)
+    assert encoder_inputs(art, x).tobytes() == expected.tobytes()
+    scores = {"mu2_q": np.arange(len(batch), dtype=np.float64)}
+    table = unit_table(batch, scores)
+    plain = pd.DataFrame({"source_file": batch.source_file, "entry": batch.entry, "run": batch.run,
+                          "lumi": batch.lumi, "event": batch.event, "pileup": batch.pileup,
+                          "weight": batch.weight, **scores})
+    pd.testing.assert_frame_equal(table, plain, check_exact=True)
+    fast, slow = (pa.Table.from_pandas(t, preserve_index=False) for t in (table, plain))
+    assert fast.schema.equals(slow.schema, check_metadata=True) and fast.equals(slow)
+
+
 # Rate monitor and controller -------------------------------------------------------------------
 def test_garwood_intervals():
     low, high = garwood(np.array([0, 1, 10]))

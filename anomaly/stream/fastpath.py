@@ -11,6 +11,8 @@ Keras ``predict`` with a large batch instead.
 
 from __future__ import annotations
 
+import functools
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,17 +25,29 @@ class UnsupportedModelError(TriggerADError, NotImplementedError):
     """The Keras model holds a layer or quantizer the numpy fast path does not reproduce."""
 
 
-def quantized_relu(x: np.ndarray, bits: int, integer: int) -> np.ndarray:
+def quantized_relu(x: np.ndarray, bits: int, integer: int, out: np.ndarray | None = None
+                   ) -> np.ndarray:
     """numpy twin of QKeras ``quantized_relu(bits, integer)`` (no sigmoid, zero negative slope).
 
     Values are clipped to ``[0, 2**integer - 2**(integer - bits)]`` and rounded (half to even) to
     multiples of ``2**(integer - bits)``.
+
+    Parameters
+    ----------
+    x : array
+        Pre-activations.
+    bits, integer : int
+        Quantizer settings.
+    out : float32 array, optional
+        Where to write the result (may be ``x`` itself, a float32 array, to work in place).
     """
     m = np.float32(2.0**bits)
     m_i = np.float32(2.0**integer)
     # == m_i * clip(round(p) / m, 0, 1 - 1/m): the scalings are by powers of two, hence exact
-    q = np.round(np.asarray(x, dtype=np.float32) * (m / m_i))
-    np.clip(q, 0.0, m - 1, out=q)
+    q = np.multiply(x, m / m_i, out=out, dtype=np.float32)
+    np.rint(q, out=q)
+    np.maximum(q, 0.0, out=q)
+    np.minimum(q, m - 1, out=q)
     q *= m_i / m
     return q
 
@@ -66,7 +80,8 @@ _FLOAT_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def activation_function(act, where: str) -> Callable[[np.ndarray], np.ndarray]:
+def activation_function(act, where: str, in_place: bool = False
+                        ) -> Callable[[np.ndarray], np.ndarray]:
     """numpy function reproducing a Keras activation or a QKeras activation quantizer.
 
     Parameters
@@ -75,6 +90,9 @@ def activation_function(act, where: str) -> Callable[[np.ndarray], np.ndarray]:
         What the layer applies (``layer.activation`` or ``QActivation.quantizer``).
     where : str
         Layer name, used in the error message.
+    in_place : bool
+        The function may overwrite its (float32) argument with the result (for a Dense layer's
+        own pre-activations; ``quantized_relu`` then allocates nothing).
 
     Raises
     ------
@@ -88,7 +106,7 @@ def activation_function(act, where: str) -> Callable[[np.ndarray], np.ndarray]:
         ):
             raise UnsupportedModelError(f"layer {where!r}: unsupported settings of {act}")
         bits, integer = int(act.bits), int(act.integer)
-        return lambda x: quantized_relu(x, bits, integer)
+        return lambda x: quantized_relu(x, bits, integer, out=x if in_place else None)
     if cls == "quantized_bits":
         alpha = 1.0 if act.alpha is None else act.alpha
         if isinstance(alpha, str) or act.use_stochastic_rounding:
@@ -123,13 +141,15 @@ def _dense_weights(layer) -> tuple[np.ndarray, np.ndarray]:
     return kernel, bias
 
 
-def _layer_function(layer) -> Callable[[np.ndarray], np.ndarray]:
+def _layer_function(layer, in_place: bool = False) -> Callable[[np.ndarray], np.ndarray]:
+    """numpy function of ``layer``; with ``in_place`` an activation may overwrite its argument."""
     cls = type(layer).__name__
     if cls in ("InputLayer", "Dropout"):
         return lambda x: x
     if cls in ("Dense", "QDense"):
         kernel, bias = _dense_weights(layer)
-        act = activation_function(layer.activation, layer.name)
+        act = activation_function(layer.activation, layer.name, in_place=True)
+
         def dense(x: np.ndarray) -> np.ndarray:
             y = x @ kernel
             y += bias
@@ -137,9 +157,9 @@ def _layer_function(layer) -> Callable[[np.ndarray], np.ndarray]:
 
         return dense
     if cls == "Activation":
-        return activation_function(layer.activation, layer.name)
+        return activation_function(layer.activation, layer.name, in_place)
     if cls == "QActivation":
-        return activation_function(layer.quantizer, layer.name)
+        return activation_function(layer.quantizer, layer.name, in_place)
     if cls == "ReLU" and layer.max_value is None and not float(layer.negative_slope) and not float(
         layer.threshold
     ):
@@ -172,30 +192,48 @@ class NumpyNet:
         layers = {layer.name: layer for layer in model.layers}
         if "input_layers" not in config:  # Sequential: a chain
             names = [layer.name for layer in model.layers]
-            nodes = [
-                _Node(name, [prev], _layer_function(layers[name]))
-                for prev, name in zip(["__input__", *names[:-1]], names, strict=True)
-            ]
-            return cls(nodes, "__input__", [names[-1]])
-        if len(config["input_layers"]) != 1:
-            raise UnsupportedModelError(
-                f"model {model.name!r}: expected one input, found {len(config['input_layers'])}"
-            )
-        nodes = []
-        for spec in config["layers"]:
-            inbound = [entry[0] for node in spec["inbound_nodes"] for entry in node]
-            if len(inbound) > 1:
+            graph = list(zip(names, [["__input__"], *[[name] for name in names[:-1]]], strict=True))
+            input_name, outputs = "__input__", [names[-1]]
+        else:
+            if len(config["input_layers"]) != 1:
                 raise UnsupportedModelError(
-                    f"layer {spec['name']!r} merges {inbound}; no numpy fast path"
+                    f"model {model.name!r}: expected one input, found "
+                    f"{len(config['input_layers'])}"
                 )
-            nodes.append(_Node(spec["name"], inbound, _layer_function(layers[spec["name"]])))
-        input_name = config["input_layers"][0][0]
-        return cls(nodes, input_name, [entry[0] for entry in config["output_layers"]])
+            graph = []
+            for spec in config["layers"]:
+                inbound = [entry[0] for node in spec["inbound_nodes"] for entry in node]
+                if len(inbound) > 1:
+                    raise UnsupportedModelError(
+                        f"layer {spec['name']!r} merges {inbound}; no numpy fast path"
+                    )
+                graph.append((spec["name"], inbound))
+            input_name = config["input_layers"][0][0]
+            outputs = [entry[0] for entry in config["output_layers"]]
+        # A layer may work in place on a Dense output (a fresh array) that nothing else reads.
+        readers = Counter(source for _, inbound in graph for source in inbound)
+        fresh = {name for name, _ in graph
+                 if type(layers[name]).__name__ in ("Dense", "QDense")
+                 and readers[name] == 1 and name not in outputs}
+        nodes = [_Node(name, inbound, _layer_function(layers[name], bool(set(inbound) & fresh)))
+                 for name, inbound in graph]
+        return cls(nodes, input_name, outputs)
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         """Outputs of the network for normalised inputs ``x`` of shape (n, d)."""
         values = {self.input_name: np.asarray(x, dtype=np.float32)}
-        for node in self.nodes:
-            source = values[node.inputs[0]] if node.inputs else values[self.input_name]
-            values[node.name] = node.fn(source)
+        # the matmuls are small (k <= d): BLAS threads cost more than they give, and a read-ahead
+        # thread needs the other core
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            for node in self.nodes:
+                source = values[node.inputs[0]] if node.inputs else values[self.input_name]
+                values[node.name] = node.fn(source)
         return [values[name] for name in self.outputs]
+
+
+@functools.cache
+def _blas_controller():
+    """threadpoolctl controller of the BLAS libraries loaded with numpy (built once)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()

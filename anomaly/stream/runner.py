@@ -23,6 +23,9 @@ import json
 import logging
 import sys
 import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -83,19 +86,25 @@ class _Driver:
         return self.plan.units[len(self.done):]
 
     def entry(self, unit: WorkUnit, **fields) -> dict:
-        """Manifest line of ``unit``."""
+        """Manifest line of ``unit`` (with the controller state after it)."""
         return {"unit": unit.index, "file": unit.file, "start": unit.start, "stop": unit.stop,
                 **fields, "controller": self.controller.state.to_json()}
 
-    def handle(self, result: UnitResult, on_error: str) -> dict:
-        """Apply the controller to a unit's scores, write its parts, return its manifest line."""
+    def handle(self, result: UnitResult, on_error: str) -> Callable[[], dict]:
+        """Apply the controller to a unit's scores; return the job writing the unit's parts.
+
+        The controller runs here, in plan order; the returned function writes the part files
+        and returns the unit's manifest line (it touches no driver state, so it may run in the
+        writer thread while the next unit is scored).
+        """
         unit = result.unit
         if result.error is not None:
             message = f"{unit.file}: entries [{unit.start}, {unit.stop}): {result.error}"
             if on_error == "fail":
                 raise InputFileError(message)
             log.error("%s; skipped (--on-error skip)", message)
-            return self.entry(unit, n_events=0, accepted=0, parts=[], error=result.error)
+            entry = self.entry(unit, n_events=0, accepted=0, parts=[], error=result.error)
+            return lambda: entry
         table = result.table
         stream_index = unit.offset + table["entry"].to_numpy() - unit.start
         keys = block_keys(table["run"].to_numpy(), table["lumi"].to_numpy(), stream_index,
@@ -103,15 +112,20 @@ class _Driver:
         threshold, accepted, block = self.controller.apply(
             table[self.decision].to_numpy(), *keys)
         table["block"], table["threshold"], table["accepted"] = block, threshold, accepted
-        fmt = self.config.output.format
-        parts = [self._write(table, "scores", unit.index, fmt)]
+        entry = self.entry(unit, n_events=len(table), accepted=int(accepted.sum()),
+                           threshold=[float(threshold.min()), float(threshold.max())]
+                           if len(table) else None)
+        frames = [(table, "scores", self.config.output.format)]
         if self.config.output.anomalies:
             rows = result.candidates
             chosen = rows[accepted[rows["row"].to_numpy()]].drop(columns="row")
-            parts.append(self._write(chosen.reset_index(drop=True), "anomalies", unit.index))
-        return self.entry(unit, n_events=len(table), accepted=int(accepted.sum()), parts=parts,
-                          threshold=[float(threshold.min()), float(threshold.max())]
-                          if len(table) else None)
+            frames.append((chosen.reset_index(drop=True), "anomalies", "parquet"))
+
+        def write() -> dict:
+            parts = [self._write(frame, kind, unit.index, fmt) for frame, kind, fmt in frames]
+            return {**entry, "parts": parts}
+
+        return write
 
     def _write(self, frame, kind: str, index: int, fmt: str = "parquet") -> dict:
         path = part_path(self.outdir, kind, index, fmt)
@@ -210,11 +224,33 @@ def run_stream(
     start = time.perf_counter()
     task = UnitTask(reader_for, scorer, driver.decision, driver.controller.lowest_threshold)
     results = executor.map(task, todo)
-    for result in results:
-        entry = driver.handle(result, on_error)
-        driver.manifest.append(entry)
-        entries.append(entry)
-        bar.update(result.unit.size)
+
+    def commit(write: Callable[[], dict]) -> dict:
+        entry = write()
+        driver.manifest.append(entry)  # only after the unit's part files are complete
+        return entry
+
+    # One writer thread writes the parts and the manifest lines, in plan order, while the next
+    # unit is scored; at most one unit waits to be written.
+    with ThreadPoolExecutor(1, thread_name_prefix="writer") as writer:
+        pending: deque = deque()
+
+        def finish_oldest() -> None:
+            unit, job = pending.popleft()
+            entries.append(job.result())
+            bar.update(unit.size)
+
+        try:
+            for result in results:
+                pending.append((result.unit, writer.submit(commit, driver.handle(result, on_error))))
+                while pending and (len(pending) > 1 or pending[0][1].done()):
+                    finish_oldest()
+            while pending:
+                finish_oldest()
+        except BaseException:
+            for _, job in pending:
+                job.cancel()
+            raise
     elapsed = time.perf_counter() - start
     bar.close()
     scored = sum(u.size for u in todo)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from anomaly.stream.fastpath import NumpyNet, UnsupportedModelError
 from anomaly.stream.plan import INPUT_ERRORS, WorkUnit
@@ -45,10 +46,13 @@ TABLE_FIELDS = ("run", "lumi", "event", "pileup", "weight")
 def encoder_inputs(model, x: np.ndarray) -> np.ndarray:
     """What the encoders see: normalised inputs, with padded L1 slots zeroed (as in training).
 
-    For ``l1_vae`` this equals ``model.normalise(x) * anomaly.model.input_mask(x)``, computed in
-    place with the (n, 19, 1) float32 slot mask broadcast over [pT, eta, phi].
+    Equals ``model.normalise(x)`` (``(x - mean) / scale`` in float32), times
+    ``anomaly.model.input_mask(x)`` for ``l1_vae``, bit for bit, computed in one float32 buffer:
+    the slot mask is applied to the pT, eta and phi columns in turn (a broadcast over the last
+    axis of length 3 is ~4x slower).
     """
-    xn = model.normalise(x)
+    xn = np.subtract(x, model.mean, dtype=np.float32)
+    np.divide(xn, model.scale, out=xn)
     if model.kind == "l1_vae":
         from triggerad import schema
 
@@ -56,7 +60,8 @@ def encoder_inputs(model, x: np.ndarray) -> np.ndarray:
         occupied = np.asarray(x).reshape(slots)[:, :, 0] > 0
         occupied[:, schema.MET_SLOT] = True
         xn3 = xn.reshape(slots)
-        np.multiply(xn3, occupied[:, :, None].astype(np.float32), out=xn3)
+        for column in range(3):
+            np.multiply(xn3[:, :, column], occupied, out=xn3[:, :, column])
     return xn
 
 
@@ -149,10 +154,25 @@ class UnitResult:
     error: str | None = None
 
 
+def string_column(values: np.ndarray):
+    """``values`` (object array of str) as pandas stores it in a DataFrame column.
+
+    A column holding one string throughout (the events of a unit come from one file) is built
+    directly as the Arrow string array pandas would convert the objects to (when its default
+    string dtype is Arrow-backed), instead of converting every element: same dtype and values.
+    """
+    dtype = pd.Series([""]).dtype
+    if (len(values) and isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
+            and isinstance(values[0], str) and (values == values[0]).all()):
+        return pd.array(pa.repeat(pa.scalar(values[0], pa.large_string()), len(values)),
+                        dtype=dtype)
+    return values
+
+
 def unit_table(batch: EventBatch, scores: dict[str, np.ndarray]) -> pd.DataFrame:
     """Identifier columns, pile-up, weight and one column per score for the events of ``batch``."""
     return pd.DataFrame({
-        "source_file": batch.source_file,
+        "source_file": string_column(batch.source_file),
         "entry": batch.entry,
         "run": batch.run,
         "lumi": batch.lumi,
