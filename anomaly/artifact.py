@@ -111,7 +111,7 @@ def write_artifact_files(
         The resolved training config (``triggerad.config.to_dict``), with a ``model`` and a
         ``quantization`` section.
     data_info : dict
-        From :func:`anomaly.data.describe`.
+        From :func:`triggerad.data.describe`.
     metrics : dict, optional
         Training summary (final losses, epochs) stored for reference.
     """

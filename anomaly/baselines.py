@@ -14,7 +14,7 @@ background; the tree models see the raw features (they are invariant to monotoni
 Background training events are weighted by their cross-section weights (normalised to mean 1).
 
 Every fitted baseline is a function ``(n, 21) features -> (n,) scores`` so the evaluation applies
-the same :func:`anomaly.rates.threshold_at_rate` to all of them.
+the same :func:`triggerad.rates.threshold_at_rate` to all of them.
 """
 
 from __future__ import annotations

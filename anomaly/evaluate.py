@@ -10,7 +10,7 @@ Comparisons at the same rate
 - The model's efficiencies in ``signals`` use the stored cut (``threshold.json`` ``value``).
 - Every other score of the model (``scores_at_same_rate``) and every baseline is cut on the
   evaluation background at the threshold's target fraction (``fpr``) with
-  :func:`anomaly.rates.threshold_at_rate`, so they all select the same weighted SM fraction of
+  :func:`triggerad.rates.threshold_at_rate`, so they all select the same weighted SM fraction of
   the same events.
 - The supervised classifier of each signal is trained on the background training split and one
   half of that signal, and evaluated on the other half (seeded).
@@ -34,10 +34,11 @@ import numpy as np
 from scipy import stats
 
 from anomaly import baselines as bl
-from anomaly import plots, rates
-from anomaly.threshold import RatesConfig
+from anomaly import plots
+from triggerad import rates
 from triggerad.atomic import atomic_dir, write_json, write_text
 from triggerad.errors import InputFileError
+from triggerad.threshold import RatesConfig
 
 log = logging.getLogger(__name__)
 
@@ -538,8 +539,8 @@ def evaluate(
     from tqdm import tqdm
 
     from anomaly.artifact import load_artifact
-    from anomaly.data import fingerprint, load_sample, load_split
     from anomaly.features import compute_features
+    from triggerad.data import fingerprint, load_sample, load_split
     from triggerad.provenance import write_provenance
 
     cfg = cfg or EvaluateConfig()

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from anomaly.data import DataConfig
 from anomaly.model import ModelConfig, QuantizationConfig
 from triggerad.config import to_dict
+from triggerad.data import DataConfig
 
 log = logging.getLogger(__name__)
 
@@ -229,10 +229,10 @@ def train(cfg: TrainConfig, out: str | Path, extra: dict | None = None) -> dict:
     """
     import tensorflow as tf
 
-    from anomaly import data as d
     from anomaly.artifact import raw_inputs, write_artifact_files
     from anomaly.model import fit_normalisation, prepare_inputs
     from triggerad import atomic
+    from triggerad import data as d
     from triggerad.provenance import write_provenance
 
     t0 = time.perf_counter()

@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None) -> dict:
     from scoring_throughput import build_model
     from stream_samples import write_stream
 
-    from anomaly.stream.config import control_from_file, load_score_config
-    from anomaly.stream.runner import run_stream
+    from triggerad.stream.config import control_from_file, load_score_config
+    from triggerad.stream.runner import run_stream
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=200_000)

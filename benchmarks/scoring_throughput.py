@@ -97,9 +97,9 @@ def raw_read(files: list[Path], chunk: int, columns: list[str]) -> float:
 def score_rate(model: Path, files: list[Path], out: Path, chunk: int, scores,
                read_ahead: int = 1) -> tuple:
     """(events/s of the scoring loop, events/s wall clock incl. planning and summary)."""
-    from anomaly.stream.config import load_score_config
-    from anomaly.stream.executor import LocalExecutor
-    from anomaly.stream.runner import run_stream
+    from triggerad.executor import LocalExecutor
+    from triggerad.stream.config import load_score_config
+    from triggerad.stream.runner import run_stream
 
     shutil.rmtree(out, ignore_errors=True)
     config = load_score_config(None, {"chunking": {"chunk_size": chunk},

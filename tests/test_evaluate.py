@@ -10,8 +10,7 @@ import pytest
 
 from anomaly import baselines as bl
 from anomaly import evaluate as ev
-from anomaly import rates
-from triggerad import schema
+from triggerad import rates, schema
 from triggerad.events import EventBatch
 
 SIGNAL_SHIFTS = {"hard": 3.0, "soft": 1.0}
@@ -181,10 +180,10 @@ def test_model_report_values(tmp_path):
 
 @pytest.mark.slow
 def test_threshold_then_evaluate_end_to_end(tmp_path, capsys):
-    from anomaly.data import DataConfig
     from anomaly.model import ModelConfig, QuantizationConfig
     from anomaly.train import TrainConfig, TrainingConfig, train
     from triggerad.cli import main
+    from triggerad.data import DataConfig
     from triggerad.io.adc2021 import write_h5
 
     rng = np.random.default_rng(4)
@@ -219,7 +218,7 @@ def test_threshold_then_evaluate_end_to_end(tmp_path, capsys):
     assert thr["score"] == "nll" and thr["fpr"] == pytest.approx(0.02)
     assert thr["n_background_total"] == 1200 and thr["n_background_above"] >= 10
     from anomaly.artifact import load_artifact
-    from anomaly.data import load_split
+    from triggerad.data import load_split
 
     art = load_artifact(model)
     val = load_split(art.data_info, "val")
@@ -242,7 +241,7 @@ def test_threshold_then_evaluate_end_to_end(tmp_path, capsys):
     assert main(["threshold", str(model), "--events-per-day", "1e6", "--score", "mu2_q",
                  "--config", str(cfg)]) == 0
     thr2 = json.loads((model / "threshold.json").read_text())
-    from anomaly.data import load_sample
+    from triggerad.data import load_sample
 
     sigma = load_sample(str(data / "background.h5")).weight.sum()
     np.testing.assert_allclose(thr2["input_rate_hz"], sigma * 1e-36 * rates.mean_luminosity_cm2s(5.0))

@@ -247,7 +247,7 @@ def test_multi_input_conv1d_model_agrees(tmp_path):
 def test_cli_writes_validated_project(trained, tmp_path, monkeypatch):
     """`trigger-ad firmware` on a stand-in artifact: report, README, test bench, provenance."""
     import anomaly.artifact
-    import anomaly.data
+    import triggerad.data
     from triggerad.cli import main
 
     x, mean, scale, enc = trained
@@ -257,7 +257,7 @@ def test_cli_writes_validated_project(trained, tmp_path, monkeypatch):
         inputs=lambda batch: batch,
     )
     monkeypatch.setattr(anomaly.artifact, "load_artifact", lambda path: art)
-    monkeypatch.setattr(anomaly.data, "load_split", lambda info, name: x)
+    monkeypatch.setattr(triggerad.data, "load_split", lambda info, name: x)
     cfg = tmp_path / "fw.yaml"
     cfg.write_text("validation:\n  testbench_events: 50\n  n_events: 0\n  sweep_widths: [12]\n")
     prj = tmp_path / "prj"

@@ -18,13 +18,13 @@ import pandas as pd
 import pytest
 import stream_samples as ss
 
-from anomaly.stream.config import ControlConfig, ScoreConfig
-from anomaly.stream.control import RateController, block_keys
-from anomaly.stream.monitor import garwood
 from anomaly.stream.scoring import ID_COLUMNS
-from anomaly.stream.writer import read_part
 from triggerad.cli import main
 from triggerad.errors import ConfigError
+from triggerad.stream.config import ControlConfig, ScoreConfig
+from triggerad.stream.control import RateController, block_keys
+from triggerad.stream.monitor import garwood
+from triggerad.stream.writer import read_part
 
 N_FILES, N_PER_FILE, CHUNK = 3, 3000, 500
 
@@ -296,9 +296,9 @@ def test_changed_settings_refuse_to_resume(model, stream, reference, tmp_path, c
 
 @pytest.mark.slow
 def test_dask_equals_local(model, stream, reference, tmp_path):
-    from anomaly.stream.config import load_score_config
-    from anomaly.stream.executor import DaskExecutor
-    from anomaly.stream.runner import run_stream
+    from triggerad.executor import DaskExecutor
+    from triggerad.stream.config import load_score_config
+    from triggerad.stream.runner import run_stream
 
     config = load_score_config(None, {"chunking": {"chunk_size": CHUNK}})
     executor = DaskExecutor(workers=2, processes=False)
@@ -408,7 +408,7 @@ def test_root_parts_match_parquet(model, stream, reference, tmp_path):
 
 
 def test_score_config_unknown_key(tmp_path):
-    from anomaly.stream.config import load_score_config
+    from triggerad.stream.config import load_score_config
 
     bad = tmp_path / "score.yaml"
     bad.write_text("control:\n  kpp: 0.3\n")
@@ -441,8 +441,8 @@ def test_score_unit_reads_only_the_needed_fields(model, tmp_path, caplog):
     import h5py
 
     from anomaly.artifact import raw_inputs
-    from anomaly.stream.plan import ReaderChooser, WorkUnit
     from anomaly.stream.scoring import StreamScorer, UnitTask
+    from triggerad.stream.plan import ReaderChooser, WorkUnit
 
     batch = ss.drifting_batch(300, seed=5, lumi_size=100)
     batch.weight = np.linspace(0.5, 2.0, 300)
@@ -467,7 +467,7 @@ def test_score_unit_reads_only_the_needed_fields(model, tmp_path, caplog):
 
 
 def test_local_executor_reads_ahead_in_plan_order():
-    from anomaly.stream.executor import LocalExecutor
+    from triggerad.executor import LocalExecutor
 
     class Task:
         """Reads get slower along the plan; records which reads started before each score."""

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from anomaly import rates
-from anomaly.threshold import Target, input_rate_from_luminosity, threshold_record
+from triggerad import rates
 from triggerad.errors import ConfigError, StatisticsError
+from triggerad.threshold import Target, input_rate_from_luminosity, threshold_record
 
 
 @pytest.mark.parametrize(
@@ -145,7 +145,7 @@ def test_few_effective_events_warn(caplog):
     assert rec["n_background_above"] == 200
     np.testing.assert_allclose(rec["k_eff"], 1199 / 10999 * 10999**2 / (9999 + 1e6))
     assert not caplog.records
-    with caplog.at_level("WARNING", logger="anomaly.rates"):
+    with caplog.at_level("WARNING", logger="triggerad.rates"):
         threshold_record(scores, weights, Target(fpr=fpr), input_rate_hz=1.0, min_events=50)
     assert "200 background events pass the cut but only 13.1 effective" in caplog.text
     with pytest.raises(StatisticsError, match="only 200 background events"):

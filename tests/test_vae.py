@@ -9,10 +9,10 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from anomaly import data as d  # noqa: E402
 from anomaly import model as m  # noqa: E402
 from anomaly.artifact import load_artifact, save_artifact  # noqa: E402
 from anomaly.train import TrainConfig, fit_quantized_encoder, fit_vae, sample_weights  # noqa: E402
+from triggerad import data as d  # noqa: E402
 from triggerad.config import build, load, to_dict  # noqa: E402
 from triggerad.errors import ConfigError, MissingFieldError, SchemaMismatchError  # noqa: E402
 from triggerad.events import EventBatch, from_collections  # noqa: E402

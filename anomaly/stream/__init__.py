@@ -1,1 +1,1 @@
-"""Offline stream scoring: chunked, resumable, exactly-once, rate-monitored, local or Dask."""
+"""Anomaly-model scoring on streams: the numpy fast path and the stream scorer of the VAE kinds."""

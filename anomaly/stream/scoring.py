@@ -18,10 +18,10 @@ import pandas as pd
 import pyarrow as pa
 
 from anomaly.stream.fastpath import NumpyNet, UnsupportedModelError
-from anomaly.stream.plan import INPUT_ERRORS, WorkUnit
 from triggerad.errors import ConfigError, did_you_mean
 from triggerad.events import EventBatch
 from triggerad.io.base import Reader
+from triggerad.stream.plan import INPUT_ERRORS, WorkUnit
 
 log = logging.getLogger(__name__)
 

@@ -61,10 +61,10 @@ def trigger_inputs(art):
 def run(args) -> int:
     """Build, validate and write the HLS project; print the agreement and where it is."""
     from anomaly.artifact import load_artifact
-    from anomaly.data import load_sample, load_split
     from firmware.config import load_config
     from firmware.emit import build_trigger_project, synthesis_command
     from triggerad.config import resolve_config
+    from triggerad.data import load_sample, load_split
     from triggerad.provenance import write_provenance
 
     config_path = resolve_config(args.config)

@@ -52,11 +52,11 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     """Run the scoring and print events, accepted, accepted rate and throughput."""
-    from anomaly.stream.config import control_from_file, load_score_config
-    from anomaly.stream.executor import make_executor
-    from anomaly.stream.plan import ReaderChooser
-    from anomaly.stream.runner import run_stream
+    from triggerad.executor import make_executor
     from triggerad.io.registry import expand_inputs
+    from triggerad.stream.config import control_from_file, load_score_config
+    from triggerad.stream.plan import ReaderChooser
+    from triggerad.stream.runner import run_stream
 
     overrides: dict = {}
     if args.chunk_size:

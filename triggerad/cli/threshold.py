@@ -62,12 +62,12 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     """Compute and write the threshold; print the achieved rate."""
-    from anomaly import rates
     from anomaly.artifact import load_artifact
-    from anomaly.data import load_sample, load_split
     from anomaly.evaluate import EvaluateConfig
-    from anomaly.threshold import Target, input_rate_from_luminosity, set_threshold
+    from triggerad import rates
     from triggerad.config import load, resolve_config, to_dict
+    from triggerad.data import load_sample, load_split
+    from triggerad.threshold import Target, input_rate_from_luminosity, set_threshold
 
     cfg = load(EvaluateConfig, resolve_config(args.config)).rates
     target = Target(

@@ -14,9 +14,9 @@ import logging
 import os
 from pathlib import Path
 
-from anomaly.stream.plan import WorkUnit
-from anomaly.stream.writer import sha256
 from triggerad.atomic import write_text
+from triggerad.stream.plan import WorkUnit
+from triggerad.stream.writer import sha256
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from anomaly.stream.config import ControlConfig
 from triggerad.errors import ConfigError
+from triggerad.stream.config import ControlConfig
 
 #: Block key used for events without lumi information: (NO_LUMI_RUN, index along the stream).
 NO_LUMI_RUN = -1

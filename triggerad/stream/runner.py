@@ -31,18 +31,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from anomaly.stream import monitor
-from anomaly.stream.config import ScoreConfig
-from anomaly.stream.control import ControllerState, RateController, block_keys
-from anomaly.stream.executor import LocalExecutor
-from anomaly.stream.manifest import Manifest
-from anomaly.stream.plan import Plan, ReaderChooser, WorkUnit, make_plan
 from anomaly.stream.scoring import StreamScorer, UnitResult, UnitTask
-from anomaly.stream.writer import concatenate_parts, part_path, read_part, write_part
 from triggerad import atomic
 from triggerad.config import to_dict
 from triggerad.errors import ConfigError, InputFileError
+from triggerad.executor import LocalExecutor
 from triggerad.provenance import write_provenance
+from triggerad.stream import monitor
+from triggerad.stream.config import ScoreConfig
+from triggerad.stream.control import ControllerState, RateController, block_keys
+from triggerad.stream.manifest import Manifest
+from triggerad.stream.plan import Plan, ReaderChooser, WorkUnit, make_plan
+from triggerad.stream.writer import concatenate_parts, part_path, read_part, write_part
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """The score cut of a model at a target trigger rate, stored as ``MODEL/threshold.json``.
 
 The cut is computed on the weighted SM validation cocktail of the model (or on files given
-explicitly) with :func:`anomaly.rates.threshold_at_rate`; an event is selected when
+explicitly) with :func:`triggerad.rates.threshold_at_rate`; an event is selected when
 ``score > value``. The record holds the achieved rate with its Clopper-Pearson interval on Kish
-effective counts (see :mod:`anomaly.rates`) and the fingerprint of the data it was set on.
+effective counts (see :mod:`triggerad.rates`) and the fingerprint of the data it was set on.
 
 A target is one of: a rate in Hz (needs the input rate), a number of events per day (the same,
 ``N / 86400`` Hz) or a false-positive rate (a weighted fraction). The input rate is either given
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from anomaly import rates
+from triggerad import rates
 from triggerad.errors import ConfigError, did_you_mean
 from triggerad.provenance import provenance
 
@@ -181,7 +181,7 @@ def set_threshold(
     dict
         The record written.
     """
-    from anomaly.data import fingerprint
+    from triggerad.data import fingerprint
 
     score = score or art.default_score
     if score not in art.score_names:

@@ -1,0 +1,1 @@
+"""Offline stream running: plan, manifest, writer, runner, monitor, rate control (any model kind)."""
