@@ -26,16 +26,15 @@ import numpy as np
 
 from triggerad import atomic, schema
 from triggerad.config import build
-from triggerad.errors import InputFileError, SchemaMismatchError, did_you_mean
+from triggerad.errors import SchemaMismatchError, did_you_mean
 from triggerad.events import EventBatch
+from triggerad.models import ARTIFACT_FILE, THRESHOLD_FILE, ModelFolderError, load_model
 from triggerad.provenance import git_hash, package_version
 
 log = logging.getLogger(__name__)
 
-ARTIFACT_FILE = "artifact.json"
 VAE_WEIGHTS = "vae.weights.h5"
 QUANTIZED_WEIGHTS = "quantized_encoder.weights.h5"
-THRESHOLD_FILE = "threshold.json"
 FORMAT_VERSION = 1
 
 #: What each score means (stored in artifact.json). All are per event; larger = more anomalous.
@@ -146,24 +145,23 @@ def save_artifact(path: str | Path, **kwargs) -> Path:
 
 
 def load_artifact(path: str | Path) -> ModelArtifact:
-    """Open a model folder written by ``trigger-ad train``.
+    """Open a model folder written by ``trigger-ad train`` (format version and kind checked).
 
     Raises
     ------
     InputFileError
         If ``path`` is not a model folder or its ``artifact.json`` is unreadable.
+    ModelFolderError
+        If ``artifact.json`` lacks a key, has another format version, or describes a model kind
+        that is not an anomaly VAE.
     """
-    path = Path(path)
-    meta_file = path / ARTIFACT_FILE
-    if not meta_file.is_file():
-        raise InputFileError(
-            f"{path}: not a model folder (no {ARTIFACT_FILE}); train one with `trigger-ad train`"
+    model = load_model(path)
+    if not isinstance(model, ModelArtifact):
+        raise ModelFolderError(
+            f"{Path(path) / ARTIFACT_FILE}: a {model.kind} model, not an anomaly VAE "
+            "(hlf_vae, l1_vae)"
         )
-    try:
-        meta = json.loads(meta_file.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputFileError(f"{meta_file}: cannot read model description ({err})") from err
-    return ModelArtifact(path, meta)
+    return model
 
 
 class ModelArtifact:

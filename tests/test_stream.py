@@ -18,12 +18,12 @@ import pandas as pd
 import pytest
 import stream_samples as ss
 
-from anomaly.stream.scoring import ID_COLUMNS
 from triggerad.cli import main
 from triggerad.errors import ConfigError
 from triggerad.stream.config import ControlConfig, ScoreConfig
 from triggerad.stream.control import RateController, block_keys
 from triggerad.stream.monitor import garwood
+from triggerad.stream.unit import ID_COLUMNS
 from triggerad.stream.writer import read_part
 
 N_FILES, N_PER_FILE, CHUNK = 3, 3000, 500
@@ -130,7 +130,8 @@ def test_encoder_inputs_and_table_are_bit_identical_to_the_plain_definitions(mod
 
     from anomaly.artifact import load_artifact
     from anomaly.model import input_mask
-    from anomaly.stream.scoring import encoder_inputs, unit_table
+    from anomaly.stream.scoring import encoder_inputs
+    from triggerad.stream.unit import unit_table
 
     art = load_artifact(model)
     batch = ss.drifting_batch(3000, seed=12)
@@ -233,7 +234,7 @@ def test_reference_run_outputs(reference, model):
 
 KILLED_RUN = """
 import sys, time
-import anomaly.stream.scoring as scoring
+import triggerad.stream.unit as scoring
 original = scoring.UnitTask.score
 def slow(*args):
     time.sleep(0.25)
@@ -423,7 +424,8 @@ def test_read_fields_give_the_model_inputs(model, tmp_path):
     from io_samples import random_batch
 
     from anomaly.artifact import raw_inputs
-    from anomaly.stream.scoring import INPUT_FIELDS, StreamScorer
+    from anomaly.kinds import INPUT_FIELDS
+    from anomaly.stream.scoring import StreamScorer
     from triggerad.io.adc2021 import Adc2021Reader, write_h5
 
     write_h5(tmp_path / "a.h5", random_batch(60))
@@ -441,8 +443,9 @@ def test_score_unit_reads_only_the_needed_fields(model, tmp_path, caplog):
     import h5py
 
     from anomaly.artifact import raw_inputs
-    from anomaly.stream.scoring import StreamScorer, UnitTask
+    from anomaly.stream.scoring import StreamScorer
     from triggerad.stream.plan import ReaderChooser, WorkUnit
+    from triggerad.stream.unit import UnitTask
 
     batch = ss.drifting_batch(300, seed=5, lumi_size=100)
     batch.weight = np.linspace(0.5, 2.0, 300)

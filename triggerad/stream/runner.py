@@ -31,17 +31,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from anomaly.stream.scoring import StreamScorer, UnitResult, UnitTask
 from triggerad import atomic
 from triggerad.config import to_dict
 from triggerad.errors import ConfigError, InputFileError
 from triggerad.executor import LocalExecutor
+from triggerad.models import kind_of
 from triggerad.provenance import write_provenance
 from triggerad.stream import monitor
 from triggerad.stream.config import ScoreConfig
 from triggerad.stream.control import ControllerState, RateController, block_keys
 from triggerad.stream.manifest import Manifest
 from triggerad.stream.plan import Plan, ReaderChooser, WorkUnit, make_plan
+from triggerad.stream.unit import UnitResult, UnitTask
 from triggerad.stream.writer import concatenate_parts, part_path, read_part, write_part
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def _check_run(outdir: Path, signature: dict) -> None:
 class _Driver:
     """State of one scoring run (see :func:`run_stream`)."""
 
-    def __init__(self, outdir: Path, config: ScoreConfig, scorer: StreamScorer, plan: Plan):
+    def __init__(self, outdir: Path, config: ScoreConfig, scorer, plan: Plan):
         self.outdir, self.config, self.scorer, self.plan = outdir, config, scorer, plan
         thr = scorer.model.threshold
         self.decision = thr["score"]
@@ -172,8 +173,9 @@ def run_stream(
 
     Parameters
     ----------
-    model : str or model artifact
-        Model folder with ``threshold.json`` (or an object with the ModelArtifact interface).
+    model : str or model
+        Model folder with ``threshold.json``, or a loaded model (:class:`triggerad.models.Model`);
+        its kind (:func:`triggerad.models.kind_of`) provides the scorer.
     files : list of str
         Expanded input files, in stream order.
     outdir : str or Path
@@ -200,7 +202,8 @@ def run_stream(
     reader_for = reader_for or ReaderChooser("auto", chunk_size=config.chunking.chunk_size)
     executor = executor or LocalExecutor()
     outdir = Path(outdir)
-    scorer = StreamScorer(model, scores, config.chunking.tf_batch_size)
+    scorer = kind_of(model).stream_scorer(model, scores=scores,
+                                          tf_batch_size=config.chunking.tf_batch_size)
     thr = scorer.model.threshold
     if not thr:
         raise InputFileError(
