@@ -1,33 +1,49 @@
-"""Figures of the evaluation report (matplotlib, ``Agg`` backend, mplhep CMS style).
+"""Figures of the evaluation report (matplotlib, mplhep CMS style).
 
 Each function writes one PNG and returns its file name. They take plain arrays so they can be
-used outside the report too.
+used outside the report too. They draw on :class:`matplotlib.figure.Figure` objects under a
+temporary style, so they neither choose a backend nor change pyplot's state or style (a notebook
+keeps its own).
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import matplotlib
+import matplotlib.colors
+import matplotlib.style
+import mplhep
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import mplhep  # noqa: E402
-import numpy as np  # noqa: E402
+def _cms_style(plot):
+    """Run ``plot`` under the mplhep CMS style, restoring the caller's style afterwards."""
+
+    @functools.wraps(plot)
+    def styled(*args, **kwargs):
+        with matplotlib.style.context(mplhep.style.CMS):
+            return plot(*args, **kwargs)
+
+    return styled
 
 
 def _figure():
-    plt.style.use(mplhep.style.CMS)
-    fig, ax = plt.subplots(figsize=(10, 8))
+    fig = Figure(figsize=(10, 8))
+    ax = fig.subplots()
     mplhep.cms.label(data=False, loc=0, ax=ax, fontsize=16, rlabel="")
     return fig, ax
 
 
 def _save(fig, path: Path) -> str:
     fig.savefig(path, dpi=80, bbox_inches="tight")
-    plt.close(fig)
     return path.name
+
+
+def _colors(name: str) -> tuple:
+    return matplotlib.colormaps[name].colors
 
 
 def _bins(*arrays: np.ndarray, n: int = 60) -> np.ndarray:
@@ -36,6 +52,7 @@ def _bins(*arrays: np.ndarray, n: int = 60) -> np.ndarray:
     return np.linspace(lo, hi if hi > lo else lo + 1.0, n + 1)
 
 
+@_cms_style
 def score_distributions(
     path: Path,
     bkg_scores: np.ndarray,
@@ -48,7 +65,7 @@ def score_distributions(
     """Unit-area score histograms per SM process (weighted) and per signal, log y, with the cut."""
     fig, ax = _figure()
     bins = _bins(bkg_scores, *signals.values())
-    filled, lines = plt.get_cmap("Pastel1").colors, plt.get_cmap("Dark2").colors
+    filled, lines = _colors("Pastel1"), _colors("Dark2")
     for i, proc in enumerate(sorted(set(bkg_process.tolist()))):
         sel = bkg_process == proc
         ax.hist(np.clip(bkg_scores[sel], bins[0], bins[-1]), bins=bins, weights=bkg_weights[sel],
@@ -65,6 +82,7 @@ def score_distributions(
     return _save(fig, path)
 
 
+@_cms_style
 def rate_curve(
     path: Path, cuts: np.ndarray, rates_hz: np.ndarray, cut: float, target_rate_hz: float,
     score_name: str,
@@ -82,6 +100,7 @@ def rate_curve(
     return _save(fig, path)
 
 
+@_cms_style
 def roc_curves(
     path: Path, rocs: dict[str, tuple[np.ndarray, np.ndarray]], fpr_at_threshold: float,
 ) -> str:
@@ -98,6 +117,7 @@ def roc_curves(
     return _save(fig, path)
 
 
+@_cms_style
 def float_vs_quantized(path: Path, x: np.ndarray, y: np.ndarray, names: tuple[str, str]) -> str:
     """2-d histogram of the float score against its quantized twin (log-scaled counts)."""
     fig, ax = _figure()
@@ -113,12 +133,13 @@ def float_vs_quantized(path: Path, x: np.ndarray, y: np.ndarray, names: tuple[st
     return _save(fig, path)
 
 
+@_cms_style
 def efficiency_bars(path: Path, table: dict[str, dict[str, float]]) -> str:
     """Grouped bars of signal efficiency (log y) per signal for the model and each baseline."""
     fig, ax = _figure()
     signals = sorted({s for row in table.values() for s in row})
     width = 0.8 / max(len(table), 1)
-    colors = plt.get_cmap("tab20").colors
+    colors = _colors("tab20")
     for i, (method, row) in enumerate(table.items()):
         effs = [max(row.get(s, 0.0) or 0.0, 1e-7) for s in signals]
         ax.bar(np.arange(len(signals)) + i * width, effs, width=width, label=method,

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware.config import FirmwareConfig, Fixed, parse_fixed
+from firmware.config import FirmwareConfig, parse_fixed
+from firmware.hls_types import fixed_from_hls
 from firmware.score_layer import register_hls4ml_extensions
 from triggerad.errors import ConfigError, did_you_mean
 
@@ -152,12 +153,3 @@ def predict(hls_model, x, batch_size: int, progress: bool = False) -> list[np.nd
 def output_types(hls_model) -> list:
     """The :class:`firmware.config.Fixed` type of each model output (for LSB units)."""
     return [fixed_from_hls(v.type.precision) for v in hls_model.get_output_variables()]
-
-
-def fixed_from_hls(precision) -> Fixed:
-    """hls4ml ``FixedPrecisionType``/``IntegerPrecisionType`` -> :class:`Fixed`."""
-    rounding = getattr(precision, "rounding_mode", None)
-    saturation = getattr(precision, "saturation_mode", None)
-    return Fixed(int(precision.width), int(precision.integer), bool(precision.signed),
-                 f"AP_{rounding.name}" if rounding is not None else "AP_TRN",
-                 f"AP_{saturation.name}" if saturation is not None else "AP_WRAP")

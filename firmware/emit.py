@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from firmware import report
+from firmware.backends import synthesis_command
 from firmware.config import FirmwareConfig, parse_fixed
 from firmware.convert import compile_model
 from firmware.score_layer import threshold_units, trigger_graph
@@ -27,12 +28,6 @@ log = logging.getLogger(__name__)
 TB_INPUT = "tb_input_features.dat"
 TB_OUTPUT = "tb_output_predictions.dat"
 CHECKER = "check_csim.py"
-
-
-def synthesis_command(backend: str) -> str:
-    """The one command that runs C simulation + synthesis in the project folder."""
-    tool = "vitis_hls" if backend == "Vitis" else "vivado_hls"
-    return f'{tool} -f build_prj.tcl "csim=1 synth=1 cosim=0 export=0"'
 
 
 def write_vectors(folder: Path, x_fixed: np.ndarray, outputs: list[np.ndarray]) -> tuple[Path, Path]:

@@ -14,20 +14,19 @@ report says plainly that no synthesis was run.
 from __future__ import annotations
 
 import logging
-import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 
-from firmware.convert import fixed_from_hls
+from firmware.backends import VENDOR_TOOLS, synthesis_command, vendor_tool
+from firmware.hls_types import fixed_from_hls
 from triggerad import atomic
 
 log = logging.getLogger(__name__)
 
 LUT_MAX_BITS = 10
 LUT_CONST_BITS = 6
-VENDOR_TOOLS = {"Vitis": "vitis_hls", "Vivado": "vivado_hls"}
 
 
 def multiplier_kind(a_bits: int, b_bits: int, b_constant: bool) -> str:
@@ -132,11 +131,6 @@ def parse_csynth_xml(text: str) -> dict:
     }
 
 
-def vendor_tool(backend: str) -> str | None:
-    """Path of the vendor HLS tool of ``backend`` if it is on ``PATH``."""
-    return shutil.which(VENDOR_TOOLS[backend])
-
-
 def run_synthesis(hls_model, prj: Path, cfg) -> dict | None:
     """Synthesise with the vendor tool when it is installed and parse its report, else None."""
     if vendor_tool(cfg.hls.backend) is None:
@@ -207,8 +201,6 @@ def write_report(prj: Path, hls_model, cfg, result, float_agreement, sweep_rows:
 
 def markdown(s: dict) -> str:
     """The markdown version of the report."""
-    from firmware.emit import synthesis_command
-
     f = s["vs_float_pipeline"]
     lines = [
         f"# Firmware report: `{s['hls']['project_name']}`", "",

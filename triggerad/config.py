@@ -202,6 +202,16 @@ def load(cls: type[T], path: str | Path, overrides: dict | None = None) -> T:
     return build(cls, data, where=str(path))
 
 
+def load_section(cls: type[T], path: str | Path, section: str) -> T:
+    """Build one section of a YAML config file into ``cls`` (the other sections are not read).
+
+    For a command that needs one section of a config shared with another command (e.g. the
+    ``rates`` section of ``configs/evaluate.yaml`` for ``trigger-ad threshold``), without
+    importing the other command's config classes. A missing section means all defaults.
+    """
+    return build(cls, read_yaml(path).get(section), where=f"{path}.{section}")
+
+
 def to_dict(config: Any) -> Any:
     """Turn a (nested) config dataclass back into plain YAML-able data."""
     if dataclasses.is_dataclass(config):
@@ -218,4 +228,4 @@ def dump(config: Any) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False)
 
 
-__all__ = ["build", "load", "read_yaml", "resolve_config", "to_dict", "dump"]
+__all__ = ["build", "load", "load_section", "read_yaml", "resolve_config", "to_dict", "dump"]

@@ -61,8 +61,9 @@ def trigger_inputs(art):
 def run(args) -> int:
     """Build, validate and write the HLS project; print the agreement and where it is."""
     from anomaly.artifact import load_artifact
+    from firmware.backends import synthesis_command
     from firmware.config import load_config
-    from firmware.emit import build_trigger_project, synthesis_command
+    from firmware.emit import build_trigger_project
     from triggerad.config import resolve_config
     from triggerad.data import load_sample, load_split
     from triggerad.provenance import write_provenance

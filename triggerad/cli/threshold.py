@@ -62,26 +62,25 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     """Compute and write the threshold; print the achieved rate."""
-    from anomaly.artifact import load_artifact
-    from anomaly.evaluate import EvaluateConfig
     from triggerad import rates
-    from triggerad.config import load, resolve_config, to_dict
-    from triggerad.data import load_sample, load_split
-    from triggerad.threshold import Target, input_rate_from_luminosity, set_threshold
+    from triggerad.config import load_section, resolve_config, to_dict
+    from triggerad.data import load_sample
+    from triggerad.models import kind_of, load_model
+    from triggerad.threshold import RatesConfig, Target, input_rate_from_luminosity, set_threshold
 
-    cfg = load(EvaluateConfig, resolve_config(args.config)).rates
+    cfg = load_section(RatesConfig, resolve_config(args.config), "rates")
     target = Target(
         rate=None if args.rate is None else rates.parse_rate(args.rate, "--rate"),
         events_per_day=args.events_per_day,
         fpr=args.fpr,
     )
-    art = load_artifact(args.model)
+    art = load_model(args.model)
     info = art.data_info
     if args.data:
         batch = load_sample(args.data, args.reader)
         data = {"source": "files", "background": list(args.data), "reader": args.reader}
     else:
-        batch = load_split(info, "val")
+        batch = kind_of(art).load_split(art, "val")
         data = {"source": "model validation split", "background": info["background"],
                 "split": "val", "split_seed": info["split_seed"], "fractions": info["fractions"]}
     data["n_events"] = len(batch)

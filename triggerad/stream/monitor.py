@@ -91,10 +91,7 @@ def rate_summary(table: pd.DataFrame, input_rate_hz: float) -> dict:
 
 def plot_rates(table: pd.DataFrame, target_rate_hz: float, band: list[float], outdir: Path) -> None:
     """Write ``rate_vs_block.png`` and ``rate_vs_pileup.png`` (rate with errors, target band)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from triggerad.atomic import atomic_path
 
@@ -103,7 +100,8 @@ def plot_rates(table: pd.DataFrame, target_rate_hz: float, band: list[float], ou
         ("block", "block (lumi block or chunk, stream order)", "rate_vs_block.png"),
         ("mean_pileup", "mean pile-up of the block", "rate_vs_pileup.png"),
     ):
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig = Figure(figsize=(7, 4))
+        ax = fig.subplots()
         ax.axhspan(band[0] * target_rate_hz, band[1] * target_rate_hz, color="tab:green",
                    alpha=0.2, label="target band")
         ax.axhline(target_rate_hz, color="tab:green")
@@ -118,4 +116,3 @@ def plot_rates(table: pd.DataFrame, target_rate_hz: float, band: list[float], ou
         fig.tight_layout()
         with atomic_path(outdir / name) as tmp:
             fig.savefig(tmp, format="png", dpi=100)
-        plt.close(fig)
