@@ -2,7 +2,11 @@
 
 A config file is a mapping of sections; each section becomes a dataclass instance. Unknown or
 misspelt keys, wrong types and missing required keys raise :class:`~triggerad.errors.ConfigError`
-naming the file, the key path, what was expected and the nearest valid key.
+naming the file, the key path, what was expected and what was found (``{value!r}``), and the
+nearest valid key. Field types are checked from the annotations: ``int``, ``float`` (integers
+accepted), ``str``, ``bool``, ``Literal[...]``, ``X | None`` and other unions (every branch's
+error is reported when none fits), ``list[X]``, ``tuple[X, Y]`` (length and each position),
+``tuple[X, ...]``, ``dict[K, V]`` and nested dataclasses.
 
 Example
 -------
@@ -36,14 +40,72 @@ def _type_name(tp: Any) -> str:
     if origin in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in get_args(tp))
     if origin is not None:
-        return repr(tp).replace("typing.", "")
+        args = ", ".join("..." if a is Ellipsis else _type_name(a) for a in get_args(tp))
+        return f"{getattr(origin, '__name__', repr(origin))}[{args}]"
     if tp is type(None):
         return "null"
     return getattr(tp, "__name__", repr(tp))
 
 
+def _reason(err: ConfigError, where: str) -> str:
+    """The message of ``err`` relative to ``where`` (``[1]: expected ...`` for an item)."""
+    text = str(err)
+    return text.removeprefix(where).removeprefix(": ") if text.startswith(where) else text
+
+
+def _convert_union(tp: Any, value: Any, where: str) -> Any:
+    """The first branch of a Union that accepts ``value``; else an error listing every branch's."""
+    reasons = []
+    for arg in get_args(tp):
+        try:
+            return _convert(arg, value, where)
+        except ConfigError as err:
+            reasons.append(f"as {_type_name(arg)}: {_reason(err, where)}")
+    raise ConfigError(f"{where}: expected {_type_name(tp)}, found {value!r} ({'; '.join(reasons)})")
+
+
+def _convert_sequence(tp: Any, value: Any, where: str) -> list | tuple:
+    """A list (``list[X]``) or a tuple (``tuple[X, ...]`` or fixed ``tuple[X, Y]``), item by item."""
+    origin = get_origin(tp) or tp
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where}: expected a list ({_type_name(tp)}), found {value!r}")
+    args = get_args(tp)
+    if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+        if len(value) != len(args):
+            raise ConfigError(
+                f"{where}: expected {len(args)} items ({_type_name(tp)}), found {len(value)}: "
+                f"{value!r}"
+            )
+        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+    item = args[0] if args else Any
+    items = [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return tuple(items) if origin is tuple else items
+
+
+def _convert_mapping(tp: Any, value: Any, where: str) -> dict:
+    """A ``dict[K, V]``: keys as K (YAML numbers become text for ``str`` keys), values as V."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping ({_type_name(tp)}), found {value!r}")
+    key_tp, val_tp = get_args(tp) or (Any, Any)
+    out = {}
+    for key, item in value.items():
+        if key_tp is str:
+            if not isinstance(key, (str, int, float)) or isinstance(key, bool):
+                raise ConfigError(f"{where}: expected text keys, found key {key!r}")
+            key = str(key)
+        else:
+            key = _convert(key_tp, key, f"{where} (key {key!r})")
+        out[key] = _convert(val_tp, item, f"{where}.{key}")
+    return out
+
+
 def _convert(tp: Any, value: Any, where: str) -> Any:
-    """Check ``value`` against the type hint ``tp`` and convert it (nested dataclasses, lists)."""
+    """Check ``value`` against the type hint ``tp`` and convert it.
+
+    Handles ``Any``, ``Literal``, unions (``X | None`` included), ``list``, ``tuple`` (fixed
+    length or ``tuple[X, ...]``), ``dict``, nested dataclasses, ``None``, ``float`` (integers
+    accepted), ``int``, ``str`` and ``bool``; other types are passed through unchecked.
+    """
     if tp is Any:
         return value
     origin = get_origin(tp)
@@ -55,23 +117,11 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             )
         return value
     if origin in (Union, types.UnionType):
-        errors = []
-        for arg in get_args(tp):
-            try:
-                return _convert(arg, value, where)
-            except ConfigError as err:
-                errors.append(err)
-        raise ConfigError(f"{where}: expected {_type_name(tp)}, found {value!r}")
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, found {value!r}")
-        (item,) = get_args(tp)[:1] or (Any,)
-        return [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, found {value!r}")
-        _, val_tp = get_args(tp) or (str, Any)
-        return {str(k): _convert(val_tp, v, f"{where}.{k}") for k, v in value.items()}
+        return _convert_union(tp, value, where)
+    if origin in (list, tuple) or tp in (list, tuple):
+        return _convert_sequence(tp, value, where)
+    if origin is dict or tp is dict:
+        return _convert_mapping(tp, value, where)
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
