@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
         config = load_score_config(None, {"monitor": {"plots": True}})
         if control:
             config.control = control_from_file(control)
-        summary = run_stream(str(model), [str(f) for f in files], work / name, config,
+        summary = run_stream(str(model), [str(f) for f in files], work / name, config=config,
                              scores=["mu2_q"], progress=False)
         blocks = pd.read_csv(work / name / "blocks.csv")
         ratio = blocks["rate_hz"] / summary["target_rate_hz"]

@@ -98,8 +98,9 @@ def main(argv: list[str] | None = None) -> dict:
     import pandas as pd
 
     from triggerad.cli import main as cli
+    from triggerad.executor import make_executor
     from triggerad.generation.config import load_config
-    from triggerad.generation.run import background, combine, execute, make_jobs
+    from triggerad.generation.run import background, combine, default_executor, execute, make_jobs
     from triggerad.io.adc2021 import write_h5
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -137,7 +138,8 @@ def main(argv: list[str] | None = None) -> dict:
         jobs += make_jobs(train_cfg, args.train_events, args.seed + 1)
     # longest jobs (highest pile-up) first, for the load balance of the pool
     jobs.sort(key=lambda j: -j.n_events * (1 + j.config.pileup.mu))
-    results = execute(jobs, args.workers, progress=False)
+    with make_executor(default_executor(args.workers), workers=args.workers) as executor:
+        results = execute(jobs, executor, progress=False)
     timing["generate_s"] = time.perf_counter() - t0
     cpu = sum(r.cpu_seconds for r in results)
 

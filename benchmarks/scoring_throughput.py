@@ -105,7 +105,7 @@ def score_rate(model: Path, files: list[Path], out: Path, chunk: int, scores,
     config = load_score_config(None, {"chunking": {"chunk_size": chunk},
                                       "monitor": {"plots": False}})
     start = time.perf_counter()
-    summary = run_stream(str(model), [str(f) for f in files], out, config,
+    summary = run_stream(str(model), [str(f) for f in files], out, config=config,
                          executor=LocalExecutor(read_ahead), scores=scores, progress=False)
     wall = time.perf_counter() - start
     return summary["events_per_s"], summary["events"] / wall

@@ -304,12 +304,32 @@ def test_dask_equals_local(model, stream, reference, tmp_path):
     config = load_score_config(None, {"chunking": {"chunk_size": CHUNK}})
     executor = DaskExecutor(workers=2, processes=False)
     try:
-        summary = run_stream(str(model), [str(p) for p in stream], tmp_path / "out", config,
+        summary = run_stream(str(model), [str(p) for p in stream], tmp_path / "out", config=config,
                              executor=executor, scores=["mu2_q"], progress=False)
     finally:
         executor.close()
     assert summary["executor"] == "dask"
     assert_same_output(tmp_path / "out", reference)
+
+
+@pytest.mark.slow
+def test_process_executor_equals_local(model, stream, reference, tmp_path):
+    """Files counted and units scored in 2 worker processes: the same outputs."""
+    out = tmp_path / "out"
+    assert main(score_args(model, stream, out, "--score", "mu2_q", "--executor", "process",
+                           "--workers", "2")) == 0
+    assert json.loads((out / "summary.json").read_text())["executor"] == "process"
+    assert_same_output(out, reference)
+
+
+def test_unknown_executor_or_reader_exits_2_before_touching_files(model, stream, tmp_path,
+                                                                 capsys):
+    out = tmp_path / "out"
+    assert main(score_args(model, stream, out, "--executor", "proces")) == 2
+    assert "unknown executor 'proces'; did you mean 'process'?" in capsys.readouterr().err
+    assert main(score_args(model, stream, out, "--reader", "nano")) == 2
+    assert "unknown reader 'nano'; did you mean 'nanoaod'?" in capsys.readouterr().err
+    assert not out.exists()
 
 
 @pytest.fixture(scope="module")

@@ -97,8 +97,10 @@ def load_sample(
     EventBatch
         All events, in file then entry order.
     """
-    from triggerad.io.registry import detect_reader, expand_inputs, make_reader
+    from triggerad.io.registry import check_reader_name, detect_reader, expand_inputs, make_reader
 
+    if reader != "auto":
+        check_reader_name(reader)  # before any file is opened
     files = expand_inputs(resolve_background([paths] if isinstance(paths, str) else list(paths)))
     options = ReadOptions(chunk_size=chunk_size)
     chunks: list[EventBatch] = []

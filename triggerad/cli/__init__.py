@@ -59,6 +59,28 @@ def add_command(subparsers, name: str, summary: str, example: str, description: 
     )
 
 
+def add_executor_options(parser, *, default: str | None, workers: int | None,
+                         default_text: str = "") -> None:
+    """``--executor {local,process,dask}``, ``--scheduler ADDRESS`` and ``--workers K``.
+
+    The names are checked by :func:`triggerad.executor.make_executor` (an unknown one exits 2
+    listing the valid ones).
+    """
+    from triggerad.executor import EXECUTORS
+
+    names = ",".join(EXECUTORS)
+    parser.add_argument("--executor", default=default, metavar=f"{{{names}}}",
+                        help="where the work runs: in this process (local), in --workers "
+                        "processes of this machine (process) or on a Dask cluster (dask)"
+                        + default_text)
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="address of an existing Dask scheduler (tcp://host:8786; "
+                        "--executor dask); without it a local cluster of --workers is started")
+    parser.add_argument("--workers", type=int, default=workers,
+                        help="worker processes (--executor process) or workers of a local Dask "
+                        "cluster (--executor dask)")
+
+
 def _command_modules() -> list[str]:
     found = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
     return [n for n in ORDER if n in found] + sorted(found - set(ORDER))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from triggerad.cli import add_command
+from triggerad.cli import add_command, add_executor_options
 
 
 def register(subparsers) -> None:
@@ -14,7 +14,8 @@ def register(subparsers) -> None:
         subparsers, "generate",
         "generate the SM single-lepton cocktail and the BSM benchmarks with Pythia 8",
         example="trigger-ad generate configs/generate.yaml --events 10000 --out cocktail/\n"
-                "trigger-ad generate generate-fast --events 2000 --out /tmp/small --workers 2",
+                "trigger-ad generate generate-fast --events 2000 --out /tmp/small --workers 2\n"
+                "trigger-ad generate generate --out big/ --executor dask --scheduler tcp://host:8786",
         description="Generate every process of CONFIG with Pythia 8 (pp, 13 TeV), apply the "
         "parametric trigger-level detector and the single-lepton trigger, and write "
         "DIR/background.{h5,root} (SM cocktail, per-event process label and weight), "
@@ -27,9 +28,10 @@ def register(subparsers) -> None:
                         "(default: the config's output.events)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=1,
-                        help="master seed (same seed -> bit-identical output for any --workers)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="parallel worker processes")
+                        help="master seed (same seed -> bit-identical output for any --executor "
+                        "and --workers)")
+    add_executor_options(parser, default=None, workers=os.cpu_count() or 1,
+                         default_text="; default: process if --workers > 1, else local")
     parser.set_defaults(func=run)
 
 
@@ -47,10 +49,11 @@ def run(args) -> int:
         raise ConfigError(
             f"--events and --workers must be positive, found {events!r}, {args.workers!r}"
         )
-    summary = generate(cfg, events, args.out, seed=args.seed, workers=args.workers)
+    summary = generate(cfg, events, args.out, seed=args.seed, workers=args.workers,
+                       executor=args.executor, scheduler=args.scheduler)
     write_provenance(args.out, "generate", cfg, {
         "config": str(args.config), "events": events, "seed": args.seed,
-        "workers": args.workers,
+        "executor": summary["executor"], "workers": args.workers, "scheduler": args.scheduler,
     })
     print(format_table(summary["processes"], summary["published_comparison"]))
     print(f"wall time {summary['wall_seconds']:.0f} s; "

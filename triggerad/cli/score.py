@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from triggerad.cli import add_command
+from triggerad.cli import add_command, add_executor_options
 
 DESCRIPTION = """Score many input files (ADC2021 HDF5, Delphes, NanoAOD, flat ROOT, parquet; files,
 globs or text lists) in chunks with a trained model and its stored threshold. Writes per-chunk
@@ -10,11 +10,13 @@ score parts (ids, every score, threshold, decision), anomalies.parquet (full inp
 events), the accepted rate per lumi block (or per fixed chunk) with Poisson errors and plots, and
 summary.json. Re-running the same command after a crash or kill resumes: no event is lost or
 duplicated. --rate-control adjusts the threshold per block to hold the target rate. With
---executor dask the chunks are scored on a Dask cluster (an existing one via --scheduler, or a
-local one with --workers N); the outputs are identical to a local run."""
+--executor process the files are counted and the chunks scored in --workers processes of this
+machine; with --executor dask on a Dask cluster (an existing one via --scheduler, or a local one
+of --workers processes); the outputs are identical to a local run."""
 
 EXAMPLE = """trigger-ad score models/l1_vae data/*.h5 --out stream/
 trigger-ad score models/l1_vae @files.txt --out stream/ --rate-control rate-control
+trigger-ad score models/l1_vae data/*.h5 --out stream/ --executor process --workers 4
 trigger-ad score models/l1_vae data/*.root --out stream/ --executor dask --scheduler tcp://host:8786"""
 
 
@@ -38,9 +40,7 @@ def register(subparsers) -> None:
     p.add_argument("--rate-control", default=None, metavar="CONFIG",
                    help="YAML with a `control` section (e.g. the packaged rate-control): enable "
                    "the threshold controller")
-    p.add_argument("--executor", choices=("local", "dask"), default="local")
-    p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
-    p.add_argument("--workers", type=int, default=2, help="workers of a local Dask cluster")
+    add_executor_options(p, default="local", workers=2)
     p.add_argument("--format", choices=("parquet", "root"), default=None,
                    help="format of the per-chunk score parts (default: config, parquet)")
     p.add_argument("--on-error", choices=("skip", "fail"), default="skip",
@@ -68,12 +68,10 @@ def run(args) -> int:
         config.control = control_from_file(args.rate_control)
     files = expand_inputs(args.inputs)
     reader_for = ReaderChooser(args.reader, args.branch_map, config.chunking.chunk_size)
-    executor = make_executor(args.executor, args.scheduler, args.workers)
-    try:
-        summary = run_stream(args.model, files, args.out, config, reader_for, executor,
-                             args.scores, args.on_error, progress=not args.no_progress)
-    finally:
-        executor.close()
+    with make_executor(args.executor, workers=args.workers, scheduler=args.scheduler) as executor:
+        summary = run_stream(args.model, files, args.out, config=config, reader_for=reader_for,
+                             executor=executor, scores=args.scores, on_error=args.on_error,
+                             progress=not args.no_progress)
     print(f"events: {summary['events']}  accepted: {summary['accepted']}  "
           f"accepted rate: {summary['accepted_rate_hz']:.1f} Hz "
           f"(target {summary['target_rate_hz']:.1f} Hz at {summary['input_rate_hz']:.3g} Hz input)"

@@ -1,18 +1,17 @@
-"""Run the generation: jobs per process, in parallel processes, then the cocktail and the files.
+"""Run the generation: jobs per process on an executor, then the cocktail and the files.
 
 Each process is split into jobs of ``output.job_size`` events. A job's seeds are derived from
 (seed, process name, job index) only, so the same seed gives bit-identical output whatever the
-number of workers. A job runs Pythia in batches, applies the detector, the QCD model and the
+executor (in this process, worker processes or a Dask cluster; :mod:`triggerad.executor`) and
+the number of workers. A job runs Pythia in batches, applies the detector, the QCD model and the
 trigger, and returns the triggered events with their extra (fake / forced-decay) weights.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import time
 import zlib
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from triggerad import atomic
 from triggerad.events import EventBatch, from_collections
+from triggerad.executor import Executor, make_executor
 from triggerad.generation import cocktail
 from triggerad.generation import pythia as py
 from triggerad.generation.config import GenerateConfig, ProcessConfig
@@ -157,25 +157,22 @@ def make_jobs(cfg: GenerateConfig, n_events: int, seed: int) -> list[Job]:
     return jobs
 
 
-def execute(jobs: list[Job], workers: int, progress: bool = True) -> list[JobResult]:
-    """Run the jobs (in ``workers`` spawned processes if > 1) with a progress bar on stderr."""
+def default_executor(workers: int) -> str:
+    """``process`` for more than one worker, else ``local`` (the executor when none is named)."""
+    return "process" if workers > 1 else "local"
+
+
+def execute(jobs: list[Job], executor: Executor, *, progress: bool = True) -> list[JobResult]:
+    """Run the jobs on ``executor`` with a progress bar on stderr; results in (name, index) order."""
     from tqdm import tqdm
 
     bar = tqdm(total=sum(j.n_events for j in jobs), unit="ev", desc="generate",
                disable=not progress)
     results = []
     with bar:
-        if workers <= 1:
-            for job in jobs:
-                results.append(run_job(job))
-                bar.update(job.n_events)
-        else:
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futures = {pool.submit(run_job, job): job for job in jobs}
-                for future in as_completed(futures):
-                    results.append(future.result())
-                    bar.update(futures[future].n_events)
+        for job, result in zip(jobs, executor.map(run_job, jobs), strict=True):
+            results.append(result)
+            bar.update(job.n_events)
     return sorted(results, key=lambda r: (r.name, r.index))
 
 
@@ -227,8 +224,8 @@ def write_outputs(outdir: Path, stem: str, batch: EventBatch, formats: list[str]
 
 
 def generate(
-    cfg: GenerateConfig, n_events: int, outdir: str | Path, seed: int = 1, workers: int = 1,
-    progress: bool = True,
+    cfg: GenerateConfig, n_events: int, outdir: str | Path, *, seed: int = 1, workers: int = 1,
+    executor: str | Executor | None = None, scheduler: str | None = None, progress: bool = True,
 ) -> dict:
     """Generate every configured process, write the samples and ``summary.json``.
 
@@ -241,9 +238,14 @@ def generate(
     outdir : str or Path
         Output folder (``background.*``, ``signal_<name>.*``, ``summary.json``).
     seed : int
-        Master seed; the same seed gives bit-identical output for any ``workers``.
+        Master seed; the same seed gives bit-identical output for any executor and ``workers``.
     workers : int
-        Parallel worker processes.
+        Worker processes (``process``) or Dask workers of a local cluster (``dask``).
+    executor : str or Executor, optional
+        ``local``, ``process`` or ``dask`` (default: :func:`default_executor`), or an executor
+        object (not closed here).
+    scheduler : str, optional
+        Address of an existing Dask scheduler (``executor="dask"``).
     progress : bool
         Show a tqdm progress bar on stderr.
 
@@ -252,9 +254,18 @@ def generate(
     dict : the summary written to ``summary.json``.
     """
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    if isinstance(executor, Executor):
+        executor_name, owned = executor.name, None
+    else:
+        executor_name = executor or default_executor(workers)
+        owned = make_executor(executor_name, workers=workers, scheduler=scheduler)
     start = time.perf_counter()
-    results = execute(make_jobs(cfg, n_events, seed), workers, progress)
+    try:
+        results = execute(make_jobs(cfg, n_events, seed), owned or executor, progress=progress)
+    finally:
+        if owned is not None:
+            owned.close()
+    outdir.mkdir(parents=True, exist_ok=True)
     batches, processes = combine(results, cfg)
     bkg = background(batches, cfg, seed)
     comparison = cocktail.published_comparison(cocktail.weighted_fractions(bkg.weight, bkg.process))
@@ -267,7 +278,8 @@ def generate(
         if proc.kind == "signal":
             files += write_outputs(outdir, f"signal_{name}", batches[name], cfg.output.formats)
     summary = {
-        "events_per_process": n_events, "seed": seed, "workers": workers,
+        "events_per_process": n_events, "seed": seed, "executor": executor_name,
+        "workers": workers,
         "wall_seconds": time.perf_counter() - start,
         "background_events": len(bkg),
         "processes": processes,

@@ -33,6 +33,12 @@ ROOT_TREES = {"Events": "nanoaod", "Delphes": "delphes"}
 SUFFIXES = {".h5": "adc2021", ".hdf5": "adc2021", ".parquet": "parquet", ".pq": "parquet"}
 
 
+def check_reader_name(kind: str) -> None:
+    """Raise :class:`ConfigError` (nearest valid names) unless ``kind`` is a registered reader."""
+    if kind not in READERS:
+        raise ConfigError(f"unknown reader {kind!r}; " + did_you_mean(kind, READERS))
+
+
 def make_reader(
     kind: str, branch_map_path: str | Path | None = None, options: ReadOptions | None = None
 ) -> Reader:
@@ -43,8 +49,7 @@ def make_reader(
     ConfigError
         For an unknown reader name (with the nearest valid one) or a bad branch map.
     """
-    if kind not in READERS:
-        raise ConfigError(f"unknown reader {kind!r}; " + did_you_mean(kind, READERS))
+    check_reader_name(kind)
     return READERS[kind](branch_map_path, options)
 
 

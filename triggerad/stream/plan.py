@@ -57,11 +57,30 @@ class Plan:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
+@dataclass
+class CountEntries:
+    """The task counting a file's entries: ``(n, None)``, or ``(None, error)`` if unreadable.
+
+    Picklable, so that the executor's workers count the files of a plan in parallel.
+    """
+
+    reader_for: Callable[[str], Reader]
+
+    def __call__(self, path: str) -> tuple[int | None, BaseException | None]:
+        """Entries of ``path`` (or the reading error)."""
+        try:
+            return self.reader_for(path).num_entries(path), None
+        except INPUT_ERRORS as err:
+            return None, err
+
+
 def make_plan(
     files: list[str],
     reader_for: Callable[[str], Reader],
+    *,
     chunk_size: int,
     on_error: str = "skip",
+    executor=None,
 ) -> Plan:
     """Cut ``files`` (in the given order) into units of at most ``chunk_size`` entries.
 
@@ -75,17 +94,21 @@ def make_plan(
         Entries per unit.
     on_error : {"skip", "fail"}
         ``skip`` lists unreadable files in :attr:`Plan.failed` (and logs them); ``fail`` raises.
+    executor : triggerad.executor.Executor, optional
+        Where the entries of the files are counted (in parallel on ``process`` and ``dask``);
+        default in this process.
     """
+    from triggerad.executor import LocalExecutor
+
     units: list[WorkUnit] = []
     failed: list[dict] = []
     empty: list[str] = []
     offset = 0
-    for path in files:
-        try:
-            total = reader_for(path).num_entries(path)
-        except INPUT_ERRORS as err:
+    counts = (executor or LocalExecutor()).map(CountEntries(reader_for), files)
+    for path, (total, err) in zip(files, counts, strict=True):
+        if err is not None:
             if on_error == "fail":
-                raise
+                raise err
             log.error("%s: skipped, cannot be read: %s", path, err)
             failed.append({"file": path, "error": f"{type(err).__name__}: {err}"})
             continue
@@ -116,6 +139,10 @@ class ReaderChooser:
 
     def __init__(self, kind: str = "auto", branch_map: str | None = None,
                  chunk_size: int = 100_000):
+        from triggerad.io.registry import check_reader_name
+
+        if kind != "auto":
+            check_reader_name(kind)  # before any file is opened
         self.kind, self.branch_map, self.chunk_size = kind, branch_map, chunk_size
         self._readers: dict[str, Reader] = {}
 

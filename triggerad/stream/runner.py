@@ -162,6 +162,7 @@ def run_stream(
     model,
     files: list[str],
     outdir: str | Path,
+    *,
     config: ScoreConfig | None = None,
     reader_for=None,
     executor=None,
@@ -184,8 +185,9 @@ def run_stream(
         Chunking, monitor, controller and output settings (default: all defaults).
     reader_for : callable, optional
         Path -> reader (default: :class:`ReaderChooser` with ``auto`` detection).
-    executor : LocalExecutor or DaskExecutor, optional
-        Where units are scored (default: in this process).
+    executor : triggerad.executor.Executor, optional
+        Where the files are counted and the units scored (default: in this process, reading
+        one unit ahead). Outputs do not depend on it.
     scores : list of str, optional
         Scores to compute (default: every score the model defines).
     on_error : {"skip", "fail"}
@@ -210,7 +212,8 @@ def run_stream(
             f"{model}: the model has no threshold.json; set one first with "
             "`trigger-ad threshold MODEL --rate 1kHz --input-rate 100kHz`"
         )
-    plan = make_plan(files, reader_for, config.chunking.chunk_size, on_error)
+    plan = make_plan(files, reader_for, chunk_size=config.chunking.chunk_size, on_error=on_error,
+                     executor=executor)
     outdir.mkdir(parents=True, exist_ok=True)
     _check_run(outdir, {
         "files": list(files), "plan": plan.fingerprint(), "threshold": thr,
