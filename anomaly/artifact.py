@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from triggerad import atomic, schema
+from triggerad import atomic, models, schema
 from triggerad.config import build
 from triggerad.errors import SchemaMismatchError, did_you_mean
 from triggerad.events import EventBatch
-from triggerad.models import ARTIFACT_FILE, THRESHOLD_FILE, ModelFolderError, load_model
+from triggerad.models import ARTIFACT_FILE, THRESHOLD_FILE, ModelFolderError
 from triggerad.provenance import git_hash, package_version
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ def load_artifact(path: str | Path) -> ModelArtifact:
         If ``artifact.json`` lacks a key, has another format version, or describes a model kind
         that is not an anomaly VAE.
     """
-    model = load_model(path)
+    model = models.load_model(path)
     if not isinstance(model, ModelArtifact):
         raise ModelFolderError(
             f"{Path(path) / ARTIFACT_FILE}: a {model.kind} model, not an anomaly VAE "

@@ -61,6 +61,26 @@ class VAEKind(ModelKind):
 
         return data.load_split(model.data_info, split)
 
+    def evaluate(self, model, data, out, *, config, overrides=None, progress=True) -> list[str]:
+        """The evaluation report (:func:`anomaly.evaluate.evaluate`); per-signal summary lines.
+
+        ``config`` is an ``evaluate`` YAML (path or packaged name), ``overrides`` its sections'
+        values set from the command line.
+        """
+        from anomaly.evaluate import REPORT_MD, EvaluateConfig, evaluate
+        from triggerad.config import load, resolve_config
+
+        cfg = load(EvaluateConfig, resolve_config(config), overrides=overrides)
+        report = evaluate(model, data, out, cfg, progress=progress)
+        n_month = cfg.report.events_per_month
+        key = f"xsec_{n_month:g}_per_month_pb"
+        lines = []
+        for name, row in report["signals"].items():
+            xsec = "-" if row[key] is None else f"{row[key]:.3g} pb"
+            lines.append(f"{name:>14}: efficiency {row['efficiency']:.3g}, AUC {row['auc']:.3f}, "
+                         f"sigma for {n_month:g} events/month {xsec}")
+        return [*lines, f"wrote {out}/{REPORT_MD} and report.json"]
+
 
 HLF_VAE = VAEKind(
     "hlf_vae", "VAE on the 21 high-level features (Cerri et al. 2019)",

@@ -12,6 +12,7 @@ overridden in ``precision.layers``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,23 +33,27 @@ def _hls_type(text: str) -> str:
     return text if text == "auto" else parse_fixed(text).hls()
 
 
+#: Keras layer class -> function ``(layer, precision section) -> {result|accum|...: type}`` giving
+#: the config's precisions of layers of that class; other layers keep hls4ml's defaults and
+#: their quantizers. The score layers (:mod:`firmware.score_layer`) carry their own types.
+LAYER_PRECISIONS: dict[str, Callable] = {
+    "InputLayer": lambda layer, prec: {"result": prec.input},
+    **dict.fromkeys(MAC_CLASSES, lambda layer, prec: {"accum": prec.accum, "result": prec.result}),
+    "Standardise": lambda layer, prec: {"scale": layer.scale_type, "bias": layer.offset_type,
+                                        "result": layer.output_type},
+    "SumSquares": lambda layer, prec: {"result": layer.score_type},
+    "ThresholdBit": lambda layer, prec: {"result": "ap_uint<1>"},
+}
+
+
 def _layer_precisions(model, cfg: FirmwareConfig, overrides: dict | None) -> dict[str, dict[str, str]]:
     """Precision entries per layer name from the config (before the per-layer overrides)."""
     prec = cfg.precision
     out: dict[str, dict[str, str]] = {}
     for layer in model.layers:
-        cls = type(layer).__name__
-        if cls == "InputLayer":
-            out[layer.name] = {"result": prec.input}
-        elif cls in MAC_CLASSES:
-            out[layer.name] = {"accum": prec.accum, "result": prec.result}
-        elif cls == "Standardise":
-            out[layer.name] = {"scale": layer.scale_type, "bias": layer.offset_type,
-                               "result": layer.output_type}
-        elif cls == "SumSquares":
-            out[layer.name] = {"result": layer.score_type}
-        elif cls == "ThresholdBit":
-            out[layer.name] = {"result": "ap_uint<1>"}
+        precisions = LAYER_PRECISIONS.get(type(layer).__name__)
+        if precisions is not None:
+            out[layer.name] = precisions(layer, prec)
     names = [layer.name for layer in model.layers]
     for source, table in (("precision.layers", prec.layers), ("override", overrides or {})):
         for name, values in table.items():

@@ -19,7 +19,7 @@ from firmware import report
 from firmware.backends import synthesis_command
 from firmware.config import FirmwareConfig, parse_fixed
 from firmware.convert import compile_model
-from firmware.score_layer import threshold_units, trigger_graph
+from firmware.score_layer import threshold_units
 from firmware.validate import compare_scores, keras_reference, precision_sweep, validate_trigger
 from triggerad import atomic
 
@@ -156,8 +156,9 @@ def float_score(inputs: TriggerInputs, x_raw: np.ndarray, batch_size: int) -> np
 
 
 def build_trigger_project(inputs: TriggerInputs, x_raw: np.ndarray, cfg: FirmwareConfig,
-                          out: str | Path, sweep: bool = False, provenance=None) -> dict:
-    """Build, validate and write the HLS project of an anomaly trigger.
+                          out: str | Path, *, kind, sweep: bool = False,
+                          provenance=None) -> dict:
+    """Build, validate and write the HLS project of a trigger.
 
     Parameters
     ----------
@@ -173,6 +174,8 @@ def build_trigger_project(inputs: TriggerInputs, x_raw: np.ndarray, cfg: Firmwar
         Also run the precision sweep (one compilation per width).
     provenance : callable, optional
         ``provenance(folder)`` writing provenance files into the project before it is renamed.
+    kind : firmware.kinds.FirmwareKind
+        What the firmware computes (its Keras graph), from the model's kind.
 
     Returns
     -------
@@ -182,7 +185,7 @@ def build_trigger_project(inputs: TriggerInputs, x_raw: np.ndarray, cfg: Firmwar
     prec = cfg.precision
     in_t, score_t = parse_fixed(prec.input), parse_fixed(prec.score)
     x_fixed = in_t.quantize(x_raw)
-    model = trigger_graph(inputs.encoder, inputs.mean, inputs.scale, inputs.threshold, prec)
+    model = kind.graph(inputs, prec)
     out = Path(out)
     with atomic.atomic_dir(out) as prj:
         n_tb = min(cfg.validation.testbench_events, len(x_fixed))

@@ -3,7 +3,9 @@
 Multiplier estimate (a rule of thumb, not a synthesis result): a product is counted as a LUT
 multiplier when both operands have at most :data:`LUT_MAX_BITS` bits, or when one operand is a
 constant weight of at most :data:`LUT_CONST_BITS` bits (a few shifts and adds); otherwise as a DSP.
-Multiplications by zero weights are not counted (HLS removes them).
+Multiplications by zero weights are not counted (HLS removes them). The multiplications of each
+hls4ml layer class come from the registry :data:`MULTIPLICATIONS` (add a class with
+:func:`counts_multiplications`).
 
 Vendor results appear only when the configured backend's tool (``vitis_hls`` for Vitis,
 ``vivado_hls`` for Vivado) is on ``PATH``: then the project
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,24 +43,52 @@ def _type_text(precision) -> str:
     return fixed_from_hls(precision).hls()
 
 
+#: hls4ml layer class -> function giving (multiplications, non-zero ones, second-operand bits,
+#: second operand constant) of a layer; layers of other classes do no multiplication.
+MULTIPLICATIONS: dict[str, Callable] = {}
+
+
+def counts_multiplications(*class_names: str) -> Callable:
+    """Register the decorated function in :data:`MULTIPLICATIONS` for ``class_names``."""
+
+    def register(fn: Callable) -> Callable:
+        for name in class_names:
+            MULTIPLICATIONS[name] = fn
+        return fn
+
+    return register
+
+
+@counts_multiplications("Dense")
+def _dense(layer) -> tuple[int, int, int, bool]:
+    w = layer.get_weights("weight")
+    return int(w.data.size), int(np.count_nonzero(w.data)), int(w.type.precision.width), True
+
+
+@counts_multiplications("Conv1D", "PointwiseConv1D")
+def _conv1d(layer) -> tuple[int, int, int, bool]:
+    w = layer.get_weights("weight")
+    out = int(layer.get_attr("out_width"))
+    return (int(w.data.size) * out, int(np.count_nonzero(w.data)) * out,
+            int(w.type.precision.width), True)
+
+
+@counts_multiplications("BatchNormalization")
+def _batch_normalization(layer) -> tuple[int, int, int, bool]:
+    s = layer.get_weights("scale")
+    return int(s.data.size), int(np.count_nonzero(s.data != 1)), int(s.type.precision.width), True
+
+
+@counts_multiplications("HSumSquares")
+def _sum_squares(layer) -> tuple[int, int, int, bool]:
+    width = int(layer.get_input_variable().type.precision.width)
+    return int(layer.get_attr("n_in")), int(layer.get_attr("n_in")), width, False
+
+
 def _multiplications(layer) -> tuple[int, int, int, bool]:
     """(multiplications, non-zero ones, second-operand bits, second operand constant)."""
-    cls = layer.class_name
-    if cls == "Dense":
-        w = layer.get_weights("weight")
-        return int(w.data.size), int(np.count_nonzero(w.data)), int(w.type.precision.width), True
-    if cls in ("Conv1D", "PointwiseConv1D"):
-        w = layer.get_weights("weight")
-        out = int(layer.get_attr("out_width"))
-        return (int(w.data.size) * out, int(np.count_nonzero(w.data)) * out,
-                int(w.type.precision.width), True)
-    if cls == "BatchNormalization":
-        s = layer.get_weights("scale")
-        return int(s.data.size), int(np.count_nonzero(s.data != 1)), int(s.type.precision.width), True
-    if cls == "HSumSquares":
-        width = int(layer.get_input_variable().type.precision.width)
-        return int(layer.get_attr("n_in")), int(layer.get_attr("n_in")), width, False
-    return 0, 0, 0, False
+    count = MULTIPLICATIONS.get(layer.class_name)
+    return count(layer) if count is not None else (0, 0, 0, False)
 
 
 def layer_table(hls_model) -> list[dict]:

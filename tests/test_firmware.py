@@ -246,17 +246,17 @@ def test_multi_input_conv1d_model_agrees(tmp_path):
 @pytest.mark.slow
 def test_cli_writes_validated_project(trained, tmp_path, monkeypatch):
     """`trigger-ad firmware` on a stand-in artifact: report, README, test bench, provenance."""
-    import anomaly.artifact
     import triggerad.data
+    import triggerad.models
     from triggerad.cli import main
 
     x, mean, scale, enc = trained
     art = types.SimpleNamespace(
         path=tmp_path / "model", mean=mean, scale=scale, input_names=[f"x{i}" for i in range(D)],
         threshold={"score": "mu2_q", "value": 1.5}, data_info={}, quantized_encoder=lambda: enc,
-        inputs=lambda batch: batch,
+        inputs=lambda batch: batch, kind="l1_vae",
     )
-    monkeypatch.setattr(anomaly.artifact, "load_artifact", lambda path: art)
+    monkeypatch.setattr(triggerad.models, "load_model", lambda path: art)
     monkeypatch.setattr(triggerad.data, "load_split", lambda info, name: x)
     cfg = tmp_path / "fw.yaml"
     cfg.write_text("validation:\n  testbench_events: 50\n  n_events: 0\n  sweep_widths: [12]\n")

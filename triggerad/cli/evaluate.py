@@ -49,9 +49,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    """Build the report and print where it is, with the per-signal summary."""
-    from anomaly.evaluate import REPORT_MD, EvaluateConfig, evaluate
-    from triggerad.config import load, resolve_config
+    """Build the report (through the model's kind) and print the per-signal summary."""
+    from triggerad.models import kind_of
 
     overrides: dict = {
         section: {"enabled": False}
@@ -60,12 +59,7 @@ def run(args) -> int:
     }
     if args.max_signal_events is not None:
         overrides["report"] = {"max_signal_events": args.max_signal_events}
-    cfg = load(EvaluateConfig, resolve_config(args.config), overrides=overrides)
-    report = evaluate(args.model, args.data, args.out, cfg)
-    key = f"xsec_{cfg.report.events_per_month:g}_per_month_pb"
-    for name, row in report["signals"].items():
-        xsec = "-" if row[key] is None else f"{row[key]:.3g} pb"
-        print(f"{name:>14}: efficiency {row['efficiency']:.3g}, AUC {row['auc']:.3f}, "
-              f"sigma for {cfg.report.events_per_month:g} events/month {xsec}")
-    print(f"wrote {args.out}/{REPORT_MD} and report.json")
+    lines = kind_of(args.model).evaluate(args.model, args.data, args.out, config=args.config,
+                                         overrides=overrides)
+    print("\n".join(lines))
     return 0

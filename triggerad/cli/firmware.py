@@ -3,6 +3,7 @@
 The top function takes the raw trigger objects in fixed point, normalises them, runs the QKeras
 encoder, computes score = sum of mu^2 and the trigger bit (score > the model's threshold). The C
 simulation is compared bit for bit with a Keras reference of the same graph on validation events.
+What the firmware computes for a model comes from its kind (:mod:`firmware.kinds`).
 """
 
 from __future__ import annotations
@@ -10,13 +11,8 @@ from __future__ import annotations
 import logging
 
 from triggerad.cli import add_command
-from triggerad.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-#: Scores the firmware computes (sum of mu^2); thresholds on other scores cannot be used.
-FIRMWARE_SCORES = ("mu2_q", "mu2")
-
 
 def register(subparsers) -> None:
     """Add the ``firmware`` subcommand."""
@@ -43,39 +39,26 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def trigger_inputs(art):
-    """:class:`firmware.emit.TriggerInputs` of a model artifact (needs its threshold on mu^2)."""
-    from firmware.emit import TriggerInputs
-
-    thr = art.threshold
-    if thr is None:
-        raise ConfigError(f"{art.path}: no threshold.json; run `trigger-ad threshold {art.path} "
-                          "--rate ...` first (the firmware needs the cut for the trigger bit)")
-    if thr.get("score") not in FIRMWARE_SCORES:
-        raise ConfigError(f"{art.path}/threshold.json: the firmware computes the score sum of mu^2 "
-                          f"({', '.join(FIRMWARE_SCORES)}), found threshold on {thr.get('score')!r}")
-    return TriggerInputs(art.quantized_encoder(), art.mean, art.scale, list(art.input_names),
-                         float(thr["value"]), thr["score"])
-
-
 def run(args) -> int:
     """Build, validate and write the HLS project; print the agreement and where it is."""
-    from anomaly.artifact import load_artifact
     from firmware.backends import synthesis_command
     from firmware.config import load_config
     from firmware.emit import build_trigger_project
+    from firmware.kinds import firmware_kind
     from triggerad.config import resolve_config
-    from triggerad.data import load_sample, load_split
+    from triggerad.data import load_sample
+    from triggerad.models import kind_of, load_model
     from triggerad.provenance import write_provenance
 
     config_path = resolve_config(args.config)
     cfg = load_config(config_path)
-    art = load_artifact(args.model)
-    inputs = trigger_inputs(art)
+    art = load_model(args.model)
+    firmware = firmware_kind(art)
+    inputs = firmware.trigger_inputs(art)
     if args.data:
         events = load_sample(args.data)
     else:
-        events = load_split(art.data_info, "val")
+        events = kind_of(art).load_split(art, "val")
     x_raw = art.inputs(events)
     n = cfg.validation.n_events if args.events is None else args.events
     if n:
@@ -84,7 +67,7 @@ def run(args) -> int:
              "data": args.data or "validation split of the model's background",
              "sweep": args.sweep}
     summary = build_trigger_project(
-        inputs, x_raw, cfg, args.out, sweep=args.sweep,
+        inputs, x_raw, cfg, args.out, sweep=args.sweep, kind=firmware,
         provenance=lambda folder: write_provenance(folder, "firmware", cfg, extra),
     )
     float_ref = summary["vs_float_pipeline"]
