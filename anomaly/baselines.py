@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -200,3 +201,60 @@ def signal_halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split ``n`` signal events into a training and an evaluation half (seeded permutation)."""
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
+
+
+def baseline_scores(
+    train_x: np.ndarray,
+    train_w: np.ndarray,
+    bkg_batch: Any,
+    bkg_x: np.ndarray,
+    sig_batches: dict[str, Any],
+    sig_x: dict[str, np.ndarray],
+    cfg,
+) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """Train the enabled baselines and score the evaluation background and signals.
+
+    Parameters
+    ----------
+    train_x, train_w : arrays
+        21 features and weights of the background training split.
+    bkg_batch, bkg_x : EventBatch, array
+        Evaluation background and its 21 features.
+    sig_batches, sig_x : dicts
+        Signal batches and their 21 features, by signal name.
+    cfg : anomaly.evaluate.EvaluateConfig
+        Which baselines run, and their sizes (one section per baseline).
+
+    Returns
+    -------
+    bkg, sig : dicts
+        Inputs of :func:`anomaly.report.baselines_report`.
+    """
+    bkg: dict[str, Any] = {}
+    sig: dict[str, dict[str, np.ndarray]] = {}
+    if cfg.single_variable.enabled:
+        for var in cfg.single_variable.variables:
+            bkg[f"single_{var}"] = single_variable(bkg_batch, bkg_x, var)
+            sig[f"single_{var}"] = {
+                n: single_variable(sig_batches[n], x, var) for n, x in sig_x.items()
+            }
+    unsupervised = {
+        "autoencoder": (cfg.autoencoder, fit_autoencoder),
+        "isolation_forest": (cfg.isolation_forest, fit_isolation_forest),
+    }
+    for name, (section, fit) in unsupervised.items():
+        if section.enabled:
+            idx = subsample(len(train_x), section.max_train_events, section.seed)
+            scorer = fit(train_x[idx], train_w[idx], section)
+            bkg[name] = scorer(bkg_x)
+            sig[name] = {n: scorer(x) for n, x in sig_x.items()}
+    if cfg.classifier.enabled:
+        section = cfg.classifier
+        idx = subsample(len(train_x), section.max_train_events, section.seed)
+        bkg["classifier"], sig["classifier"] = {}, {}
+        for n, x in sig_x.items():
+            fit_half, eval_half = signal_halves(len(x), section.seed)
+            scorer = fit_classifier(train_x[idx], train_w[idx], x[fit_half], section)
+            bkg["classifier"][n] = scorer(bkg_x)
+            sig["classifier"][n] = scorer(x[eval_half])
+    return bkg, sig

@@ -239,7 +239,8 @@ def train(cfg: TrainConfig, out: str | Path, extra: dict | None = None) -> dict:
     tf.keras.utils.set_random_seed(cfg.training.seed)
     kind = cfg.model.kind
     batch = d.load_sample(
-        cfg.data.background, cfg.data.reader, cfg.data.chunk_size, cfg.data.max_events
+        cfg.data.background, cfg.data.reader, chunk_size=cfg.data.chunk_size,
+        max_events=cfg.data.max_events,
     )
     x = raw_inputs(kind, batch, where=", ".join(cfg.data.background))
     idx = d.split_indices(len(batch), cfg.data.fractions, cfg.data.seed)

@@ -10,6 +10,7 @@ import pytest
 
 from anomaly import baselines as bl
 from anomaly import evaluate as ev
+from anomaly import markdown, metrics, report
 from triggerad import rates, schema
 from triggerad.events import EventBatch
 
@@ -58,13 +59,13 @@ def test_auc_perfect_separation_and_roc():
     rng = np.random.default_rng(0)
     bkg, sig = rng.uniform(0, 1, 1000), rng.uniform(2, 3, 200)
     w = rng.uniform(0.5, 2.0, 1000)
-    assert ev.auc(bkg, w, sig) == 1.0
-    assert ev.auc(bkg, w, bkg[:200] * 0.0 - 1.0) == 0.0
-    fpr, tpr = ev.roc(bkg, w, sig, n_points=20)
+    assert metrics.auc(bkg, w, sig) == 1.0
+    assert metrics.auc(bkg, w, bkg[:200] * 0.0 - 1.0) == 0.0
+    fpr, tpr = metrics.roc(bkg, w, sig, n_points=20)
     assert fpr.shape == tpr.shape == (20,)
     np.testing.assert_allclose(tpr, 1.0)
     # identical distributions: AUC 0.5 up to fluctuations
-    assert ev.auc(bkg, np.ones(1000), rng.uniform(0, 1, 5000)) == pytest.approx(0.5, abs=0.03)
+    assert metrics.auc(bkg, np.ones(1000), rng.uniform(0, 1, 5000)) == pytest.approx(0.5, abs=0.03)
 
 
 def test_single_variable_baselines_hit_the_same_rate():
@@ -80,10 +81,10 @@ def test_single_variable_baselines_hit_the_same_rate():
     np.testing.assert_allclose(bl.single_variable(feature_only, fb, "MET"), met, rtol=1e-5)
     cfg = ev.EvaluateConfig()
     cfg.autoencoder.enabled = cfg.isolation_forest.enabled = cfg.classifier.enabled = False
-    b_bkg, b_sig = ev.baseline_scores(fb, bkg.weight, bkg, fb, {"sig": sig}, {"sig": fs}, cfg)
+    b_bkg, b_sig = bl.baseline_scores(fb, bkg.weight, bkg, fb, {"sig": sig}, {"sig": fs}, cfg)
     assert sorted(b_bkg) == ["single_HT", "single_LepPt", "single_MET"]
     fraction = 0.02
-    table, cuts = ev.baselines_report(b_bkg, bkg.weight, b_sig, fraction)
+    table, cuts = report.baselines_report(b_bkg, bkg.weight, b_sig, fraction)
     one_event = bkg.weight.max() / bkg.weight.sum()
     for name in b_bkg:
         achieved = rates.fraction_above(b_bkg[name], bkg.weight, cuts[name])
@@ -105,12 +106,12 @@ def test_trained_baselines_separate_a_hard_signal():
     cfg = ev.EvaluateConfig()
     cfg.single_variable.enabled = cfg.autoencoder.enabled = False
     cfg.classifier.max_iter = 30
-    b_bkg, b_sig = ev.baseline_scores(
+    b_bkg, b_sig = bl.baseline_scores(
         compute_features(train), train.weight, bkg, compute_features(bkg), {"sig": sig},
         {"sig": compute_features(sig)}, cfg,
     )
     assert b_sig["classifier"]["sig"].shape == (300,)  # evaluated on the held-out half
-    table, cuts = ev.baselines_report(b_bkg, bkg.weight, b_sig, 0.01)
+    table, cuts = report.baselines_report(b_bkg, bkg.weight, b_sig, 0.01)
     assert table["classifier"]["sig"]["auc"] > 0.95
     assert table["isolation_forest"]["sig"]["auc"] > 0.8
     assert table["classifier"]["sig"]["efficiency"] > table["isolation_forest"]["sig"]["efficiency"]
@@ -139,7 +140,7 @@ def toy_report_inputs():
 def test_model_report_values(tmp_path):
     bkg, w, process, sig, threshold = toy_report_inputs()
     cfg = ev.EvaluateConfig()
-    rep = ev.model_report(bkg, w, process, sig, threshold, cfg)
+    rep = report.model_report(bkg, w, process, sig, threshold, cfg)
     assert set(rep) >= {"threshold", "signals", "scores_at_same_rate", "float_vs_quantized",
                         "background_processes", "rate_curve", "roc", "evaluation_sample"}
     for name in SIGNAL_SHIFTS:
@@ -148,7 +149,7 @@ def test_model_report_values(tmp_path):
         assert row["efficiency"] == eff
         np.testing.assert_allclose(row["xsec_100_per_month_pb"], 100 / (eff * 5000.0))
         assert row["efficiency_ci"][0] < eff < row["efficiency_ci"][1]
-        np.testing.assert_allclose(row["auc"], ev.auc(bkg["nll"], w, sig[name]["nll"]))
+        np.testing.assert_allclose(row["auc"], metrics.auc(bkg["nll"], w, sig[name]["nll"]))
     assert rep["signals"]["hard"]["efficiency"] > rep["signals"]["soft"]["efficiency"]
     ev_sample = rep["evaluation_sample"]
     np.testing.assert_allclose(ev_sample["achieved_fraction"], rates.fraction_above(bkg["nll"], w, threshold["value"]))
@@ -174,7 +175,7 @@ def test_model_report_values(tmp_path):
     for name in names:
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rep["figures"] = names
-    md = ev.render_markdown(rep)
+    md = markdown.render_markdown(rep)
     assert "| hard |" in md and "![roc.png](roc.png)" in md
 
 

@@ -76,7 +76,7 @@ def resolve_background(paths: list[str]) -> list[str]:
 
 
 def load_sample(
-    paths: str | list[str], reader: str = "auto", chunk_size: int = 100_000,
+    paths: str | list[str], reader: str = "auto", *, chunk_size: int = 100_000,
     max_events: int | None = None,
 ) -> EventBatch:
     """Read every event of ``paths`` (files, folders with ``background.h5``, globs, file lists).
@@ -184,8 +184,8 @@ def load_split(data_info: dict, name: str) -> EventBatch:
     if name not in SPLIT_NAMES:
         raise missing_field("split", name, "model data_info", SPLIT_NAMES)
     batch = load_sample(
-        data_info["background"], data_info["reader"], data_info.get("chunk_size", 100_000),
-        data_info.get("max_events"),
+        data_info["background"], data_info["reader"],
+        chunk_size=data_info.get("chunk_size", 100_000), max_events=data_info.get("max_events"),
     )
     found = fingerprint(batch)
     if found != data_info["fingerprint"]:

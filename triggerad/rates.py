@@ -236,7 +236,7 @@ class RateResult:
 
 
 def rate_at_cut(
-    scores: np.ndarray, weights: np.ndarray | None, cut: float, cl: float = ONE_SIGMA_CL
+    scores: np.ndarray, weights: np.ndarray | None, cut: float, *, cl: float = ONE_SIGMA_CL
 ) -> RateResult:
     """Measure the weighted fraction above ``cut`` with its Clopper-Pearson interval.
 
@@ -261,7 +261,7 @@ def rate_at_cut(
     )
 
 
-def check_statistics(result: RateResult, target_fraction: float, min_events: float = 10) -> None:
+def check_statistics(result: RateResult, target_fraction: float, *, min_events: float = 10) -> None:
     """Refuse a rate measured with too few background events above the cut.
 
     The refusal counts the (unweighted) events above the cut; when they are enough but their
@@ -291,7 +291,7 @@ def check_statistics(result: RateResult, target_fraction: float, min_events: flo
 
 
 def rate_curve(
-    scores: np.ndarray, weights: np.ndarray | None, n_points: int = 200
+    scores: np.ndarray, weights: np.ndarray | None, *, n_points: int = 200
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weighted fraction above the cut as a function of the cut, sampled at score quantiles.
 

@@ -93,6 +93,7 @@ def threshold_record(
     weights: np.ndarray,
     target: Target,
     input_rate_hz: float,
+    *,
     cl: float = rates.ONE_SIGMA_CL,
     min_events: float = 10,
 ) -> dict[str, Any]:
@@ -122,8 +123,8 @@ def threshold_record(
     """
     fraction = target.fraction(input_rate_hz)
     cut = rates.threshold_at_rate(scores, weights, fraction)
-    result = rates.rate_at_cut(scores, weights, cut, cl)
-    rates.check_statistics(result, fraction, min_events)
+    result = rates.rate_at_cut(scores, weights, cut, cl=cl)
+    rates.check_statistics(result, fraction, min_events=min_events)
     return {
         "value": cut,
         "selection": "score > value",
@@ -149,6 +150,7 @@ def set_threshold(
     batch: Any,
     target: Target,
     input_rate_hz: float,
+    *,
     score: str | None = None,
     data: dict[str, Any] | None = None,
     cl: float = rates.ONE_SIGMA_CL,
@@ -159,8 +161,8 @@ def set_threshold(
 
     Parameters
     ----------
-    art : anomaly.artifact.ModelArtifact
-        The model.
+    art : triggerad.models.Model
+        The model (any kind: scores, default score, score definitions, ``write_threshold``).
     batch : EventBatch
         The weighted background (usually the validation split of the model's background).
     target : Target

@@ -89,7 +89,8 @@ def run(args) -> int:
         input_rate = rates.parse_rate(args.input_rate, "--input-rate")
     else:
         full = batch if args.data else load_sample(
-            info["background"], info["reader"], info.get("chunk_size", 100_000), info.get("max_events")
+            info["background"], info["reader"], chunk_size=info.get("chunk_size", 100_000),
+            max_events=info.get("max_events"),
         )
         sigma = float(full.weight.sum())
         lumi = args.luminosity or rates.mean_luminosity_cm2s(cfg.luminosity_fb_per_month)

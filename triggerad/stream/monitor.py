@@ -59,6 +59,7 @@ def add_rates(
     table: pd.DataFrame,
     input_rate_hz: float,
     target_rate_hz: float,
+    *,
     band: list[float],
     confidence: float = 0.6827,
 ) -> pd.DataFrame:

@@ -289,7 +289,7 @@ def _finalise(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
     input_rate, target_rate = float(thr["input_rate_hz"]), float(thr["target_rate_hz"])
     frames = (read_part(p, monitor.MONITOR_COLUMNS) for p in driver.parts(entries, "scores"))
     table = monitor.add_rates(monitor.aggregate_blocks(frames), input_rate, target_rate,
-                              cfg.monitor.band, cfg.monitor.confidence)
+                              band=cfg.monitor.band, confidence=cfg.monitor.confidence)
     atomic.write_text(outdir / "blocks.csv", table.to_csv(index=False))
     changes = _threshold_log(table)
     atomic.write_text(outdir / "threshold_log.jsonl",
