@@ -193,28 +193,59 @@ class Reader:
         Only the floating-point fields in ``fields`` (None: all) are checked: the caller does not
         use the others.
         """
-        bad = np.zeros(len(batch), dtype=bool)
-        found = []
+        rows = {}
         for name in FLOAT_FIELDS:
             if fields is not None and name not in fields:
                 continue
             arr = getattr(batch, name)
             if arr is None or np.isfinite(arr.sum()):  # NaN/inf propagate: a finite sum is clean
                 continue
-            rows = ~np.isfinite(arr.reshape(len(batch), -1)).all(axis=1)
-            if rows.any():
-                found.append(f"{name} ({int(rows.sum())} events)")
-                bad |= rows
+            rows[name] = ~np.isfinite(arr.reshape(len(batch), -1)).all(axis=1)
+        start = int(batch.entry[0]) if len(batch) else 0
+        bad = self.nonfinite_events(rows, len(batch), path, start)
+        return batch.take(~bad) if bad.any() else batch
+
+    def nonfinite_events(self, rows: dict[str, np.ndarray], n: int, where: str, start: int,
+                         what: str = "") -> np.ndarray:
+        """Apply the ``nonfinite`` option to the events holding NaN or inf: the one policy.
+
+        Parameters
+        ----------
+        rows : dict
+            Field or branch name -> (n,) bool mask of the events where it is not finite.
+        n : int
+            Events in the chunk.
+        where : str
+            The file (and tree) for the message.
+        start : int
+            Entry number of the chunk's first event.
+        what : str
+            Word before the list of names (``"branches "`` for raw ROOT branches).
+
+        Returns
+        -------
+        bad : (n,) bool array
+            The events to drop (``nonfinite: drop``; a warning with the counts is logged).
+
+        Raises
+        ------
+        NonFiniteError
+            With ``nonfinite: error``, naming the file, the entry range, the fields and counts.
+        """
+        bad = np.zeros(n, dtype=bool)
+        found = []
+        for name, mask in rows.items():
+            if mask.any():
+                found.append(f"{name} ({int(mask.sum())} events)")
+                bad |= mask
         if not bad.any():
-            return batch
-        message = (
-            f"{path}: {int(bad.sum())} of {len(batch)} events in entries "
-            f"[{batch.entry[0]}, {batch.entry[-1] + 1}) hold NaN or inf in {', '.join(found)}"
-        )
+            return bad
+        message = (f"{where}: {int(bad.sum())} of {n} events in entries [{start}, {start + n}) "
+                   f"hold NaN or inf in {what}{', '.join(found)}")
         if self.options.nonfinite == "error":
             raise NonFiniteError(message + "; set reader option nonfinite: drop to skip them")
         log.warning("%s; dropped (nonfinite: drop)", message)
-        return batch.take(~bad)
+        return bad
 
 
 def check_readable(path: str | Path) -> None:

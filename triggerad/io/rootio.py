@@ -9,7 +9,6 @@ would otherwise look like an empty slot and vanish silently).
 from __future__ import annotations
 
 import json
-import logging
 import os
 
 import numpy as np
@@ -17,14 +16,11 @@ import numpy as np
 from triggerad.errors import (
     InputFileError,
     MissingFieldError,
-    NonFiniteError,
     TriggerADError,
     missing_field,
 )
 from triggerad.io.base import Reader, check_readable
 from triggerad.io.common import low_level_errors
-
-log = logging.getLogger(__name__)
 
 #: Name of the object holding the JSON list of process names (index = integer process code).
 PROCESS_NAMES = "ProcessNames"
@@ -168,25 +164,13 @@ class RootReader(Reader):
         import awkward as ak
 
         n = len(next(iter(arrays.values())))
-        bad = np.zeros(n, dtype=bool)
-        found = []
+        rows = {}
         for name, arr in arrays.items():
             if not np.issubdtype(_dtype(arr), np.floating):
                 continue
-            rows = ~np.isfinite(arr)
-            rows = np.asarray(ak.any(rows, axis=-1) if arr.ndim > 1 else rows, dtype=bool)
-            if rows.any():
-                found.append(f"{name} ({int(rows.sum())} events)")
-                bad |= rows
-        if bad.any():
-            message = (
-                f"{path}:{self.tree_name}: {int(bad.sum())} of {n} events in entries "
-                f"[{start}, {start + n}) hold NaN or inf in branches {', '.join(found)}"
-            )
-            if self.options.nonfinite == "error":
-                raise NonFiniteError(message + "; set reader option nonfinite: drop to skip them")
-            log.warning("%s; dropping them (nonfinite: drop)", message)
-        return bad
+            mask = ~np.isfinite(arr)
+            rows[name] = np.asarray(ak.any(mask, axis=-1) if arr.ndim > 1 else mask, dtype=bool)
+        return self.nonfinite_events(rows, n, f"{path}:{self.tree_name}", start, "branches ")
 
 
 def _dtype(arr) -> np.dtype:
