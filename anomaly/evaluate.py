@@ -117,7 +117,7 @@ def make_figures(
 
 def evaluate(
     model: str | Path, data_dir: str | Path, out: str | Path, cfg: EvaluateConfig | None = None,
-    progress: bool = True,
+    *, progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a model with a threshold on its test background and the signals of ``data_dir``.
 

@@ -202,10 +202,10 @@ class Reader:
                 continue
             rows[name] = ~np.isfinite(arr.reshape(len(batch), -1)).all(axis=1)
         start = int(batch.entry[0]) if len(batch) else 0
-        bad = self.nonfinite_events(rows, len(batch), path, start)
+        bad = self.nonfinite_events(rows, len(batch), path, start=start)
         return batch.take(~bad) if bad.any() else batch
 
-    def nonfinite_events(self, rows: dict[str, np.ndarray], n: int, where: str, start: int,
+    def nonfinite_events(self, rows: dict[str, np.ndarray], n: int, where: str, *, start: int,
                          what: str = "") -> np.ndarray:
         """Apply the ``nonfinite`` option to the events holding NaN or inf: the one policy.
 

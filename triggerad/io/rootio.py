@@ -170,7 +170,8 @@ class RootReader(Reader):
                 continue
             mask = ~np.isfinite(arr)
             rows[name] = np.asarray(ak.any(mask, axis=-1) if arr.ndim > 1 else mask, dtype=bool)
-        return self.nonfinite_events(rows, n, f"{path}:{self.tree_name}", start, "branches ")
+        return self.nonfinite_events(rows, n, f"{path}:{self.tree_name}", start=start,
+                                     what="branches ")
 
 
 def _dtype(arr) -> np.dtype:

@@ -130,7 +130,7 @@ class _Driver:
 
     def _write(self, frame, kind: str, index: int, fmt: str = "parquet") -> dict:
         path = part_path(self.outdir, kind, index, fmt)
-        digest = write_part(frame, path, fmt, self.files)
+        digest = write_part(frame, path, fmt, files=self.files)
         return {"kind": kind, "path": str(path.relative_to(self.outdir)), "sha256": digest}
 
     def parts(self, entries: list[dict], kind: str) -> list[Path]:

@@ -40,8 +40,8 @@ def sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def write_part(frame: pd.DataFrame, path: Path, fmt: str = "parquet", files: list | None = None
-               ) -> str:
+def write_part(frame: pd.DataFrame, path: Path, fmt: str = "parquet", *,
+               files: list | None = None) -> str:
     """Write ``frame`` atomically as parquet or ROOT and return the file's sha256.
 
     Parameters
