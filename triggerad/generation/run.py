@@ -144,11 +144,17 @@ def run_job(job: Job) -> JobResult:
     )
 
 
-def make_jobs(cfg: GenerateConfig, n_events: int, seed: int) -> list[Job]:
-    """Split every process into jobs of at most ``output.job_size`` events."""
+def make_jobs(
+    cfg: GenerateConfig, n_events: int, seed: int, *, processes: dict | None = None
+) -> list[Job]:
+    """Split every process into jobs of at most ``output.job_size`` events.
+
+    ``processes`` (default ``cfg.processes``) maps job names to objects with an
+    ``events_fraction``; other generators (the LLP samples) pass their own.
+    """
     jobs = []
     size = cfg.output.job_size
-    for name, proc in cfg.processes.items():
+    for name, proc in (cfg.processes if processes is None else processes).items():
         total = max(1, round(n_events * proc.events_fraction))
         jobs += [
             Job(name, proc, cfg, min(size, total - lo), i, seed)
@@ -157,9 +163,17 @@ def make_jobs(cfg: GenerateConfig, n_events: int, seed: int) -> list[Job]:
     return jobs
 
 
-def execute(jobs: list[Job], workers: int, progress: bool = True) -> list[JobResult]:
-    """Run the jobs (in ``workers`` spawned processes if > 1) with a progress bar on stderr."""
+def execute(
+    jobs: list[Job], workers: int, progress: bool = True, *, runner=None
+) -> list[JobResult]:
+    """Run the jobs (in ``workers`` spawned processes if > 1) with a progress bar on stderr.
+
+    ``runner`` (default :func:`run_job`) is the picklable function run on each job; its results
+    need ``name`` and ``index`` attributes (they are returned sorted by them).
+    """
     from tqdm import tqdm
+
+    runner = run_job if runner is None else runner
 
     bar = tqdm(total=sum(j.n_events for j in jobs), unit="ev", desc="generate",
                disable=not progress)
@@ -167,12 +181,12 @@ def execute(jobs: list[Job], workers: int, progress: bool = True) -> list[JobRes
     with bar:
         if workers <= 1:
             for job in jobs:
-                results.append(run_job(job))
+                results.append(runner(job))
                 bar.update(job.n_events)
         else:
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futures = {pool.submit(run_job, job): job for job in jobs}
+                futures = {pool.submit(runner, job): job for job in jobs}
                 for future in as_completed(futures):
                     results.append(future.result())
                     bar.update(futures[future].n_events)
