@@ -114,29 +114,31 @@ def origins(p: Particles, llp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     dau = p.offsets[ev] + p.daughter1[decays].astype(np.int64)
     decay_vertex = np.stack([p.vx[dau], p.vy[dau], p.vz[dau]], axis=-1)
     lo, hi, ranged = _mothers(p)
-    origin = np.zeros(len(p.id), dtype=np.int64)
-    for k in range(1, int(rank.max(initial=0)) + 1):
-        seed = np.zeros(len(p.id), bool)
-        seed[decays[rank == k]] = True
-        flag = _descendants(seed, lo, hi, ranged)
-        origin[flag & (origin == 0)] = k
-    return origin, decays, decay_vertex
+    seed = np.zeros(len(p.id), dtype=np.int64)
+    seed[decays] = rank
+    return _descendants(seed, lo, hi, ranged), decays, decay_vertex
 
 
 def _descendants(seed: np.ndarray, lo, hi, ranged) -> np.ndarray:
-    """Particles with a ``seed`` particle among their ancestors (walking every mother)."""
-    flag = np.zeros(len(seed), bool)
+    """For every particle, the largest ``seed`` value among its ancestors (0 if none), walking
+    both mothers, or every parton of the range for string hadrons. Iterates to convergence
+    (as many rounds as the deepest ancestry chain)."""
+    value = np.zeros(len(seed), dtype=np.int64)
     has_lo, has_hi = lo >= 0, hi >= 0
     safe_lo, safe_hi = np.maximum(lo, 0), np.maximum(hi, 0)
+    # reduceat over [lo, hi + 1) needs increasing pairs; odd slots are ignored
+    bounds = np.stack([safe_lo, np.maximum(safe_hi + 1, safe_lo + 1)], axis=-1).ravel()
+    r_index = np.flatnonzero(ranged)
     while True:
-        source = seed | flag
-        csum = np.concatenate([[0], np.cumsum(source)])
-        in_range = ranged & (csum[safe_hi + 1] - csum[safe_lo] > 0)
-        single = ~ranged & ((has_lo & source[safe_lo]) | (has_hi & source[safe_hi]))
-        new = flag | in_range | single
-        if np.array_equal(new, flag):
-            return flag
-        flag = new
+        source = np.append(np.maximum(seed, value), 0)
+        new = np.maximum(np.where(has_lo, source[safe_lo], 0), np.where(has_hi, source[safe_hi], 0))
+        if len(r_index):
+            spans = np.maximum.reduceat(source, bounds.reshape(-1, 2)[r_index].ravel())[::2]
+            new[r_index] = spans
+        new = np.maximum(new, value)
+        if np.array_equal(new, value):
+            return value
+        value = new
 
 
 @dataclass
