@@ -21,6 +21,7 @@ import numpy as np
 
 from triggerad.generation.detector import cluster, pairs
 from triggerad.generation.geometry import (
+    FourMomenta,
     delta_r,
     line_distance,
     reference_point,
@@ -45,7 +46,7 @@ class JetSelectionConfig:
 
 
 @dataclass
-class RecoJets:
+class RecoJets(FourMomenta):
     """Selected jets of a batch (ordered by event, then decreasing pT) and their constituents.
 
     ``member_jet`` / ``member_cand`` index the jets and the candidates of each (jet, constituent)
@@ -56,18 +57,6 @@ class RecoJets:
     p4: np.ndarray
     member_jet: np.ndarray
     member_cand: np.ndarray
-
-    @property
-    def pt(self) -> np.ndarray:
-        return np.hypot(self.p4[:, 0], self.p4[:, 1])
-
-    @property
-    def eta(self) -> np.ndarray:
-        return np.arcsinh(self.p4[:, 2] / np.maximum(self.pt, 1e-9))
-
-    @property
-    def phi(self) -> np.ndarray:
-        return np.arctan2(self.p4[:, 1], self.p4[:, 0])
 
 
 def reco_jets(c: Candidates, cfg: JetSelectionConfig, jes: float = 1.0) -> RecoJets:
@@ -201,8 +190,7 @@ def build_record(
         "delta_r": js_dr, "enratio": sv.p4[js_sv, 3] / np.maximum(jets.p4[js_jet, 3], 1e-9),
     }
     jet_fields = {"pt": jets.pt, "eta": jets.eta, "phi": jets.phi,
-                  "mass": np.sqrt(np.maximum(jets.p4[:, 3] ** 2
-                                             - np.sum(jets.p4[:, :3] ** 2, axis=1), 0.0)),
+                  "mass": jets.mass,
                   **jet_truth}
     return PFNanoRecord.build(
         events,

@@ -167,3 +167,45 @@ def test_tracking_needs_vertices():
     p.vx = p.vy = p.vz = None
     with pytest.raises(ValueError, match="production vertices"):
         reconstruct(p, TrackingConfig(), CalorimeterConfig(), np.random.default_rng(0))
+
+
+def _jet_inputs(particles: Particles, seed: int):
+    """Tracks, vertices, jets and tagger inputs of hand-built events (no truth)."""
+    from tagger.features import JetSelectionConfig, build_record, reco_jets
+    from triggerad.jetinputs import jet_batch
+
+    c = reconstruct(particles, TrackingConfig(), CalorimeterConfig(), np.random.default_rng(seed))
+    sv = find_vertices(c, VertexingConfig())
+    jets = reco_jets(c, JetSelectionConfig())
+    n, k = particles.n_events, len(jets.event)
+    events = {"event": np.arange(n), "run": np.zeros(n), "lumi": np.zeros(n),
+              "weight": np.ones(n), "pileup": np.zeros(n),
+              "process": np.full(n, "test", dtype=object), "domain": np.zeros(n)}
+    truth = {f: np.zeros(k) for f in ("ctau", "label", "gen_pt", "gen_dr", "vertex_fraction",
+                                      "vertex_x", "vertex_y", "vertex_z", "hadron_flavour",
+                                      "parton_flavour")}
+    return jet_batch(build_record(c, sv, jets, JetSelectionConfig(), events, truth))
+
+
+def test_prompt_jets_have_unit_width_and_displaced_decays_positive_ip_in_the_jet():
+    from triggerad.jets import CHARGED_FEATURES, GLOBAL_FEATURES, SV_FEATURES
+
+    sig, frac = CHARGED_FEATURES.index("sip2d_sig"), CHARGED_FEATURES.index("pt_frac")
+    prompt = _jet_inputs(decays(2000, vertex=np.zeros(3)), seed=3)
+    s = prompt.charged[..., sig][prompt.charged[..., frac] > 0]
+    assert len(prompt) > 1950 and len(s) > 3500  # a few jets fall below 20 GeV
+    assert abs(s.mean()) < 0.05 and s.std() == pytest.approx(1.0, abs=0.04)
+    # a collimated decay 10 mm along its jet axis: the tracks cross the axis in front of the
+    # primary vertex, so their jet-signed impact parameters are positive
+    collimated = np.array([[20.0, 1.0, 0.5], [15.0, -0.8, 1.0], [18.0, 0.5, -0.9],
+                           [10.0, 0.3, 0.2]])
+    axis = collimated.sum(axis=0) / np.linalg.norm(collimated.sum(axis=0))
+    displaced = _jet_inputs(decays(500, vertex=10.0 * axis, momenta=collimated), seed=4)
+    assert len(displaced) == 500
+    tracks = displaced.charged[..., frac] > 0
+    assert np.mean(displaced.charged[..., sig][tracks] > 3) > 0.97
+    has_sv = displaced.globals[:, GLOBAL_FEATURES.index("n_sv")] > 0
+    assert has_sv.mean() > 0.9
+    d3d = displaced.sv[has_sv, 0, SV_FEATURES.index("d3d")]
+    assert np.median(d3d) == pytest.approx(10.0, abs=0.05)
+    assert np.all(displaced.globals[has_sv, GLOBAL_FEATURES.index("vertex_category")] == 0)

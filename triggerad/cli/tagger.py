@@ -8,10 +8,10 @@ scheme of arXiv:1912.12238, as jet HDF5 and PFNano ROOT files (see docs/tagger.m
 
 from __future__ import annotations
 
-import os
 import sys
 
 from triggerad.cli import HelpFormatter, add_command
+from triggerad.cli.generate import add_generation_options
 
 COMMAND = "tagger generate"
 
@@ -42,17 +42,9 @@ def register(subparsers) -> None:
                "--out llp_physics/ --seed 7",
         formatter_class=HelpFormatter,
     )
-    gen.add_argument("config", help="sample config: a YAML file or a packaged name "
-                     "(tagger-generate, tagger-generate-fast)")
-    gen.add_argument("--out", required=True, help="output folder (refused if it exists, is not "
-                     "empty and was not written by this command)")
-    gen.add_argument("--events", type=int, default=None,
-                     help="generated events per sample, times each sample's events_fraction "
-                     "(default: the config's output.events)")
-    gen.add_argument("--seed", type=int, default=1,
-                     help="master seed (same seed -> bit-identical files for any --workers)")
-    gen.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                     help="parallel worker processes")
+    add_generation_options(gen, "tagger-generate, tagger-generate-fast",
+                           "output folder (refused if it exists, is not empty and was not "
+                           "written by this command)")
     gen.set_defaults(func=run_generate)
 
 

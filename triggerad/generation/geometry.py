@@ -150,3 +150,26 @@ def relative_momentum(
 def delta_r(eta1: np.ndarray, phi1: np.ndarray, eta2: np.ndarray, phi2: np.ndarray) -> np.ndarray:
     """DeltaR = sqrt(Deta^2 + Dphi^2), Dphi wrapped into [-pi, pi)."""
     return np.hypot(eta1 - eta2, delta_phi(phi1, phi2))
+
+
+class FourMomenta:
+    """Mixin: ``pt``, ``eta``, ``phi`` and ``mass`` of the (k, 4) [px, py, pz, E] array ``p4``."""
+
+    p4: np.ndarray
+
+    @property
+    def pt(self) -> np.ndarray:
+        return np.hypot(self.p4[:, 0], self.p4[:, 1])
+
+    @property
+    def eta(self) -> np.ndarray:
+        return np.arcsinh(self.p4[:, 2] / np.maximum(self.pt, 1e-9))
+
+    @property
+    def phi(self) -> np.ndarray:
+        return np.arctan2(self.p4[:, 1], self.p4[:, 0])
+
+    @property
+    def mass(self) -> np.ndarray:
+        m2 = self.p4[:, 3] ** 2 - np.sum(self.p4[:, :3] ** 2, axis=1)
+        return np.sqrt(np.maximum(m2, 0.0))

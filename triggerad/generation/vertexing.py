@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from triggerad.generation.detector import pairs
-from triggerad.generation.geometry import delta_r, reference_point, unit_vectors
+from triggerad.generation.geometry import FourMomenta, delta_r, reference_point, unit_vectors
 from triggerad.generation.tracking import Candidates
 
 
@@ -55,7 +55,7 @@ class VertexingConfig:
 
 
 @dataclass
-class Vertices:
+class Vertices(FourMomenta):
     """Secondary vertices of a batch of events (k vertices), and their tracks.
 
     Attributes
@@ -92,23 +92,6 @@ class Vertices:
 
     def __len__(self) -> int:
         return len(self.event)
-
-    @property
-    def pt(self) -> np.ndarray:
-        return np.hypot(self.p4[:, 0], self.p4[:, 1])
-
-    @property
-    def eta(self) -> np.ndarray:
-        return np.arcsinh(self.p4[:, 2] / np.maximum(self.pt, 1e-9))
-
-    @property
-    def phi(self) -> np.ndarray:
-        return np.arctan2(self.p4[:, 1], self.p4[:, 0])
-
-    @property
-    def mass(self) -> np.ndarray:
-        m2 = self.p4[:, 3] ** 2 - np.sum(self.p4[:, :3] ** 2, axis=1)
-        return np.sqrt(np.maximum(m2, 0.0))
 
 
 def track_lines(c: Candidates) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
