@@ -20,11 +20,7 @@ from triggerad.errors import OutOfRangeError
 from triggerad.generation.detector import pairs
 from triggerad.generation.geometry import delta_r
 from triggerad.jets import (
-    CHARGED_FEATURES,
     DEFAULT_SIZES,
-    GLOBAL_FEATURES,
-    NEUTRAL_FEATURES,
-    SV_FEATURES,
     JetBatch,
 )
 
@@ -246,7 +242,6 @@ def jet_batch(record: PFNanoRecord, sizes: dict[str, int] | None = None) -> JetB
         c64["pv_assoc_quality"][gc], c64["from_pv"][gc], c64["puppi_weight"][gc],
         c64["trk_chi2"][gc], c64["trk_quality"][gc], c64["lost_inner_hits"][gc],
     ], axis=-1)
-    assert ch_values.shape[1] == len(CHARGED_FEATURES)
     ch = np.flatnonzero(charged)
     charged_block = _ranked(gj[ch], sip2d_sig[ch], ch_values[ch], n_jets, sizes["charged"])
     ne = np.flatnonzero(~charged)
@@ -282,8 +277,6 @@ def jet_batch(record: PFNanoRecord, sizes: dict[str, int] | None = None) -> JetB
         np.bincount(gj[ch][selected], minlength=n_jets),
         np.bincount(gj[ch][dr[ch] < ETA_REL_CONE], minlength=n_jets),
     ], axis=-1)
-    assert glob.shape[1] == len(GLOBAL_FEATURES) and ne_values.shape[1] == len(NEUTRAL_FEATURES)
-    assert sv_values.shape[1] == len(SV_FEATURES)
     ev = record.events
     return JetBatch.empty(
         n_jets, sizes,

@@ -222,7 +222,7 @@ class JetBatch:
         """Concatenate batches (same block sizes); an empty list gives 0 jets."""
         if not batches:
             return cls.empty(0)
-        sizes = {b.sizes.__repr__() for b in batches}
+        sizes = {tuple(b.sizes.values()) for b in batches}
         if len(sizes) > 1:
             raise ShapeError(f"cannot concatenate jet batches of different block sizes: {sizes}")
         defaults = tuple(dict.fromkeys(d for b in batches for d in b.defaults))
