@@ -120,7 +120,9 @@ class PFNanoRecord:
         return cls(events=cast, **made)
 
 
-def check_indices(record: PFNanoRecord, where: str, names: dict, first_entry: int = 0) -> None:
+def check_indices(
+    record: PFNanoRecord, where: str, names: dict, *, first_entry: int = 0
+) -> None:
     """Raise :class:`OutOfRangeError` if an index field points outside its collection.
 
     Parameters
