@@ -17,7 +17,7 @@ from triggerad.cli.features import READER_CHOICES
 from triggerad.events import from_collections
 from triggerad.io.adc2021 import write_h5
 from triggerad.io.nanoaod import write_root
-from triggerad.io.registry import READERS, detect_reader
+from triggerad.io.registry import detect_reader, readers_of
 
 COLUMNS = [*schema.FEATURE_NAMES, "event", "process", "weight"]
 
@@ -141,4 +141,4 @@ def test_reader_detection(tmp_path):
     got = {p: detect_reader(tmp_path / p) for p in ("a.h5", "n.root", "d.root", "f.root")}
     assert got == {"a.h5": "adc2021", "n.root": "nanoaod", "d.root": "delphes", "f.root": "flat"}
     assert detect_reader("x.parquet") == "parquet"
-    assert set(READER_CHOICES) == {"auto", *READERS}
+    assert set(READER_CHOICES) == {"auto", *readers_of("events")}

@@ -59,6 +59,11 @@ class ShapeError(TriggerADError, ValueError):
     """An array in an input file has the wrong shape or type."""
 
 
+class OutOfRangeError(TriggerADError, ValueError):
+    """A value in an input file lies outside its allowed range (an index pointing outside its
+    collection, a c-tau outside the configured range)."""
+
+
 class NonFiniteError(TriggerADError, ValueError):
     """An input holds NaN or inf values and the config says to reject them."""
 
@@ -71,7 +76,9 @@ class StatisticsError(TriggerADError, ValueError):
     """Too few events to make a requested quantity (e.g. a trigger rate) meaningful."""
 
 
-def missing_field(kind: str, name: str, where: str, available: Iterable[str]) -> MissingFieldError:
+def missing_field(
+    kind: str, name: str, where: str, available: Iterable[str], *, limit: int | None = None
+) -> MissingFieldError:
     """Build a :class:`MissingFieldError` listing the available names, nearest first.
 
     Parameters
@@ -84,11 +91,12 @@ def missing_field(kind: str, name: str, where: str, available: Iterable[str]) ->
         The file (and tree) searched.
     available : iterable of str
         The names that do exist there.
+    limit : int, optional
+        List only the ``limit`` nearest names (default all).
     """
     available = list(available)
-    listing = ", ".join(map(repr, nearest(name, available, n=len(available)))) or "none"
-    return MissingFieldError(
-        f"{where}: no {kind} {name!r}. Available {kind}es (nearest first): {listing}"
-        if kind.endswith(("ch", "sh", "s"))
-        else f"{where}: no {kind} {name!r}. Available {kind}s (nearest first): {listing}"
-    )
+    shown = nearest(name, available, n=len(available) if limit is None else limit)
+    listing = ", ".join(map(repr, shown)) or "none"
+    plural = f"{kind}es" if kind.endswith(("ch", "sh", "s")) else f"{kind}s"
+    which = "Available" if len(shown) == len(available) else f"Nearest {len(shown)} of {len(available)}"
+    return MissingFieldError(f"{where}: no {kind} {name!r}. {which} {plural} (nearest first): {listing}")

@@ -79,3 +79,35 @@ def write_provenance(
     if config is not None:
         atomic.write_text(outdir / CONFIG_FILE, dump(config))
     atomic.write_json(outdir / PROVENANCE_FILE, provenance(command, extra))
+
+
+def check_output_dir(outdir: str | Path, command: str) -> None:
+    """Refuse an existing, non-empty output folder that ``command`` did not write.
+
+    A folder is ours if its ``provenance.json`` names ``command``; then it may be replaced.
+
+    Raises
+    ------
+    ConfigError
+        If ``outdir`` is a file, or a non-empty folder without such a provenance record.
+    """
+    import json
+
+    from triggerad.errors import ConfigError
+
+    out = Path(outdir)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder")
+    if not any(out.iterdir()):
+        return
+    try:
+        written_by = json.loads((out / PROVENANCE_FILE).read_text()).get("command")
+    except (OSError, ValueError, AttributeError):
+        written_by = None
+    if written_by != command:
+        raise ConfigError(
+            f"--out {out}: exists, is not empty and was not written by 'trigger-ad {command}' "
+            f"(its {PROVENANCE_FILE} names {written_by!r}); choose another folder or remove it"
+        )

@@ -21,18 +21,23 @@ def register(subparsers) -> None:
         "DIR/background.{h5,root} (SM cocktail, per-event process label and weight), "
         "DIR/signal_<name>.{h5,root} and DIR/summary.json. See docs/generation.md.",
     )
-    parser.add_argument("config", help="generation config: a YAML file or a packaged name "
-                        "(generate, generate-fast)")
+    add_generation_options(parser, "generate, generate-fast", "output folder")
+    parser.set_defaults(func=run)
+
+
+def add_generation_options(parser, configs: str, out_help: str) -> None:
+    """CONFIG, --events, --out, --seed and --workers of the generation commands."""
+    parser.add_argument("config", help=f"generation config: a YAML file or a packaged name "
+                        f"({configs})")
     parser.add_argument("--events", type=int, default=None,
                         help="generated events per process, times each process' events_fraction "
                         "(default: the config's output.events)")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", required=True, help=out_help)
     parser.add_argument("--seed", type=int, default=1,
                         help="master seed (same seed -> bit-identical output for any --executor "
                         "and --workers)")
     add_executor_options(parser, default=None, workers=os.cpu_count() or 1,
                          default_text="; default: process if --workers > 1, else local")
-    parser.set_defaults(func=run)
 
 
 def run(args) -> int:

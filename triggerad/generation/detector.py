@@ -274,11 +274,21 @@ def _redirect_fd(fd: int, target: int):
         os.close(saved)
 
 
-def cluster(inputs: ak.Array, radius: float, pt_min: float) -> ak.Array:
-    """Anti-kT jets (px, py, pz, E records) of jagged particle four-vectors, per event."""
+def cluster(
+    inputs: ak.Array, radius: float, pt_min: float, *, constituents: bool = False
+) -> ak.Array | tuple[ak.Array, ak.Array]:
+    """Anti-kT jets (px, py, pz, E records) of jagged particle four-vectors, per event.
+
+    With ``constituents=True`` also returns, per event and jet, the indices (within the event's
+    inputs) of the jet's constituents, as a doubly jagged array in the order of the jets.
+    """
     fastjet = _fastjet()
     jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, radius)
-    return fastjet.ClusterSequence(inputs, jetdef).inclusive_jets(min_pt=pt_min)
+    sequence = fastjet.ClusterSequence(inputs, jetdef)
+    jets = sequence.inclusive_jets(min_pt=pt_min)
+    if constituents:
+        return jets, sequence.constituent_index(min_pt=pt_min)
+    return jets
 
 
 def hadron_flavour(pdg: np.ndarray) -> np.ndarray:

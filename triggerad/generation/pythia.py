@@ -32,6 +32,14 @@ class Particles:
     px, py, pz, e : float64 (m,)
     charge : float64 (m,)
         Electric charge in units of e.
+    vx, vy, vz : float64 (m,), optional
+        Production vertex in mm (``xProd``, ``yProd``, ``zProd``; Pythia's origin is the hard
+        interaction). Opt-in (``generate(..., vertices=True)``): None when not requested, and
+        then every operation skips them.
+    mother1, mother2 : int32 (m,), optional
+        Pythia's mother indices (within the event's full record). Opt-in
+        (``generate(..., history=True)``); they refer to positions in the unselected record, so
+        they are meaningful only before :meth:`select` / :meth:`merge`.
     """
 
     offsets: np.ndarray
@@ -43,8 +51,35 @@ class Particles:
     pz: np.ndarray
     e: np.ndarray
     charge: np.ndarray
+    vx: np.ndarray | None = None
+    vy: np.ndarray | None = None
+    vz: np.ndarray | None = None
+    mother1: np.ndarray | None = None
+    mother2: np.ndarray | None = None
 
     FIELDS = ("id", "status", "daughter1", "px", "py", "pz", "e", "charge")
+    VERTEX_FIELDS = ("vx", "vy", "vz")
+    HISTORY_FIELDS = ("mother1", "mother2")
+
+    @property
+    def has_vertices(self) -> bool:
+        return self.vx is not None
+
+    @property
+    def has_history(self) -> bool:
+        return self.mother1 is not None
+
+    def fields(self) -> tuple[str, ...]:
+        """Names of the per-particle arrays present (the opt-in fields only if set)."""
+        return (
+            self.FIELDS
+            + (self.VERTEX_FIELDS if self.has_vertices else ())
+            + (self.HISTORY_FIELDS if self.has_history else ())
+        )
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The per-particle arrays present, by name."""
+        return {f: getattr(self, f) for f in self.fields()}
 
     @property
     def n_events(self) -> int:
@@ -71,17 +106,26 @@ class Particles:
         """The particles where ``mask`` is true, events kept (possibly empty)."""
         counts = np.bincount(self.event_index[mask], minlength=self.n_events)
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        return Particles(offsets, **{f: getattr(self, f)[mask] for f in self.FIELDS})
+        return Particles(offsets, **{f: v[mask] for f, v in self.arrays().items()})
 
     @classmethod
     def merge(cls, a: Particles, b: Particles) -> Particles:
-        """Per event, the particles of ``a`` followed by those of ``b`` (same number of events)."""
-        evt = np.concatenate([a.event_index, b.event_index])
-        order = np.argsort(evt, kind="stable")
+        """Per event, the particles of ``a`` followed by those of ``b`` (same number of events).
+
+        The particles of ``a`` keep their position within their event. Opt-in fields are kept
+        only if both carry them.
+        """
         offsets = a.offsets + b.offsets
-        return cls(
-            offsets, **{f: np.concatenate([getattr(a, f), getattr(b, f)])[order] for f in cls.FIELDS}
-        )
+        # particle j of a goes to j + (b's particles in the events before), and likewise for b
+        dest_a = np.arange(len(a.id)) + np.repeat(b.offsets[:-1], np.diff(a.offsets))
+        dest_b = np.arange(len(b.id)) + np.repeat(a.offsets[1:], np.diff(b.offsets))
+        out = {}
+        for f in (f for f in a.fields() if f in b.fields()):
+            va, vb = getattr(a, f), getattr(b, f)
+            merged = np.empty(int(offsets[-1]), dtype=np.result_type(va, vb))
+            merged[dest_a], merged[dest_b] = va, vb
+            out[f] = merged
+        return cls(offsets, **out)
 
 
 class ChargeTable:
@@ -123,13 +167,28 @@ def make_pythia(settings: list[str], seed: int):
     return pythia
 
 
-def particles_from_batch(batch: ak.Array, charges: ChargeTable) -> Particles:
-    """Flatten the event records of ``pythia.nextBatch`` into :class:`Particles`."""
+def particles_from_batch(
+    batch: ak.Array, charges: ChargeTable, *, vertices: bool = False, history: bool = False
+) -> Particles:
+    """Flatten the event records of ``pythia.nextBatch`` into :class:`Particles`.
+
+    ``vertices=True`` also fills the production vertices (Pythia leaves ``vProd`` unset, here 0,
+    for particles made at the origin); ``history=True`` the mother indices.
+    """
     prt = batch["prt"]
     counts = ak.to_numpy(ak.num(prt, axis=1)).astype(np.int64)
     flat = ak.flatten(prt, axis=1)
     mom = flat["p"]
     ids = ak.to_numpy(flat["id"])
+    extra = {}
+    if vertices:
+        vprod = flat["vProd"]
+        extra.update({
+            name: ak.to_numpy(ak.fill_none(vprod[axis], 0.0)).astype(np.float64)
+            for name, axis in zip(Particles.VERTEX_FIELDS, ("px", "py", "pz"), strict=True)
+        })
+    if history:
+        extra.update({name: ak.to_numpy(flat[name]) for name in Particles.HISTORY_FIELDS})
     return Particles(
         offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         id=ids,
@@ -140,12 +199,21 @@ def particles_from_batch(batch: ak.Array, charges: ChargeTable) -> Particles:
         pz=ak.to_numpy(mom["pz"]),
         e=ak.to_numpy(mom["e"]),
         charge=charges(ids),
+        **extra,
     )
 
 
-def generate(pythia, n_events: int, charges: ChargeTable) -> Particles:
-    """Generate ``n_events`` events (failed events are retried by Pythia) as :class:`Particles`."""
-    return particles_from_batch(pythia.nextBatch(n_events), charges)
+def generate(
+    pythia, n_events: int, charges: ChargeTable, *, vertices: bool = False, history: bool = False
+) -> Particles:
+    """Generate ``n_events`` events (failed events are retried by Pythia) as :class:`Particles`.
+
+    ``vertices=True`` fills the production vertices (``vx``, ``vy``, ``vz``, mm),
+    ``history=True`` the mother indices (``mother1``, ``mother2``).
+    """
+    return particles_from_batch(
+        pythia.nextBatch(n_events), charges, vertices=vertices, history=history
+    )
 
 
 def sigma_pb(pythia) -> tuple[float, float]:

@@ -144,11 +144,17 @@ def run_job(job: Job) -> JobResult:
     )
 
 
-def make_jobs(cfg: GenerateConfig, n_events: int, seed: int) -> list[Job]:
-    """Split every process into jobs of at most ``output.job_size`` events."""
+def make_jobs(
+    cfg: GenerateConfig, n_events: int, seed: int, *, processes: dict | None = None
+) -> list[Job]:
+    """Split every process into jobs of at most ``output.job_size`` events.
+
+    ``processes`` (default ``cfg.processes``) maps job names to objects with an
+    ``events_fraction``; other generators (the LLP samples) pass their own.
+    """
     jobs = []
     size = cfg.output.job_size
-    for name, proc in cfg.processes.items():
+    for name, proc in (cfg.processes if processes is None else processes).items():
         total = max(1, round(n_events * proc.events_fraction))
         jobs += [
             Job(name, proc, cfg, min(size, total - lo), i, seed)
@@ -162,18 +168,42 @@ def default_executor(workers: int) -> str:
     return "process" if workers > 1 else "local"
 
 
-def execute(jobs: list[Job], executor: Executor, *, progress: bool = True) -> list[JobResult]:
-    """Run the jobs on ``executor`` with a progress bar on stderr; results in (name, index) order."""
+def execute(
+    jobs: list[Job], executor: Executor, *, progress: bool = True, runner=None
+) -> list[JobResult]:
+    """Run the jobs on ``executor`` with a progress bar on stderr; results in (name, index) order.
+
+    ``runner`` (default :func:`run_job`) is the picklable function run on each job; its results
+    need ``name`` and ``index`` attributes (they are returned sorted by them).
+    """
     from tqdm import tqdm
+
+    runner = run_job if runner is None else runner
 
     bar = tqdm(total=sum(j.n_events for j in jobs), unit="ev", desc="generate",
                disable=not progress)
     results = []
     with bar:
-        for job, result in zip(jobs, executor.map(run_job, jobs), strict=True):
+        for job, result in zip(jobs, executor.map(runner, jobs), strict=True):
             results.append(result)
             bar.update(job.n_events)
     return sorted(results, key=lambda r: (r.name, r.index))
+
+
+def run_jobs(
+    jobs: list[Job], *, workers: int, executor: str | Executor | None = None,
+    scheduler: str | None = None, progress: bool = True, runner=None,
+) -> tuple[list, str]:
+    """Run ``jobs`` on a named executor (made and closed here) or on a given one.
+
+    Returns the results in (name, index) order and the executor's name (for the summary).
+    ``executor`` None means :func:`default_executor` of ``workers``.
+    """
+    if isinstance(executor, Executor):
+        return execute(jobs, executor, progress=progress, runner=runner), executor.name
+    name = executor or default_executor(workers)
+    with make_executor(name, workers=workers, scheduler=scheduler) as owned:
+        return execute(jobs, owned, progress=progress, runner=runner), name
 
 
 def combine(results: list[JobResult], cfg: GenerateConfig) -> tuple[dict[str, EventBatch], dict]:
@@ -254,17 +284,11 @@ def generate(
     dict : the summary written to ``summary.json``.
     """
     outdir = Path(outdir)
-    if isinstance(executor, Executor):
-        executor_name, owned = executor.name, None
-    else:
-        executor_name = executor or default_executor(workers)
-        owned = make_executor(executor_name, workers=workers, scheduler=scheduler)
     start = time.perf_counter()
-    try:
-        results = execute(make_jobs(cfg, n_events, seed), owned or executor, progress=progress)
-    finally:
-        if owned is not None:
-            owned.close()
+    results, executor_name = run_jobs(
+        make_jobs(cfg, n_events, seed), workers=workers, executor=executor, scheduler=scheduler,
+        progress=progress,
+    )
     outdir.mkdir(parents=True, exist_ok=True)
     batches, processes = combine(results, cfg)
     bkg = background(batches, cfg, seed)

@@ -85,6 +85,8 @@ class Reader:
     """
 
     name = "base"
+    #: What the reader yields: ``"events"`` (EventBatch) or ``"jets"`` (JetBatch).
+    record = "events"
 
     def __init__(self, branch_map: dict | None = None, options: ReadOptions | None = None):
         self.options = options or ReadOptions()

@@ -17,15 +17,21 @@ from triggerad.io.adc2021 import Adc2021Reader
 from triggerad.io.base import Reader, ReadOptions
 from triggerad.io.delphes import DelphesReader
 from triggerad.io.flat import FlatReader, ParquetReader
+from triggerad.io.jeth5 import JetH5Reader, is_jet_file
 from triggerad.io.nanoaod import NanoAODReader
+from triggerad.io.pfnano import PFNanoReader
 from triggerad.io.rootio import tree_names
 
+#: Every reader by name; ``READERS[name].record`` says what it yields: ``"events"``
+#: (:class:`~triggerad.events.EventBatch`) or ``"jets"`` (:class:`~triggerad.jets.JetBatch`).
 READERS: dict[str, type[Reader]] = {
     "adc2021": Adc2021Reader,
     "delphes": DelphesReader,
     "nanoaod": NanoAODReader,
     "flat": FlatReader,
     "parquet": ParquetReader,
+    "pfnano": PFNanoReader,
+    "jets": JetH5Reader,
 }
 
 #: Reader chosen for a ROOT file holding a tree of this name (others: ``flat``).
@@ -39,27 +45,57 @@ def check_reader_name(kind: str) -> None:
         raise ConfigError(f"unknown reader {kind!r}; " + did_you_mean(kind, READERS))
 
 
+def readers_of(record: str) -> list[str]:
+    """Names of the readers that yield ``record`` (``"events"`` or ``"jets"``)."""
+    return [k for k, r in READERS.items() if r.record == record]
+
+
 def make_reader(
-    kind: str, branch_map_path: str | Path | None = None, options: ReadOptions | None = None
+    kind: str, branch_map_path: str | Path | None = None, options: ReadOptions | None = None,
+    *, record: str = "events",
 ) -> Reader:
     """The reader ``kind`` with its default branch map overridden by ``branch_map_path``.
+
+    ``record`` is what the caller consumes (``"events"`` for the anomaly commands, ``"jets"``
+    for the tagger); a reader yielding the other record type is refused.
 
     Raises
     ------
     ConfigError
-        For an unknown reader name (with the nearest valid one) or a bad branch map.
+        For an unknown reader name (with the nearest valid one), a reader of the wrong record
+        type, or a bad branch map.
     """
     check_reader_name(kind)
+    if READERS[kind].record != record:
+        valid = readers_of(record)
+        raise ConfigError(
+            f"reader {kind!r} yields {READERS[kind].record} ({READERS[kind].__name__}), but this "
+            f"command needs {record}; readers of {record}: {', '.join(map(repr, valid))}"
+        )
     return READERS[kind](branch_map_path, options)
 
 
-def detect_reader(path: str | Path) -> str:
+def detect_reader(path: str | Path, record: str = "events") -> str:
     """Reader name for ``path`` from its suffix (``.root``: from its tree names).
 
-    ``.h5``/``.hdf5`` -> adc2021, ``.parquet`` -> parquet, ``.root`` -> nanoaod if it holds an
-    ``Events`` tree, delphes if ``Delphes``, else flat.
+    For events: ``.h5``/``.hdf5`` -> adc2021, ``.parquet`` -> parquet, ``.root`` -> nanoaod if it
+    holds an ``Events`` tree, delphes if ``Delphes``, else flat. For jets (``record="jets"``):
+    ``.h5``/``.hdf5`` -> jets, ``.root`` -> pfnano.
     """
     suffix = Path(path).suffix.lower()
+    if record == "jets":
+        jet_suffixes = {".h5": "jets", ".hdf5": "jets", ".root": "pfnano"}
+        if suffix in jet_suffixes:
+            return jet_suffixes[suffix]
+        raise InputFileError(
+            f"{path}: cannot tell the jet reader from the suffix {suffix!r} (known: "
+            f"{', '.join(jet_suffixes)}); pass --reader explicitly"
+        )
+    if SUFFIXES.get(suffix) == "adc2021" and is_jet_file(path):
+        raise ConfigError(
+            f"{path}: is a trigger-ad jet file (LLP tagger inputs), not an event file; the "
+            f"anomaly commands need events (readers {', '.join(readers_of('events'))})"
+        )
     if suffix in SUFFIXES:
         return SUFFIXES[suffix]
     if suffix == ".root":
