@@ -12,13 +12,13 @@ from __future__ import annotations
 import glob
 from pathlib import Path
 
-from triggerad.errors import ConfigError, InputFileError, did_you_mean
+from triggerad.errors import ConfigError, InputFileError, MissingFieldError, did_you_mean
 from triggerad.io.adc2021 import Adc2021Reader
 from triggerad.io.base import Reader, ReadOptions
 from triggerad.io.delphes import DelphesReader
 from triggerad.io.flat import FlatReader, ParquetReader
 from triggerad.io.nanoaod import NanoAODReader
-from triggerad.io.rootio import tree_names
+from triggerad.io.rootio import describe_contents, event_containers, root_contents
 
 READERS: dict[str, type[Reader]] = {
     "adc2021": Adc2021Reader,
@@ -52,13 +52,25 @@ def detect_reader(path: str | Path) -> str:
     """Reader name for ``path`` from its suffix (``.root``: from its tree names).
 
     ``.h5``/``.hdf5`` -> adc2021, ``.parquet`` -> parquet, ``.root`` -> nanoaod if it holds an
-    ``Events`` tree, delphes if ``Delphes``, else flat.
+    ``Events`` tree (TTree or RNTuple), delphes if ``Delphes``, else flat.
+
+    Raises
+    ------
+    MissingFieldError
+        For a ROOT file holding no TTree or RNTuple at all (saying what it holds).
     """
     suffix = Path(path).suffix.lower()
     if suffix in SUFFIXES:
         return SUFFIXES[suffix]
     if suffix == ".root":
-        names = tree_names(str(path))
+        contents = root_contents(str(path))
+        names = event_containers(contents)
+        if not names:
+            raise MissingFieldError(
+                f"{path}: holds no TTree or RNTuple, only {describe_contents(contents)}; "
+                f"expected an event tree ({', '.join(map(repr, ROOT_TREES))} or a flat feature "
+                "tree)"
+            )
         return next((ROOT_TREES[t] for t in ROOT_TREES if t in names), "flat")
     raise InputFileError(
         f"{path}: cannot tell the reader from the suffix {suffix!r} (known: "
