@@ -35,6 +35,7 @@ from scipy import stats
 
 from anomaly import baselines as bl
 from anomaly import plots, rates
+from anomaly.roc import auc, roc, signal_efficiency
 from anomaly.threshold import RatesConfig
 from triggerad.atomic import atomic_dir, write_json, write_text
 from triggerad.errors import InputFileError
@@ -91,36 +92,6 @@ class EvaluateConfig:
 # ---------------------------------------------------------------------------------------------
 # Pure metrics on arrays
 # ---------------------------------------------------------------------------------------------
-def auc(bkg_scores: np.ndarray, bkg_weights: np.ndarray, sig_scores: np.ndarray) -> float:
-    """Area under the ROC curve: weighted background against (unweighted) signal."""
-    from sklearn.metrics import roc_auc_score
-
-    y = np.concatenate([np.zeros(len(bkg_scores)), np.ones(len(sig_scores))])
-    w = np.concatenate([bkg_weights, np.full(len(sig_scores), 1.0)])
-    return float(roc_auc_score(y, np.concatenate([bkg_scores, sig_scores]), sample_weight=w))
-
-
-def roc(
-    bkg_scores: np.ndarray, bkg_weights: np.ndarray, sig_scores: np.ndarray, n_points: int = 200
-) -> tuple[np.ndarray, np.ndarray]:
-    """ROC curve sampled at log-spaced background efficiencies: (fpr, tpr) arrays."""
-    from sklearn.metrics import roc_curve
-
-    y = np.concatenate([np.zeros(len(bkg_scores)), np.ones(len(sig_scores))])
-    w = np.concatenate([bkg_weights, np.full(len(sig_scores), 1.0)])
-    fpr, tpr, _ = roc_curve(y, np.concatenate([bkg_scores, sig_scores]), sample_weight=w)
-    smallest = fpr[fpr > 0].min() if np.any(fpr > 0) else 1.0
-    grid = np.logspace(np.log10(smallest), 0, n_points)
-    return grid, np.interp(grid, fpr, tpr)
-
-
-def signal_efficiency(scores: np.ndarray, cut: float, cl: float) -> dict[str, Any]:
-    """Efficiency ``score > cut`` of an (unweighted) signal sample with its Clopper-Pearson interval."""
-    k = int(np.sum(scores > cut))
-    low, high = rates.clopper_pearson(k, len(scores), cl)
-    return {"efficiency": k / len(scores), "efficiency_ci": [low, high], "n_selected": k}
-
-
 def efficiencies_at_fraction(
     bkg_scores: np.ndarray, bkg_weights: np.ndarray, signals: dict[str, np.ndarray], fraction: float
 ) -> tuple[float, dict[str, dict[str, float]]]:
@@ -202,6 +173,7 @@ def model_report(
     signals: dict[str, dict[str, np.ndarray]],
     threshold: dict[str, Any],
     cfg: EvaluateConfig,
+    sig_weights: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Every number of the report that depends on the model's scores only.
 
@@ -217,6 +189,9 @@ def model_report(
         Contents of ``threshold.json`` (``score``, ``value``, ``fpr``, ``input_rate_hz``, ...).
     cfg : EvaluateConfig
         Configuration.
+    sig_weights : dict of (m,) arrays, optional
+        Signed event weights per signal (None: every signal event counts 1) for the
+        efficiencies, AUCs and ROC curves (:mod:`anomaly.roc`).
 
     Returns
     -------
@@ -238,9 +213,10 @@ def model_report(
             achieved.n_above, achieved.k_eff,
         )
     sig_table = {}
+    sig_w = {name: (sig_weights or {}).get(name) for name in signals}
     for name, s in signals.items():
-        row = signal_efficiency(s[score], cut, cfg.rates.cl)
-        row["auc"] = auc(bkg[score], bkg_weights, s[score])
+        row = signal_efficiency(s[score], cut, cfg.rates.cl, sig_w[name])
+        row["auc"] = auc(bkg[score], bkg_weights, s[score], sig_w[name])
         row[xsec_key] = rates.xsec_for_events(row["efficiency"], lumi_pb, n_month)
         row["n_events"] = int(len(s[score]))
         sig_table[name] = row
@@ -258,7 +234,7 @@ def model_report(
     }
     cuts, fractions = rates.rate_curve(bkg[score], bkg_weights, cfg.report.n_curve_points)
     rocs = {
-        name: roc(bkg[score], bkg_weights, s[score], cfg.report.n_roc_points)
+        name: roc(bkg[score], bkg_weights, s[score], cfg.report.n_roc_points, sig_w[name])
         for name, s in signals.items()
     }
     return {
@@ -517,7 +493,8 @@ def evaluate(
     model : path
         Model artifact folder holding ``threshold.json``.
     data_dir : path
-        Folder with ``signal_<name>.h5`` files (from ``trigger-ad generate``).
+        Folder with ``signal_<name>.h5`` files (from ``trigger-ad generate``), or a sample list
+        whose ``is_signal`` samples are the signals (:mod:`triggerad.samples`).
     out : path
         Report folder, written atomically.
     cfg : EvaluateConfig, optional
@@ -533,12 +510,12 @@ def evaluate(
     Raises
     ------
     InputFileError
-        If the model has no threshold yet, or ``data_dir`` holds no signal files.
+        If the model has no threshold yet, or ``data_dir`` holds no signal sample.
     """
     from tqdm import tqdm
 
     from anomaly.artifact import load_artifact
-    from anomaly.data import fingerprint, load_sample, load_split
+    from anomaly.data import fingerprint, load_signals, load_split
     from anomaly.features import compute_features
     from triggerad.provenance import write_provenance
 
@@ -551,21 +528,17 @@ def evaluate(
             f"`trigger-ad threshold {model} --rate RATE --input-rate RATE` (or --events-per-day / "
             "--fpr) first"
         )
-    files = sorted(Path(data_dir).glob("signal_*.h5"))
-    if not files:
-        raise InputFileError(f"{data_dir}: no signal_<name>.h5 files found (expected the output "
-                             "folder of `trigger-ad generate`)")
     any_baseline = any(getattr(cfg, k).enabled for k in
                        ("autoencoder", "isolation_forest", "classifier", "single_variable"))
     bar = tqdm(total=4 + any_baseline, desc="evaluate", file=sys.stderr, disable=not progress)
     bkg_batch = load_split(art.data_info, cfg.report.split)
-    sig_batches = {f.stem.removeprefix("signal_"): load_sample([str(f)], max_events=cfg.report.max_signal_events)
-                   for f in files}
+    sig_batches, signal_files = load_signals(data_dir, cfg.report.max_signal_events)
     bar.update()
     bkg = art.score(bkg_batch)
     sig = {n: art.score(b) for n, b in sig_batches.items()}
     bar.update()
-    report = model_report(bkg, bkg_batch.weight, bkg_batch.process, sig, threshold, cfg)
+    report = model_report(bkg, bkg_batch.weight, bkg_batch.process, sig, threshold, cfg,
+                          {n: b.weight for n, b in sig_batches.items()})
     bar.update()
     if any_baseline:
         train = load_split(art.data_info, "train")
@@ -580,7 +553,7 @@ def evaluate(
     report.update(
         model=str(model), kind=art.kind, data_dir=str(data_dir),
         evaluation_fingerprint=fingerprint(bkg_batch),
-        signal_files={n: str(f) for n, f in zip(sig_batches, files, strict=True)},
+        signal_files=signal_files,
     )
     with atomic_dir(out) as tmp:
         report["figures"] = make_figures(tmp, report, bkg, bkg_batch.weight, bkg_batch.process, sig)

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from triggerad import atomic
+from triggerad.config import to_dict
 from triggerad.errors import ConfigError, MissingFieldError
 from triggerad.events import EventBatch
 from triggerad.io.common import read_overrides
@@ -133,7 +134,8 @@ class NanoAODReader(ObjectTreeReader):
 
     def describe(self, path: str) -> dict:
         """Reader, preset, era, MET and b-tag choice used for ``path`` (for provenance)."""
-        return {"reader": self.name, **self.branch_map_for(path).summary()}
+        bmap = self.branch_map_for(path)
+        return {"reader": self.name, **bmap.summary(), "branch_map": to_dict(bmap)}
 
     def btag(self, values: np.ndarray, path: str) -> np.ndarray:
         """b-tagged when the discriminant exceeds the preset's working point."""
