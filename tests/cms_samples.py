@@ -117,3 +117,32 @@ def write_events(path, data: dict, container: str = "ttree", runs: dict | None =
                 {k: np.asarray(v) for k, v in runs.items()})
         if histograms:
             f["h_pt"] = np.histogram([1.0, 2.0], bins=2)
+
+
+def random_run3(n: int, seed: int, negative_fraction: float = 0.2, gen_weight: float = 1.5) -> dict:
+    """``n`` random events in Run-3 NanoAOD naming with ``genWeight = +-gen_weight`` (a fraction
+    ``negative_fraction`` negative, as in NLO samples)."""
+    rng = np.random.default_rng(seed)
+
+    def coll(mean_count, fields):
+        counts = rng.poisson(mean_count, n)
+        total = int(counts.sum())
+        return ak.zip({k: ak.unflatten(np.asarray(make(total), dtype=np.float32), counts)
+                       for k, make in fields.items()})
+
+    lepton = {"pt": lambda m: rng.exponential(30, m) + 5, "eta": lambda m: rng.uniform(-2.4, 2.4, m),
+              "phi": lambda m: rng.uniform(-np.pi, np.pi, m), "charge": lambda m: rng.choice([-1, 1], m),
+              "pfRelIso03_chg": lambda m: rng.uniform(0, 0.2, m),
+              "pfRelIso03_all": lambda m: rng.uniform(0.2, 0.4, m)}
+    jet = {"pt": lambda m: rng.exponential(40, m) + 20, "eta": lambda m: rng.uniform(-4, 4, m),
+           "phi": lambda m: rng.uniform(-np.pi, np.pi, m), "mass": lambda m: rng.uniform(0, 20, m),
+           "btagDeepFlavB": lambda m: rng.random(m), "btagRobustParTAK4B": lambda m: rng.random(m),
+           "btagPNetB": lambda m: rng.random(m)}
+    sign = np.where(rng.random(n) < negative_fraction, -1.0, 1.0)
+    return {
+        "Electron": coll(0.6, lepton), "Muon": coll(0.6, lepton), "Jet": coll(4, jet),
+        "MET_pt": rng.exponential(40, n).astype(np.float32),
+        "MET_phi": rng.uniform(-np.pi, np.pi, n).astype(np.float32),
+        "run": np.ones(n, np.uint32), "luminosityBlock": np.ones(n, np.uint32),
+        "event": np.arange(n, dtype=np.uint64), "genWeight": (sign * gen_weight).astype(np.float32),
+    }
