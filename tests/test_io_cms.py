@@ -242,3 +242,29 @@ def test_low_level_errors_only_around_library_calls(tmp_path, monkeypatch):
     with pytest.raises(OSError, match=r"x: cannot read \(truncated or corrupt\?\): boom"):
         with reading("x: cannot read"):
             raise ValueError("boom")
+
+
+def test_flat_and_delphes_readers_read_rntuples(tmp_path):
+    import uproot
+    from io_samples import random_batch, uproot_delphes_map, write_delphes
+
+    from triggerad.io.delphes import DelphesReader
+    from triggerad.io.flat import FlatReader
+
+    rng = np.random.default_rng(4)
+    columns = {f: rng.uniform(0, 10, 6).astype(np.float32) for f in schema.FEATURE_NAMES}
+    with uproot.recreate(tmp_path / "flat.root") as f:
+        f.mkrntuple("features", columns)
+    batch = FlatReader().read(tmp_path / "flat.root")
+    np.testing.assert_array_equal(batch.hlf, np.stack(list(columns.values()), axis=1))
+    # the same Delphes-like events as a TTree and as an RNTuple
+    events = random_batch(12)
+    write_delphes(tmp_path / "d.root", events, naming="uproot")
+    with uproot.open(tmp_path / "d.root") as f:
+        arrays = f["Delphes"].arrays()
+    with uproot.recreate(tmp_path / "dn.root") as f:
+        f.mkrntuple("Delphes", {k: arrays[k] for k in arrays.fields})
+    tree = DelphesReader(uproot_delphes_map()).read(tmp_path / "d.root")
+    ntuple = DelphesReader(uproot_delphes_map()).read(tmp_path / "dn.root")
+    np.testing.assert_array_equal(ntuple.objects, tree.objects)
+    np.testing.assert_array_equal(ntuple.ele_iso, tree.ele_iso)
