@@ -269,6 +269,8 @@ def resolve_inputs(
     ------
     InputFileError
         If nothing is left to read, or a file appears twice.
+    ConfigError
+        If ``branch_map`` is given and the plain inputs need several readers.
     """
     from triggerad.io.registry import detect_reader, expand_inputs, make_reader
 
@@ -277,12 +279,14 @@ def resolve_inputs(
     sets = [SampleSet(i, reader, branch_map, options) for i in inputs if is_sample_list(i)]
     out: list[Input] = []
     if plain:
-        made: dict[str, Reader] = {}
-        for path in expand_inputs(plain):
-            kind = detect_reader(path) if reader == "auto" else reader
-            if kind not in made:
-                made[kind] = make_reader(kind, branch_map, options)
-            out.append(Input(path, made[kind]))
+        kinds = {p: detect_reader(p) if reader == "auto" else reader for p in expand_inputs(plain)}
+        if branch_map and len(set(kinds.values())) > 1:
+            raise ConfigError(
+                f"--branch-map {branch_map}: the inputs need several readers "
+                f"({', '.join(sorted(set(kinds.values())))}); pass --reader explicitly"
+            )
+        made = {k: make_reader(k, branch_map, options) for k in dict.fromkeys(kinds.values())}
+        out += [Input(path, made[kind]) for path, kind in kinds.items()]
     for sset in sets:
         out += sset.inputs(role)
     if not out:

@@ -71,18 +71,6 @@ def output_schema():
     )
 
 
-def _check_branch_map(inputs, branch_map: str | None) -> None:
-    """A --branch-map applies to one reader: refuse it when the inputs need several."""
-    from triggerad.errors import ConfigError
-
-    kinds = sorted({i.reader.name for i in inputs})
-    if branch_map and len(kinds) > 1:
-        raise ConfigError(
-            f"--branch-map {branch_map}: the inputs need several readers ({', '.join(kinds)}); "
-            "pass --reader explicitly"
-        )
-
-
 def run(args) -> int:
     """Compute the features of every input event and write them to ``args.out``."""
     import pyarrow as pa
@@ -100,7 +88,6 @@ def run(args) -> int:
         where="trigger-ad features options",
     )
     inputs, sample_sets = resolve_inputs(args.inputs, args.reader, args.branch_map, options)
-    _check_branch_map(inputs, args.branch_map)
     readers = {i.path: i.reader for i in inputs}
     paths = list(readers)
     totals = {p: readers[p].num_entries(p) for p in paths}
