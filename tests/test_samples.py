@@ -37,7 +37,7 @@ tt:
 
 
 @pytest.mark.parametrize("runs", [True, False])
-def test_gen_weight_normalisation_equals_the_hand_sum(tmp_path, runs):
+def test_gen_weight_normalisation_equals_the_hand_sum(tmp_path, runs, caplog):
     listing = two_file_sample(tmp_path, runs)
     sset = SampleSet(listing)
     inputs = sset.inputs()
@@ -54,6 +54,7 @@ def test_gen_weight_normalisation_equals_the_hand_sum(tmp_path, runs):
         assert batch.sum() == pytest.approx(800.0, rel=1e-9)
     labels = {p for i in inputs for p in i.reader.read(i.path).process}
     assert labels == {"ttbar"}
+    assert "no input for process" not in caplog.text  # the sample names it: no default note
 
 
 def test_files_mixing_runs_and_no_runs_are_refused(tmp_path):

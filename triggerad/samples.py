@@ -223,7 +223,8 @@ class SampleSet:
             bmap = str(Path(self.path).parent / bmap)
         key = (kind, bmap)
         if key not in self._made:
-            self._made[key] = make_reader(kind, bmap, self.options)
+            self._made[key] = made = make_reader(kind, bmap, self.options)
+            made.quiet_defaults = ("process",)  # the sample names the process
         return self._made[key]
 
     def inputs(self, role: Role = "all") -> list[Input]:

@@ -44,7 +44,8 @@ def register(subparsers) -> None:
     p.add_argument("--reader", choices=READER_CHOICES, default="auto", help="input format")
     p.add_argument("--branch-map", default=None, metavar="YAML",
                    help="YAML overriding keys of the reader's default branch map "
-                   "(configs/branch_maps/<reader>.yaml)")
+                   "(configs/branch_maps/<reader>.yaml; NanoAOD: the preset detected per file, "
+                   "configs/branch_maps/nanoaod-<preset>.yaml, or `preset: NAME` to choose one)")
     p.add_argument("--out", required=True, metavar="FILE.parquet", help="output parquet file")
     p.add_argument("--chunk-size", type=int, default=100_000, help="events read per chunk")
     p.add_argument("--nonfinite", choices=("error", "drop"), default="error",

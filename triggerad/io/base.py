@@ -85,6 +85,9 @@ class Reader:
     """
 
     name = "base"
+    #: Prefixes of default notes not to log: inputs the caller fills itself (a sample list sets
+    #: the process label of its events).
+    quiet_defaults: tuple[str, ...] = ()
 
     def __init__(self, branch_map: dict | None = None, options: ReadOptions | None = None):
         self.options = options or ReadOptions()
@@ -193,7 +196,7 @@ class Reader:
 
     def note_default(self, path: str, name: str) -> None:
         """Log once per reader that ``name`` is missing from the source and filled by default."""
-        if name not in self._warned:
+        if name not in self._warned and not name.startswith(self.quiet_defaults):
             self._warned.add(name)
             log.warning(
                 "%s: the %s reader found no input for %s; filled with its documented default "
