@@ -268,3 +268,14 @@ def test_flat_and_delphes_readers_read_rntuples(tmp_path):
     ntuple = DelphesReader(uproot_delphes_map()).read(tmp_path / "dn.root")
     np.testing.assert_array_equal(ntuple.objects, tree.objects)
     np.testing.assert_array_equal(ntuple.ele_iso, tree.ele_iso)
+
+
+def test_override_that_fits_only_some_presets_names_the_detected_one(tmp_path):
+    """`btag.tagger: pnet` exists in run3 and v15 but not in run2-ul: a Run-2 file says so."""
+    write_events(tmp_path / "ul.root", {**ERAS["run2-ul"](), **event_branches()})
+    write_events(tmp_path / "r3.root", {**ERAS["run3"](), **event_branches()})
+    reader = NanoAODReader({"btag": {"tagger": "pnet", "campaign": "Summer22"}})
+    assert reader.read(tmp_path / "r3.root").jet_btag[1, :3].tolist() == [True, False, False]
+    with pytest.raises(ConfigError, match=r"\(NanoAOD preset 'run2-ul'\).*no tagger 'pnet' in "
+                       r"preset 'run2-ul'"):
+        reader.read(tmp_path / "ul.root")

@@ -43,6 +43,7 @@ from triggerad.io.presets import (
     check_preset_name,
     detect_preset,
     no_preset_message,
+    signature,
 )
 from triggerad.io.rootio import PROCESS_NAMES, find_branch
 
@@ -89,6 +90,7 @@ class NanoAODReader(ObjectTreeReader):
         self.choice = choice
         self.maps: dict[str, NanoAODBranchMap] = maps
         self.map_errors = dict(zip([n for n in names if n not in maps], errors, strict=True))
+        self.detectors = {n: maps[n].detect if n in maps else signature(n) for n in PRESETS}
         self._preset_of: dict[tuple, str] = {}
         super().__init__(maps[choice] if choice != AUTO else None, options)
         self.tree_name = str(user.get("tree", "Events"))
@@ -101,12 +103,12 @@ class NanoAODReader(ObjectTreeReader):
         if self.choice != AUTO:
             name = self.choice
         else:
-            name = detect_preset(opened.branches, self.maps)
+            name = detect_preset(opened.branches, self.detectors)
             if name is None:
-                unfit = [n for n in PRESETS if n in self.map_errors]
-                hint = f" (your branch map fits no preset of {', '.join(unfit)})" if unfit else ""
-                raise MissingFieldError(no_preset_message(f"{path}:{self.tree_name}", self.maps)
-                                        + hint)
+                raise MissingFieldError(
+                    no_preset_message(f"{path}:{self.tree_name}", self.detectors))
+        if name not in self.maps:  # the user's overrides do not fit this file's preset
+            raise self.map_errors[name]
         bmap = self.maps[name]
         log.info("%s: NanoAOD preset %r (%s)%s", path, name, bmap.description,
                  " chosen in the branch map" if self.choice != AUTO else " detected from the branches")
@@ -119,10 +121,7 @@ class NanoAODReader(ObjectTreeReader):
 
     def branch_map_for(self, path: str) -> NanoAODBranchMap:
         """The branch map of the preset of ``path``."""
-        name = self.preset(path)
-        if name not in self.maps:
-            raise self.map_errors[name]
-        return self.maps[name]
+        return self.maps[self.preset(path)]
 
     def source_note(self, path: str) -> str:
         """Which preset the branch names came from (for missing-branch errors)."""

@@ -140,7 +140,7 @@ class NanoAODBranchMap(ObjectBranchMap):
             self.jet.btag = None
             return
         if choice.tagger not in self.taggers:
-            raise ConfigError(
+            raise ValueError(
                 f"btag.tagger: no tagger {choice.tagger!r} in preset {self.preset!r}; "
                 + did_you_mean(choice.tagger, self.taggers)
             )
@@ -151,13 +151,13 @@ class NanoAODBranchMap(ObjectBranchMap):
             return
         if choice.campaign not in tagger.working_points:
             known = ", ".join(tagger.working_points) or "none: give btag.wp as a number"
-            raise ConfigError(
+            raise ValueError(
                 f"btag.campaign: tagger {choice.tagger!r} of preset {self.preset!r} has no working "
                 f"points for campaign {choice.campaign!r}; campaigns: {known}"
             )
         points = tagger.working_points[choice.campaign]
         if choice.wp not in points:
-            raise ConfigError(
+            raise ValueError(
                 f"btag.wp: no working point {choice.wp!r} of {choice.tagger} in "
                 f"{choice.campaign}; " + did_you_mean(str(choice.wp), points)
                 + " (or a number: the cut on the discriminant)"
@@ -200,15 +200,19 @@ def check_preset_name(name: str, where: str) -> None:
                           + did_you_mean(name, (AUTO, *PRESETS)))
 
 
-def detect_preset(branches: set[str], maps: dict[str, NanoAODBranchMap]) -> str | None:
+def signature(name: str) -> Detect:
+    """The packaged detection signature of preset ``name``."""
+    return build(Detect, preset_mapping(name).get("detect"), where=f"nanoaod-{name}.yaml:detect")
+
+
+def detect_preset(branches: set[str], detectors: dict[str, Detect]) -> str | None:
     """The first preset of :data:`PRESETS` whose signature matches ``branches`` (None: none)."""
-    return next((name for name in PRESETS if name in maps and maps[name].detect.matches(branches)),
-                None)
+    return next((name for name in PRESETS if detectors[name].matches(branches)), None)
 
 
-def no_preset_message(where: str, maps: dict[str, NanoAODBranchMap]) -> str:
+def no_preset_message(where: str, detectors: dict[str, Detect]) -> str:
     """Why no preset matched: each automatic preset's signature, and how to choose one."""
-    lines = "; ".join(f"{name} needs {m.detect.describe()}" for name, m in maps.items()
-                      if m.detect.automatic)
+    lines = "; ".join(f"{name} needs {d.describe()}" for name, d in detectors.items()
+                      if d.automatic)
     return (f"{where}: no NanoAOD preset matches the file's branches ({lines}); choose one with "
             f"`preset: NAME` in --branch-map (presets: {', '.join(PRESETS)})")
