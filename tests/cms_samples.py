@@ -84,6 +84,17 @@ def scouting_2024() -> dict:
     }
 
 
+def scouting_2022() -> dict:
+    """Run-3 scouting NanoAOD (2022 layout): one ScoutingMuon collection, ScoutingElectron_charge."""
+    data = scouting_2024()
+    data["ScoutingMuon"] = data.pop("ScoutingMuonVtx")
+    del data["ScoutingMuonNoVtx"]
+    ele = data["ScoutingElectron"]
+    data["ScoutingElectron"] = ak.zip({("charge" if f == "bestTrack_charge" else f): ele[f]
+                                       for f in ele.fields})
+    return data
+
+
 def l1_objects() -> dict:
     """L1 NanoAOD tables: objects of bunch crossings -1, 0, 1 and the list of energy sums."""
     def obj(pt, eta, phi, bx, **extra):

@@ -18,6 +18,7 @@ from cms_samples import (
     MT,
     event_branches,
     l1_objects,
+    scouting_2022,
     scouting_2024,
     write_events,
 )
@@ -111,22 +112,24 @@ def test_puppi_met_and_v15_without_met_pt(tmp_path):
            " branches" in text
 
 
-def test_scouting_2024_preset(tmp_path):
+@pytest.mark.parametrize(("preset", "make"), [("scouting-2024", scouting_2024),
+                                              ("scouting", scouting_2022)])
+def test_scouting_presets(tmp_path, preset, make):
     path = tmp_path / "scouting.root"
-    write_events(path, {**scouting_2024(), **event_branches()})
+    write_events(path, {**make(), **event_branches()})
     reader, batch, f = features(path)
-    assert reader.preset(str(path)) == "scouting-2024"
+    assert reader.preset(str(path)) == preset
     check_muon_event(f)
     # absolute cone sums / pT: track 4, ECAL 2, HCAL 1 GeV over 40 GeV
     np.testing.assert_allclose(batch.mu_iso[0, 0], [0.1, 0.05, 0.025], rtol=1e-6)
-    assert batch.ele_charge[1, 0] == 1  # from ScoutingElectron_bestTrack_charge
+    assert batch.ele_charge[1, 0] == 1  # ScoutingElectron_bestTrack_charge (2023+) or _charge
     assert f[1, COL["nJets"]] == 3 and f[1, COL["bJets"]] == 0  # scouting jets: no b-tag
     assert "jet b-tag (False)" in batch.defaults
     np.testing.assert_array_equal(batch.jet_mass[1, :3], [5, 5, 5])
-    # the displaced-muon collection instead
-    muon = {k: f"ScoutingMuonNoVtx_{v}" for k, v in (("pt", "pt"), ("eta", "eta"), ("phi", "phi"))}
-    _, batch, _ = features(path, {"muon": muon})
-    assert batch.muons[0, 0, 0] == 41
+    if preset == "scouting-2024":  # the displaced-muon collection instead
+        muon = {k: f"ScoutingMuonNoVtx_{k}" for k in ("pt", "eta", "phi")}
+        _, batch, _ = features(path, {"muon": muon})
+        assert batch.muons[0, 0, 0] == 41
 
 
 def test_l1_preset_fills_the_57_inputs_from_l1_objects(tmp_path, caplog):
