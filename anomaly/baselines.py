@@ -11,7 +11,8 @@
 
 Features enter the autoencoder as ``sign(x) log(1 + |x|)``, standardised on the training
 background; the tree models see the raw features (they are invariant to monotonic transforms).
-Background training events are weighted by their cross-section weights (normalised to mean 1).
+Background training events are weighted by their cross-section weights (normalised to mean 1);
+negative weights (NLO generators) enter as ``|w|``, as in the VAE training's default.
 
 Every fitted baseline is a function ``(n, 21) features -> (n,) scores`` so the evaluation applies
 the same :func:`triggerad.rates.threshold_at_rate` to all of them.
@@ -115,7 +116,7 @@ def subsample(n: int, max_events: int, seed: int) -> np.ndarray:
 
 
 def _mean_one(weights: np.ndarray) -> np.ndarray:
-    weights = np.asarray(weights, dtype=np.float64)
+    weights = np.abs(np.asarray(weights, dtype=np.float64))
     return weights / weights.mean()
 
 
@@ -188,6 +189,7 @@ def fit_classifier(
 
     x = np.concatenate([x_bkg, x_sig])
     y = np.concatenate([np.zeros(len(x_bkg)), np.ones(len(x_sig))])
+    w_bkg = _mean_one(w_bkg)
     w = np.concatenate([w_bkg / np.sum(w_bkg), np.full(len(x_sig), 1.0 / len(x_sig))]) * len(x) / 2
     clf = HistGradientBoostingClassifier(
         max_iter=cfg.max_iter, learning_rate=cfg.learning_rate, random_state=cfg.seed,

@@ -126,7 +126,8 @@ def evaluate(
     model : path
         Model artifact folder holding ``threshold.json``.
     data_dir : path
-        Folder with ``signal_<name>.h5`` files (from ``trigger-ad generate``).
+        Folder with ``signal_<name>.h5`` files (from ``trigger-ad generate``), or a sample list
+        whose ``is_signal`` samples are the signals (:mod:`triggerad.samples`).
     out : path
         Report folder, written atomically.
     cfg : EvaluateConfig, optional
@@ -142,13 +143,13 @@ def evaluate(
     Raises
     ------
     InputFileError
-        If the model has no threshold yet, or ``data_dir`` holds no signal files.
+        If the model has no threshold yet, or ``data_dir`` holds no signal sample.
     """
     from tqdm import tqdm
 
     from anomaly.artifact import load_artifact
     from anomaly.features import compute_features
-    from triggerad.data import fingerprint, load_sample, load_split
+    from triggerad.data import fingerprint, load_signals, load_split
     from triggerad.provenance import write_provenance
 
     cfg = cfg or EvaluateConfig()
@@ -160,21 +161,17 @@ def evaluate(
             f"`trigger-ad threshold {model} --rate RATE --input-rate RATE` (or --events-per-day / "
             "--fpr) first"
         )
-    files = sorted(Path(data_dir).glob("signal_*.h5"))
-    if not files:
-        raise InputFileError(f"{data_dir}: no signal_<name>.h5 files found (expected the output "
-                             "folder of `trigger-ad generate`)")
     any_baseline = any(getattr(cfg, k).enabled for k in
                        ("autoencoder", "isolation_forest", "classifier", "single_variable"))
     bar = tqdm(total=4 + any_baseline, desc="evaluate", file=sys.stderr, disable=not progress)
     bkg_batch = load_split(art.data_info, cfg.report.split)
-    sig_batches = {f.stem.removeprefix("signal_"): load_sample([str(f)], max_events=cfg.report.max_signal_events)
-                   for f in files}
+    sig_batches, signal_files = load_signals(data_dir, cfg.report.max_signal_events)
     bar.update()
     bkg = art.score(bkg_batch)
     sig = {n: art.score(b) for n, b in sig_batches.items()}
     bar.update()
-    report = model_report(bkg, bkg_batch.weight, bkg_batch.process, sig, threshold, cfg)
+    report = model_report(bkg, bkg_batch.weight, bkg_batch.process, sig, threshold, cfg,
+                          sig_weights={n: b.weight for n, b in sig_batches.items()})
     bar.update()
     if any_baseline:
         train = load_split(art.data_info, "train")
@@ -189,7 +186,7 @@ def evaluate(
     report.update(
         model=str(model), kind=art.kind, data_dir=str(data_dir),
         evaluation_fingerprint=fingerprint(bkg_batch),
-        signal_files={n: str(f) for n, f in zip(sig_batches, files, strict=True)},
+        signal_files=signal_files,
     )
     with atomic_dir(out) as tmp:
         report["figures"] = make_figures(tmp, report, bkg, bkg_batch.weight, bkg_batch.process, sig)

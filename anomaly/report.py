@@ -31,6 +31,8 @@ def model_report(
     signals: dict[str, dict[str, np.ndarray]],
     threshold: dict[str, Any],
     cfg,
+    *,
+    sig_weights: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Every number of the report that depends on the model's scores only.
 
@@ -46,6 +48,9 @@ def model_report(
         Contents of ``threshold.json`` (``score``, ``value``, ``fpr``, ``input_rate_hz``, ...).
     cfg : anomaly.evaluate.EvaluateConfig
         Configuration (sections ``rates`` and ``report``).
+    sig_weights : dict of (m,) arrays, optional
+        Signed event weights per signal (None: every signal event counts 1) for the
+        efficiencies, AUCs and ROC curves (:mod:`anomaly.metrics`).
 
     Returns
     -------
@@ -67,9 +72,10 @@ def model_report(
             achieved.n_above, achieved.k_eff,
         )
     sig_table = {}
+    sig_w = {name: (sig_weights or {}).get(name) for name in signals}
     for name, s in signals.items():
-        row = signal_efficiency(s[score], cut, cfg.rates.cl)
-        row["auc"] = auc(bkg[score], bkg_weights, s[score])
+        row = signal_efficiency(s[score], cut, cfg.rates.cl, sig_w[name])
+        row["auc"] = auc(bkg[score], bkg_weights, s[score], sig_w[name])
         row[xsec_key] = rates.xsec_for_events(row["efficiency"], lumi_pb, n_month)
         row["n_events"] = int(len(s[score]))
         sig_table[name] = row
@@ -87,7 +93,8 @@ def model_report(
     }
     cuts, fractions = rates.rate_curve(bkg[score], bkg_weights, n_points=cfg.report.n_curve_points)
     rocs = {
-        name: roc(bkg[score], bkg_weights, s[score], n_points=cfg.report.n_roc_points)
+        name: roc(bkg[score], bkg_weights, s[score], n_points=cfg.report.n_roc_points,
+                  sig_weights=sig_w[name])
         for name, s in signals.items()
     }
     return {

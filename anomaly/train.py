@@ -27,6 +27,7 @@ import numpy as np
 from anomaly.model import ModelConfig, QuantizationConfig
 from triggerad.config import to_dict
 from triggerad.data import DataConfig
+from triggerad.errors import StatisticsError
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +86,31 @@ class TrainConfig:
         self.quantization.check(self.model, where="quantization")
 
 
-def sample_weights(weight: np.ndarray, use_weights: bool) -> np.ndarray:
-    """Per-event loss weights: the event ``weight`` normalised to mean 1, or all ones."""
-    if not use_weights:
-        return np.ones(len(weight), dtype=np.float32)
+def sample_weights(weight: np.ndarray, use_weights: bool, negative: str = "abs"
+                   ) -> tuple[np.ndarray, dict]:
+    """Per-event loss weights: the event ``weight`` normalised to mean 1, or all ones.
+
+    Negative weights (NLO generators) cannot weight a loss that is minimised (an event with a
+    negative weight would be pushed to an ever worse reconstruction): ``negative="abs"`` uses
+    ``|w|``, ``"drop"`` gives them weight 0.
+
+    Returns
+    -------
+    weights : (n,) float32 array
+    treatment : dict
+        ``treatment``, ``n_negative`` and ``sum_negative`` (their signed sum), for ``data_info``.
+    """
     w = np.asarray(weight, dtype=np.float64)
-    return (w / w.mean()).astype(np.float32)
+    neg = w < 0
+    treatment = {"treatment": negative if use_weights else "unweighted",
+                 "n_negative": int(neg.sum()), "sum_negative": float(w[neg].sum())}
+    if not use_weights:
+        return np.ones(len(w), dtype=np.float32), treatment
+    w = np.abs(w) if negative == "abs" else np.where(neg, 0.0, w)
+    if not w.sum() > 0:
+        raise StatisticsError("data: every event weight is zero after the negative-weight "
+                              f"treatment {negative!r}; use negative_weights: abs")
+    return (w / w.mean()).astype(np.float32), treatment
 
 
 def distribution_strategy():
@@ -246,7 +266,10 @@ def train(cfg: TrainConfig, out: str | Path, extra: dict | None = None) -> dict:
     idx = d.split_indices(len(batch), cfg.data.fractions, cfg.data.seed)
     mean, scale = fit_normalisation(kind, x[idx["train"]])
     inputs = prepare_inputs(kind, x, mean, scale)
-    w = sample_weights(batch.weight, cfg.data.use_weights)
+    w, negative = sample_weights(batch.weight, cfg.data.use_weights, cfg.data.negative_weights)
+    if negative["n_negative"]:
+        log.info("%d events with negative weights (sum %.4g): %s", negative["n_negative"],
+                 negative["sum_negative"], negative["treatment"])
     train_in, val_in = _subset(inputs, idx["train"]), _subset(inputs, idx["val"])
     n_eff = float(w.sum() ** 2 / np.square(w).sum())
     log.info("training %s on %d events (val %d); effective events of the weighted sample %.0f of %d",
@@ -270,7 +293,8 @@ def train(cfg: TrainConfig, out: str | Path, extra: dict | None = None) -> dict:
         summary["seconds"] = round(time.perf_counter() - t0, 2)
         write_artifact_files(
             tmp, vae=vae, quantized_encoder=qenc, mean=mean, scale=scale, config=to_dict(cfg),
-            data_info=d.describe(cfg.data.background, cfg.data.reader, cfg.data, batch),
+            data_info={**d.describe(cfg.data.background, cfg.data.reader, cfg.data, batch),
+                       "negative_weights": negative},
             metrics=summary,
         )
         write_provenance(tmp, "train", cfg, {**(extra or {}), "summary": summary})

@@ -88,11 +88,28 @@ def test_missing_tree_lists_trees(nano):
         make_reader("delphes").read(nano)
 
 
-def test_missing_branch_lists_available_nearest_first(nano):
+def test_missing_branch_lists_at_most_ten_nearest_and_the_count(nano):
     reader = NanoAODReader({"electron": {"pt": "Electron_ptt"}})
-    with pytest.raises(MissingFieldError, match=rf"{nano}:Events: no branch 'Electron_ptt'. "
-                       r"Available branches \(nearest first\): 'Electron_pt', "):
+    with pytest.raises(MissingFieldError) as err:
         reader.read(nano)
+    text = str(err.value)
+    assert text.startswith(f"{nano}:Events: no branch 'Electron_ptt' (NanoAOD preset 'triggerad', "
+                           "trigger-ad NanoAOD-style files (generator output), detected from the "
+                           "branches). Available: 34 branches; the nearest: 'Electron_pt', ")
+    assert len(text.split("the nearest: ")[1].split(", ")) == 10
+
+
+def test_garbage_name_gets_no_confident_suggestion():
+    from triggerad.errors import did_you_mean, missing_field, nearest
+
+    assert nearest("zzqx", ["Electron_pt", "Muon_pt"]) == []
+    assert did_you_mean("zzqx", ["nanoaod", "delphes"]) == "valid: 'nanoaod', 'delphes'"
+    assert did_you_mean("nanoaodd", ["nanoaod", "delphes"]).startswith("did you mean 'nanoaod'?")
+    many = [f"Branch_{i}" for i in range(1500)]
+    assert str(missing_field("branch", "qqqq", "f.root:Events", many)) == (
+        "f.root:Events: no branch 'qqqq'. Available: none of the 1500 branches resembles 'qqqq'")
+    assert str(missing_field("tree", "Events", "f.root", [])) == (
+        "f.root: no tree 'Events'. There are no trees.")
 
 
 def test_missing_dataset_lists_available(tmp_path):
@@ -107,8 +124,8 @@ def test_missing_dataset_lists_available(tmp_path):
 def test_missing_feature_column_lists_available(tmp_path):
     frame = pd.DataFrame(np.ones((3, 21), np.float32), columns=list(schema.FEATURE_NAMES))
     write_parquet(tmp_path / "f.parquet", frame.rename(columns={"METo": "MET_o"}))
-    with pytest.raises(MissingFieldError, match=r"f.parquet: no column 'METo'. Available columns "
-                       r"\(nearest first\): 'MET_o', 'METp', "):
+    with pytest.raises(MissingFieldError, match=r"f.parquet: no column 'METo'. Available: 21 "
+                       r"columns; the nearest: 'MET_o', 'METp', "):
         ParquetReader().read(tmp_path / "f.parquet")
 
 

@@ -90,8 +90,12 @@ def test_nanoaod_cms_naming_defaults_and_btag_wp(tmp_path, caplog):
 
 def test_nanoaod_btag_wp_from_branch_map(tmp_path):
     write_cms_like(tmp_path / "cms.root")
-    b = NanoAODReader({"btag_wp": 0.05}).read(tmp_path / "cms.root")
+    b = NanoAODReader({"btag": {"wp": 0.05}}).read(tmp_path / "cms.root")
     np.testing.assert_array_equal(b.jet_btag[0, :3], [True, True, True])
+    # by name: UL2016preVFP tight (0.6502) tags only the 0.9 jet
+    b = NanoAODReader({"btag": {"campaign": "UL2016preVFP", "wp": "tight"}}).read(
+        tmp_path / "cms.root")
+    np.testing.assert_array_equal(b.jet_btag[0, :3], [False, True, False])
 
 
 @pytest.mark.parametrize("naming", ["delphes", "uproot"])
@@ -140,8 +144,8 @@ def test_reader_pickles_without_open_file(tmp_path):
     import pickle
 
     write_root(tmp_path / "n.root", random_batch(8))
-    reader = NanoAODReader({"btag_wp": 0.5})
+    reader = NanoAODReader({"btag": {"wp": 0.5}})
     first = reader.read(tmp_path / "n.root")
     clone = pickle.loads(pickle.dumps(reader))  # e.g. sent to a Dask worker
-    assert clone.branch_map.btag_wp == 0.5
+    assert clone.branch_map_for(str(tmp_path / "n.root")).btag_cut == 0.5
     np.testing.assert_array_equal(clone.read(tmp_path / "n.root").objects, first.objects)

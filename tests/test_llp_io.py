@@ -166,7 +166,7 @@ def test_pfnano_reader_defaults_for_cms_files_without_trigger_ad_extras(tmp_path
 def test_missing_branch_is_named_with_at_most_ten_nearest(tmp_path):
     path = _pfnano(tmp_path)
     with pytest.raises(MissingFieldError, match=r"x.root:Events: no branch 'PFCands_dxyErr'. "
-                       r"Nearest 10 of \d+ branches \(nearest first\): 'PFCands_dzErr', "):
+                       r"Available: \d+ branches; the nearest: 'PFCands_dzErr', "):
         reader(pfcands={"d0_err": "PFCands_dxyErr"}).read(path)
     with pytest.raises(ConfigError, match=r"pfcands: unknown field 'd0err'; did you mean 'd0_err'"):
         reader(pfcands={"d0err": "PFCands_d0Err"})

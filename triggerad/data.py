@@ -3,6 +3,10 @@
 A trained model records in its artifact where its background came from (``data_info``: paths,
 reader, split seed and fractions, fingerprint, counts); :func:`load_split` reloads exactly the same
 validation or test events later and refuses if the file changed since training.
+
+Wherever files or a generated-data folder are accepted, a sample list (``samples.yaml``, see
+:mod:`triggerad.samples`) is accepted too: its background samples are the background, its signal
+samples the signals, with generator weights normalised to the samples' cross-sections.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from triggerad.errors import ConfigError, SchemaMismatchError, missing_field
+from triggerad.errors import ConfigError, InputFileError, SchemaMismatchError, missing_field
 from triggerad.events import EventBatch
 from triggerad.io.base import ReadOptions
 
@@ -30,7 +35,8 @@ class DataConfig:
     Attributes
     ----------
     background : list of str
-        Background (SM cocktail) files, folders (``DIR/background.h5``) or globs.
+        Background (SM cocktail) files, folders (``DIR/background.h5``), globs or sample lists
+        (their background samples).
     reader : str
         Reader name (``adc2021``, ``delphes``, ``nanoaod``, ``flat``, ``parquet``) or ``auto``.
     fractions : list of float
@@ -39,6 +45,11 @@ class DataConfig:
         Seed of the split permutation.
     use_weights : bool
         Weight the loss by the event ``weight`` normalised to mean 1.
+    negative_weights : {"abs", "drop"}
+        Loss weight of events with a negative weight (NLO generators): ``abs`` trains on
+        ``|w|`` (the shape the negative events cancel is then slightly overweighted), ``drop``
+        gives them loss weight 0 (they stay in the splits). Their count is stored in the model's
+        ``data_info``. Rates and thresholds always use the signed weights.
     chunk_size : int
         Events per read chunk.
     max_events : int or None
@@ -50,6 +61,7 @@ class DataConfig:
     fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
     seed: int = 1234
     use_weights: bool = True
+    negative_weights: Literal["abs", "drop"] = "abs"
     chunk_size: int = 100_000
     max_events: int | None = None
 
@@ -77,42 +89,91 @@ def resolve_background(paths: list[str]) -> list[str]:
 
 def load_sample(
     paths: str | list[str], reader: str = "auto", *, chunk_size: int = 100_000,
-    max_events: int | None = None,
+    max_events: int | None = None, role: str = "background",
 ) -> EventBatch:
-    """Read every event of ``paths`` (files, folders with ``background.h5``, globs, file lists).
+    """Read every event of ``paths`` (files, folders with ``background.h5``, globs, file lists,
+    sample lists).
 
     Parameters
     ----------
     paths : str or list of str
-        Inputs, expanded by :func:`triggerad.io.registry.expand_inputs`.
+        Inputs, expanded by :func:`triggerad.samples.resolve_inputs`.
     reader : str
         Reader name, or ``auto`` to detect it per file.
     chunk_size : int
         Events per read chunk.
     max_events : int, optional
         Stop after this many events.
+    role : {"background", "signal", "all"}
+        Which samples of a sample list are read.
 
     Returns
     -------
     EventBatch
         All events, in file then entry order.
     """
-    from triggerad.io.registry import check_reader_name, detect_reader, expand_inputs, make_reader
+    from triggerad.io.registry import check_reader_name
+    from triggerad.samples import resolve_inputs
 
     if reader != "auto":
         check_reader_name(reader)  # before any file is opened
-    files = expand_inputs(resolve_background([paths] if isinstance(paths, str) else list(paths)))
-    options = ReadOptions(chunk_size=chunk_size)
+    inputs, _ = resolve_inputs(resolve_background([paths] if isinstance(paths, str) else list(paths)),
+                               reader, options=ReadOptions(chunk_size=chunk_size), role=role)
+    return _read_inputs(inputs, max_events)
+
+
+def _read_inputs(inputs: list, max_events: int | None) -> EventBatch:
+    """Every event of resolved inputs (``triggerad.samples.Input``), up to ``max_events``."""
     chunks: list[EventBatch] = []
     n = 0
-    for path in files:
-        kind = detect_reader(path) if reader == "auto" else reader
-        for chunk in make_reader(kind, options=options).iter_chunks(path):
+    for item in inputs:
+        for chunk in item.reader.iter_chunks(item.path):
             chunks.append(chunk)
             n += len(chunk)
             if max_events is not None and n >= max_events:
                 return EventBatch.concatenate(chunks).take(slice(0, max_events))
     return EventBatch.concatenate(chunks)
+
+
+def load_signals(data: str | Path, max_events: int | None = None
+                 ) -> tuple[dict[str, EventBatch], dict[str, str]]:
+    """The signal samples of a generated-data folder (``DIR/signal_<name>.h5``) or a sample list.
+
+    Parameters
+    ----------
+    data : str or Path
+        A folder from ``trigger-ad generate``, or a sample list (its ``is_signal`` samples).
+    max_events : int, optional
+        Use at most this many events per signal.
+
+    Returns
+    -------
+    batches : dict
+        Signal name -> events.
+    sources : dict
+        Signal name -> its file(s), comma-separated.
+
+    Raises
+    ------
+    InputFileError
+        If there is no signal sample.
+    """
+    from triggerad.samples import SampleSet, is_sample_list
+
+    if is_sample_list(data):
+        groups: dict[str, list] = {}
+        for item in SampleSet(data).inputs("signal"):
+            groups.setdefault(item.sample, []).append(item)
+        if not groups:
+            raise InputFileError(f"{data}: the sample list has no sample with is_signal: true")
+        return ({name: _read_inputs(items, max_events) for name, items in groups.items()},
+                {name: ", ".join(i.path for i in items) for name, items in groups.items()})
+    found = sorted(Path(data).glob("signal_*.h5"))
+    if not found:
+        raise InputFileError(f"{data}: no signal_<name>.h5 files found (expected the output "
+                             "folder of `trigger-ad generate`, or a sample list)")
+    return ({f.stem.removeprefix("signal_"): load_sample([str(f)], max_events=max_events)
+             for f in found}, {f.stem.removeprefix("signal_"): str(f) for f in found})
 
 
 def fingerprint(batch: EventBatch) -> str:

@@ -10,9 +10,17 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+#: Similarity (difflib ratio) a name needs to be suggested as "did you mean".
+SUGGEST_CUTOFF = 0.6
+#: Similarity a name needs to be listed among the nearest available names.
+LIST_CUTOFF = 0.4
+#: At most this many names are listed in a message.
+MAX_LISTED = 10
 
-def nearest(name: str, candidates: Iterable[str], n: int = 5) -> list[str]:
-    """Return candidates ordered by similarity to ``name``, the closest first.
+
+def nearest(name: str, candidates: Iterable[str], n: int = MAX_LISTED,
+            cutoff: float = SUGGEST_CUTOFF) -> list[str]:
+    """Return up to ``n`` candidates similar to ``name``, the closest first.
 
     Parameters
     ----------
@@ -21,19 +29,42 @@ def nearest(name: str, candidates: Iterable[str], n: int = 5) -> list[str]:
     candidates : iterable of str
         The valid names.
     n : int
-        How many to return at most.
+        How many to return at most (0 or an empty candidate list: none).
+    cutoff : float
+        Minimum similarity (difflib ratio in [0, 1]); candidates below it are not returned, so
+        garbage input gets no suggestion.
     """
-    candidates = list(candidates)
-    close = difflib.get_close_matches(name, candidates, n=n, cutoff=0.0)
-    return close + [c for c in candidates if c not in close][: max(0, n - len(close))]
+    candidates = list(dict.fromkeys(map(str, candidates)))
+    if n <= 0 or not candidates:
+        return []
+    return difflib.get_close_matches(str(name), candidates, n=n, cutoff=cutoff)
+
+
+def _listing(name: str, candidates: list[str], kind: str = "names") -> str:
+    """Every candidate (nearest first) when there are few, else the <= 10 nearest and the count."""
+    if len(candidates) <= MAX_LISTED:
+        close = nearest(name, candidates, n=len(candidates), cutoff=0.0)
+        return ", ".join(map(repr, close))
+    close = nearest(name, candidates, cutoff=LIST_CUTOFF)
+    if not close:
+        return f"none of the {len(candidates)} {kind} resembles {name!r}"
+    return f"{len(candidates)} {kind}; the nearest: " + ", ".join(map(repr, close))
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    """Format a 'did you mean' hint listing the valid names, nearest first."""
-    ordered = nearest(name, candidates, n=50)
-    if not ordered:
+    """Format a hint: the nearest valid name if one is similar, and the valid names.
+
+    Few valid names (<= 10) are all listed, nearest first; more are summarised by their count
+    and the <= 10 nearest. A name similar to none gets no suggestion.
+    """
+    candidates = list(dict.fromkeys(map(str, candidates)))
+    if not candidates:
         return "there are no valid names"
-    return f"did you mean {ordered[0]!r}? Valid: {', '.join(map(repr, ordered))}"
+    best = nearest(name, candidates, n=1)
+    listing = _listing(name, candidates)
+    if best:
+        return f"did you mean {best[0]!r}? Valid: {listing}"
+    return f"valid: {listing}"
 
 
 class TriggerADError(Exception):
@@ -77,9 +108,9 @@ class StatisticsError(TriggerADError, ValueError):
 
 
 def missing_field(
-    kind: str, name: str, where: str, available: Iterable[str], *, limit: int | None = None
+    kind: str, name: str, where: str, available: Iterable[str], note: str = ""
 ) -> MissingFieldError:
-    """Build a :class:`MissingFieldError` listing the available names, nearest first.
+    """Build a :class:`MissingFieldError` listing the nearest available names (at most 10).
 
     Parameters
     ----------
@@ -90,13 +121,18 @@ def missing_field(
     where : str
         The file (and tree) searched.
     available : iterable of str
-        The names that do exist there.
-    limit : int, optional
-        List only the ``limit`` nearest names (default all).
+        The names that do exist there. Up to 10 are all listed (nearest first); more are
+        summarised by their count and the <= 10 most similar.
+    note : str
+        Context appended to the first sentence (e.g. which branch-map preset was used).
     """
-    available = list(available)
-    shown = nearest(name, available, n=len(available) if limit is None else limit)
-    listing = ", ".join(map(repr, shown)) or "none"
+    available = list(dict.fromkeys(map(str, available)))
     plural = f"{kind}es" if kind.endswith(("ch", "sh", "s")) else f"{kind}s"
-    which = "Available" if len(shown) == len(available) else f"Nearest {len(shown)} of {len(available)}"
-    return MissingFieldError(f"{where}: no {kind} {name!r}. {which} {plural} (nearest first): {listing}")
+    context = f" ({note})" if note else ""
+    if not available:
+        listing = f"There are no {plural}."
+    elif len(available) <= MAX_LISTED:
+        listing = f"Available {plural} (nearest first): {_listing(name, available)}"
+    else:
+        listing = f"Available: {_listing(name, available, plural)}"
+    return MissingFieldError(f"{where}: no {kind} {name!r}{context}. {listing}")

@@ -12,6 +12,17 @@ Conventions
   unweighted events carrying the same statistical power. The beta quantiles accept non-integer
   counts, so no rounding is done.
 
+Negative weights
+----------------
+NLO generators give a fraction of events negative weights; they are supported everywhere, with
+their sign: every fraction is a ratio of *signed* weighted sums, which needs a positive total.
+``sum w^2`` counts both signs, so a sample with a fraction ``r`` of weights ``-w`` has
+``n_eff = (1 - 2r)^2 n``: the effective count shrinks and the interval widens, as the variance
+of a signed sum does. A signed fraction can leave [0, 1] by fluctuation (e.g. in a tail holding
+mostly negative weights); the interval is then computed at the fraction clipped to [0, 1], and
+the measured fraction is reported unclipped. The cut at a target rate is the tightest cut at which
+the signed cumulative fraction reaches the target (see :func:`threshold_at_rate`).
+
 Example
 -------
 >>> parse_rate("1kHz"), round(parse_rate("30/day") * 86400, 9)
@@ -113,26 +124,37 @@ def _check_scores_weights(scores: np.ndarray, weights: np.ndarray | None) -> tup
     bad = int((~np.isfinite(scores)).sum())
     if bad:
         raise NonFiniteError(f"scores: {bad} of {scores.size} values are NaN or inf")
-    if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
-        raise ValueError("weights: expected finite, non-negative weights with a positive sum")
+    bad = int((~np.isfinite(weights)).sum())
+    if bad:
+        raise NonFiniteError(f"weights: {bad} of {weights.size} values are NaN or inf")
+    if not weights.sum() > 0:
+        negative = int((weights < 0).sum())
+        raise StatisticsError(
+            f"weights: the sum of the {weights.size} event weights is {weights.sum():.6g} "
+            f"({negative} negative); a rate is a fraction of a positive total"
+        )
     return scores, weights
 
 
 def threshold_at_rate(scores: np.ndarray, weights: np.ndarray | None, target_fraction: float) -> float:
     """The score cut whose weighted fraction of events above it is closest to, not above, the target.
 
-    Events are selected by ``score > cut``. Among the cuts that separate distinct score values,
-    the one selecting the largest weighted fraction ``<= target_fraction`` is chosen, so the
+    Events are selected by ``score > cut``. Going down in score, the weighted fraction above the
+    cut is accumulated; the cut is the tightest one at which the next event would take it above
+    the target, i.e. the largest selection whose fraction and every tighter selection's fraction
+    stay ``<= target_fraction``. With non-negative weights the fraction only grows and this is
+    the largest selection not above the target; with negative weights it is the first crossing
+    (a later dip back below the target is a fluctuation, not a looser valid cut). Either way the
     achieved fraction equals the target up to the weight of one event (more only when several
-    events share the score at the boundary). The cut lies half-way between the lowest selected
-    and the highest rejected score.
+    events share the score at the boundary). Only cuts between distinct score values count; the
+    cut lies half-way between the lowest selected and the highest rejected score.
 
     Parameters
     ----------
     scores : (n,) array
         Anomaly scores (higher = more anomalous).
     weights : (n,) array or None
-        Non-negative event weights (None: unit weights).
+        Event weights, negative ones allowed (None: unit weights); their sum must be positive.
     target_fraction : float
         Target weighted fraction of events above the cut, in (0, 1].
 
@@ -151,8 +173,8 @@ def threshold_at_rate(scores: np.ndarray, weights: np.ndarray | None, target_fra
     k_all = np.arange(s.size + 1)
     separable = np.ones(s.size + 1, dtype=bool)
     separable[1:-1] = s[:-1] > s[1:]
-    ok = separable & (cum <= target_fraction * (1 + 1e-12))
-    k = int(k_all[ok].max())
+    below = np.maximum.accumulate(cum) <= target_fraction * (1 + 1e-12)
+    k = int(k_all[separable & below].max())
     if k == 0:
         return float(s[0])
     if k == s.size:
@@ -169,7 +191,7 @@ def fraction_above(scores: np.ndarray, weights: np.ndarray | None, cut: float) -
 
 
 def effective_count(weights: np.ndarray) -> float:
-    """Kish effective number of events ``(sum w)^2 / sum w^2``."""
+    """Kish effective number of events ``(sum w)^2 / sum w^2`` (signed sum; see module docs)."""
     weights = np.asarray(weights, dtype=np.float64)
     sum_sq = float(np.sum(weights**2))
     return float(weights.sum() ** 2 / sum_sq) if sum_sq > 0 else 0.0
@@ -211,9 +233,9 @@ class RateResult:
     cut : float
         The score cut (events with ``score > cut`` are selected).
     fraction : float
-        Weighted fraction of background above the cut.
+        Weighted (signed) fraction of background above the cut.
     ci_low, ci_high : float
-        Clopper-Pearson bounds of the fraction (effective counts).
+        Clopper-Pearson bounds of the fraction (effective counts; the fraction clipped to [0, 1]).
     n_above : int
         Number of (unweighted) background events above the cut.
     n_total : int
@@ -222,6 +244,8 @@ class RateResult:
         Effective number of events in total / above the cut.
     cl : float
         Confidence level of the interval.
+    n_negative : int
+        Number of background events with a negative weight.
     """
 
     cut: float
@@ -233,6 +257,7 @@ class RateResult:
     n_eff: float
     k_eff: float
     cl: float
+    n_negative: int = 0
 
 
 def rate_at_cut(
@@ -253,11 +278,12 @@ def rate_at_cut(
     above = scores > cut
     fraction = float(weights[above].sum() / weights.sum())
     n_eff = effective_count(weights)
-    k_eff = fraction * n_eff
+    k_eff = min(max(fraction, 0.0), 1.0) * n_eff
     low, high = clopper_pearson(k_eff, n_eff, cl)
     return RateResult(
         cut=float(cut), fraction=fraction, ci_low=low, ci_high=high, n_above=int(above.sum()),
         n_total=int(scores.size), n_eff=n_eff, k_eff=k_eff, cl=cl,
+        n_negative=int((weights < 0).sum()),
     )
 
 

@@ -1,9 +1,10 @@
 """The score cut of a model at a target trigger rate, stored as ``MODEL/threshold.json``.
 
-The cut is computed on the weighted SM validation cocktail of the model (or on files given
-explicitly) with :func:`triggerad.rates.threshold_at_rate`; an event is selected when
-``score > value``. The record holds the achieved rate with its Clopper-Pearson interval on Kish
-effective counts (see :mod:`triggerad.rates`) and the fingerprint of the data it was set on.
+The cut is computed on the weighted SM validation cocktail of the model (or on files or a sample
+list given explicitly) with :func:`triggerad.rates.threshold_at_rate`; an event is selected when
+``score > value``. Negative event weights are used with their sign. The record holds the achieved
+rate with its Clopper-Pearson interval on Kish effective counts (see :mod:`triggerad.rates`) and
+the fingerprint of the data it was set on.
 
 A target is one of: a rate in Hz (needs the input rate), a number of events per day (the same,
 ``N / 86400`` Hz) or a false-positive rate (a weighted fraction). The input rate is either given
@@ -118,8 +119,8 @@ def threshold_record(
     dict
         ``value``, ``fpr``, ``target_rate_hz``, ``input_rate_hz``, ``achieved_fraction``,
         ``achieved_rate_hz``, ``rate_ci_low_hz``, ``rate_ci_high_hz``, ``rate_ci_cl``,
-        ``ci_method``, ``n_background_above``, ``n_background_total``, ``n_eff``, ``k_eff``,
-        ``selection``.
+        ``ci_method``, ``n_background_above``, ``n_background_total``,
+        ``n_background_negative_weight``, ``n_eff``, ``k_eff``, ``selection``.
     """
     fraction = target.fraction(input_rate_hz)
     cut = rates.threshold_at_rate(scores, weights, fraction)
@@ -137,9 +138,10 @@ def threshold_record(
         "rate_ci_high_hz": result.ci_high * input_rate_hz,
         "rate_ci_cl": cl,
         "ci_method": "Clopper-Pearson on Kish effective counts: n_eff = (sum w)^2 / sum w^2, "
-        "k_eff = achieved_fraction * n_eff",
+        "k_eff = achieved_fraction * n_eff (signed weights; fraction clipped to [0, 1])",
         "n_background_above": result.n_above,
         "n_background_total": result.n_total,
+        "n_background_negative_weight": result.n_negative,
         "n_eff": result.n_eff,
         "k_eff": result.k_eff,
     }

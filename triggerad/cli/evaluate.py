@@ -31,12 +31,14 @@ def register(subparsers) -> None:
         "evaluate",
         "write the evaluation report of a model at its threshold (efficiencies, AUC, baselines)",
         "trigger-ad evaluate models/hlf_vae --data cocktail/ --out reports/hlf_vae\n"
-        "trigger-ad evaluate models/l1_vae --data cocktail/ --out r/ --no-autoencoder --no-classifier",
+        "trigger-ad evaluate models/l1_vae --data cocktail/ --out r/ --no-autoencoder --no-classifier\n"
+        "trigger-ad evaluate models/hlf_vae --data samples.yaml --out reports/cms",
         description=__doc__,
     )
     p.add_argument("model", help="model artifact folder with threshold.json")
     p.add_argument("--data", required=True, metavar="DIR",
-                   help="folder with signal_<name>.h5 files (from trigger-ad generate)")
+                   help="folder with signal_<name>.h5 files (from trigger-ad generate), or a "
+                   "sample list (*.yaml) whose is_signal: true samples are the signals")
     p.add_argument("--out", required=True, metavar="REPORT", help="report folder to write")
     p.add_argument("--config", default="evaluate", help="evaluation config (YAML or packaged name)")
     p.add_argument("--no-baselines", action="store_true", help="skip every baseline")

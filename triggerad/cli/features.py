@@ -2,7 +2,11 @@
 
 Inputs are read chunk by chunk (constant memory) by the chosen reader; ``--reader auto`` picks it
 per file from the suffix (``.h5``/``.hdf5`` adc2021, ``.parquet`` parquet, ``.root`` from the tree
-names: ``Events`` nanoaod, ``Delphes`` delphes, else flat). The output parquet file has exactly the
+names: ``Events`` nanoaod, ``Delphes`` delphes, else flat). The NanoAOD reader picks a preset per
+file from its branches (Run-2 UL, Run-3, v15, scouting; ``preset: l1`` in --branch-map reads the
+Level-1 objects). A sample list (``samples.yaml``: per sample files, cross-section in pb, process
+label, is-signal) reads every sample, labels its events with the process and normalises the
+generator weights: ``weight = xsec * genWeight / sum(genWeight)``. The output parquet file has exactly the
 21 feature columns (``triggerad.schema.FEATURE_NAMES`` order) then ``event``, ``process``,
 ``weight``; it is written to a temporary file and renamed only when complete, and its provenance
 goes next to it: ``OUT.parquet`` -> ``OUT.provenance.json``.
@@ -30,15 +34,18 @@ def register(subparsers) -> None:
         "compute the 21 high-level features of every event into a parquet file",
         "trigger-ad features cocktail/*.h5 --reader adc2021 --out features.parquet\n"
         "trigger-ad features @files.txt --reader nanoaod --branch-map my_nano.yaml "
-        "--out nano_features.parquet --nonfinite drop",
+        "--out nano_features.parquet --nonfinite drop\n"
+        "trigger-ad features samples.yaml --out cms_features.parquet   # a sample list",
         description=__doc__,
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="input files, glob patterns, or @list.txt / list.txt (one path per line)")
+                   help="input files, glob patterns, @list.txt / list.txt (one path per line), or "
+                   "sample lists (*.yaml)")
     p.add_argument("--reader", choices=READER_CHOICES, default="auto", help="input format")
     p.add_argument("--branch-map", default=None, metavar="YAML",
                    help="YAML overriding keys of the reader's default branch map "
-                   "(configs/branch_maps/<reader>.yaml)")
+                   "(configs/branch_maps/<reader>.yaml; NanoAOD: the preset detected per file, "
+                   "configs/branch_maps/nanoaod-<preset>.yaml, or `preset: NAME` to choose one)")
     p.add_argument("--out", required=True, metavar="FILE.parquet", help="output parquet file")
     p.add_argument("--chunk-size", type=int, default=100_000, help="events read per chunk")
     p.add_argument("--nonfinite", choices=("error", "drop"), default="error",
@@ -65,21 +72,6 @@ def output_schema():
     )
 
 
-def _readers(paths: list[str], kind: str, branch_map: str | None, options) -> dict:
-    """The reader of each input path (one reader object per kind, shared across files)."""
-    from triggerad.errors import ConfigError
-    from triggerad.io.registry import detect_reader, make_reader
-
-    kinds = {p: (detect_reader(p) if kind == "auto" else kind) for p in paths}
-    if branch_map and len(set(kinds.values())) > 1:
-        raise ConfigError(
-            f"--branch-map {branch_map}: the inputs need several readers "
-            f"({', '.join(sorted(set(kinds.values())))}); pass --reader explicitly"
-        )
-    made = {k: make_reader(k, branch_map, options) for k in set(kinds.values())}
-    return {p: made[k] for p, k in kinds.items()}
-
-
 def run(args) -> int:
     """Compute the features of every input event and write them to ``args.out``."""
     import pyarrow as pa
@@ -90,14 +82,15 @@ def run(args) -> int:
     from triggerad import atomic, config, provenance
     from triggerad.errors import InputFileError
     from triggerad.io.base import ReadOptions
-    from triggerad.io.registry import expand_inputs
+    from triggerad.samples import resolve_inputs
 
     options = config.build(
         ReadOptions, {"chunk_size": args.chunk_size, "nonfinite": args.nonfinite},
         where="trigger-ad features options",
     )
-    paths = expand_inputs(args.inputs)
-    readers = _readers(paths, args.reader, args.branch_map, options)
+    inputs, sample_sets = resolve_inputs(args.inputs, args.reader, args.branch_map, options)
+    readers = {i.path: i.reader for i in inputs}
+    paths = list(readers)
     totals = {p: readers[p].num_entries(p) for p in paths}
     for path, total in totals.items():
         if total == 0:
@@ -119,20 +112,27 @@ def run(args) -> int:
                 written[path] += len(batch)
                 defaults.setdefault(path, list(batch.defaults))
                 bar.update(len(batch))
+    described, branch_maps = {}, {}
+    for path in paths:  # the resolved branch map once per reader (and NanoAOD preset)
+        info = readers[path].describe(path)
+        key = info["reader"] + (f":{info['preset']}" if "preset" in info else "")
+        branch_maps[key] = info.pop("branch_map")
+        described[path] = info
     n_written = sum(written.values())
     n_dropped = sum(totals.values()) - n_written
     extra = {
         "inputs": [
-            {"path": p, "reader": readers[p].name, "entries": totals[p], "written": written[p],
+            {"path": p, **described[p], "entries": totals[p], "written": written[p],
              "defaults": defaults.get(p, [])} for p in paths
         ],
+        "sample_lists": [s.describe() for s in sample_sets],
+        "branch_maps": branch_maps,
         "output": str(out),
         "columns": schema.names,
         "events_written": n_written,
         "events_dropped_nonfinite": n_dropped,
         "options": {"reader": args.reader, "branch_map": args.branch_map,
                     "chunk_size": options.chunk_size, "nonfinite": options.nonfinite},
-        "branch_maps": {r.name: config.to_dict(r.branch_map) for r in readers.values()},
     }
     atomic.write_json(provenance_path(out), provenance.provenance("features", extra))
     log.info("wrote %d events (%d dropped for NaN/inf) from %d files to %s",

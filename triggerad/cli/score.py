@@ -5,7 +5,8 @@ from __future__ import annotations
 from triggerad.cli import add_command, add_executor_options
 
 DESCRIPTION = """Score many input files (ADC2021 HDF5, Delphes, NanoAOD, flat ROOT, parquet; files,
-globs or text lists) in chunks with a trained model and its stored threshold. Writes per-chunk
+globs, text lists or sample lists: samples.yaml, whose events get the sample's process label and
+normalised generator weights) in chunks with a trained model and its stored threshold. Writes per-chunk
 score parts (ids, every score, threshold, decision), anomalies.parquet (full inputs of accepted
 events), the accepted rate per lumi block (or per fixed chunk) with Poisson errors and plots, and
 summary.json. Re-running the same command after a crash or kill resumes: no event is lost or
@@ -17,6 +18,7 @@ of --workers processes); the outputs are identical to a local run."""
 EXAMPLE = """trigger-ad score models/l1_vae data/*.h5 --out stream/
 trigger-ad score models/l1_vae @files.txt --out stream/ --rate-control rate-control
 trigger-ad score models/l1_vae data/*.h5 --out stream/ --executor process --workers 4
+trigger-ad score models/l1_vae samples.yaml --out stream/      # a sample list
 trigger-ad score models/l1_vae data/*.root --out stream/ --executor dask --scheduler tcp://host:8786"""
 
 
@@ -26,7 +28,8 @@ def register(subparsers) -> None:
                     "resumable, rate-monitored, local or Dask)", EXAMPLE, DESCRIPTION)
     p.add_argument("model", metavar="MODEL", help="model folder with threshold.json")
     p.add_argument("inputs", metavar="INPUTS", nargs="+",
-                   help="input files, globs, or text files listing paths (@list.txt)")
+                   help="input files, globs, text files listing paths (@list.txt), or sample "
+                   "lists (*.yaml)")
     p.add_argument("--out", required=True, help="output folder (re-run to resume)")
     p.add_argument("--config", default=None,
                    help="score config (default: the packaged configs/score.yaml)")
@@ -53,7 +56,9 @@ def register(subparsers) -> None:
 def run(args) -> int:
     """Run the scoring and print events, accepted, accepted rate and throughput."""
     from triggerad.executor import make_executor
+    from triggerad.io.base import ReadOptions
     from triggerad.io.registry import expand_inputs
+    from triggerad.samples import ReaderTable, is_sample_list, resolve_inputs
     from triggerad.stream.config import control_from_file, load_score_config
     from triggerad.stream.plan import ReaderChooser
     from triggerad.stream.runner import run_stream
@@ -66,8 +71,13 @@ def run(args) -> int:
     config = load_score_config(args.config, overrides)
     if args.rate_control:
         config.control = control_from_file(args.rate_control)
-    files = expand_inputs(args.inputs)
-    reader_for = ReaderChooser(args.reader, args.branch_map, config.chunking.chunk_size)
+    if any(is_sample_list(i) for i in args.inputs):  # readers that normalise each sample
+        inputs, _ = resolve_inputs(args.inputs, args.reader, args.branch_map,
+                                   ReadOptions(chunk_size=config.chunking.chunk_size))
+        files, reader_for = [i.path for i in inputs], ReaderTable(inputs)
+    else:
+        files = expand_inputs(args.inputs)
+        reader_for = ReaderChooser(args.reader, args.branch_map, config.chunking.chunk_size)
     with make_executor(args.executor, workers=args.workers, scheduler=args.scheduler) as executor:
         summary = run_stream(args.model, files, args.out, config=config, reader_for=reader_for,
                              executor=executor, scores=args.scores, on_error=args.on_error,

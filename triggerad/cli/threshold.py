@@ -36,7 +36,8 @@ def register(subparsers) -> None:
         "set a model's score cut at a target trigger rate (writes MODEL/threshold.json)",
         "trigger-ad threshold models/hlf_vae --rate 1kHz --input-rate 100kHz\n"
         "trigger-ad threshold models/hlf_vae --events-per-day 33      # Cerri et al. working point\n"
-        "trigger-ad threshold models/l1_vae --fpr 1e-3 --score mu2_q",
+        "trigger-ad threshold models/l1_vae --fpr 1e-3 --score mu2_q\n"
+        "trigger-ad threshold models/hlf_vae --rate 5Hz --data samples.yaml --luminosity 2e34",
         description=__doc__,
     )
     p.add_argument("model", help="model artifact folder (from trigger-ad train)")
@@ -53,8 +54,9 @@ def register(subparsers) -> None:
                    help="score name (loss, nll, kl, mu2, mu2_q, kl_q); if not given, the model's "
                    "default (nll for hlf_vae, mu2_q for l1_vae)")
     p.add_argument("--data", nargs="+", default=None, metavar="FILE",
-                   help="background files to set the cut on (all events) instead of the model's "
-                   "validation split")
+                   help="background files or sample lists (*.yaml: their is_signal: false "
+                   "samples) to set the cut on (all events) instead of the model's validation "
+                   "split")
     p.add_argument("--reader", default="auto", help="reader for --data files")
     p.add_argument("--config", default="evaluate", help="config with the 'rates' section")
     p.set_defaults(func=run)

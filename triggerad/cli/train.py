@@ -27,7 +27,8 @@ def register(subparsers) -> None:
         "train a VAE (HLF or L1) and its quantized QKeras encoder",
         "trigger-ad train train-hlf-fast --data quickstart/data --out models/hlf_vae\n"
         "trigger-ad train configs/train-l1.yaml --data cocktail/background.h5 --out models/l1 "
-        "--epochs 50",
+        "--epochs 50\n"
+        "trigger-ad train train-hlf --data samples.yaml --out models/cms_hlf   # a sample list",
         description=__doc__,
     )
     p.add_argument("config", metavar="CONFIG",
@@ -35,8 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=None, metavar="MODEL",
                    help="model folder to write (default: models/<config name>)")
     p.add_argument("--data", nargs="+", default=None, metavar="DIR_OR_FILE",
-                   help="background sample: generated-data folders (DIR/background.h5), files or "
-                   "globs; overrides data.background")
+                   help="background sample: generated-data folders (DIR/background.h5), files, "
+                   "globs or sample lists (*.yaml: their is_signal: false samples); overrides "
+                   "data.background")
     p.add_argument("--reader", default=None, help="reader name; overrides data.reader")
     p.add_argument("--epochs", type=int, default=None, metavar="N",
                    help="maximum training epochs; overrides training.epochs")

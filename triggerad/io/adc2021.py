@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from triggerad import atomic, schema
-from triggerad.errors import InputFileError, ShapeError, TriggerADError, missing_field
+from triggerad.errors import ShapeError, missing_field
 from triggerad.events import EventBatch
 from triggerad.io.base import Reader, check_readable
-from triggerad.io.common import load_branch_map, low_level_errors
+from triggerad.io.common import load_branch_map, reading
 
 #: ``Particles_Names`` and ``Particles_Classes`` exactly as in the public files.
 PARTICLES_NAMES = np.array([b"Pt", b"Eta", b"Phi", b"Class"])
@@ -63,10 +63,8 @@ EXTRAS = tuple(f.name for f in fields(Adc2021BranchMap) if f.name != "particles"
 def _open(path: str):
     import h5py
 
-    try:
+    with reading(f"{path}: not a readable HDF5 file"):
         return h5py.File(path, "r")
-    except low_level_errors() as err:
-        raise InputFileError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {err}") from err
 
 
 class Adc2021Reader(Reader):
@@ -80,9 +78,11 @@ class Adc2021Reader(Reader):
 
     def _particles(self, path: str, file):
         name = self.branch_map.particles
-        if name not in file:
-            raise missing_field("dataset", name, path, file.keys())
-        ds = file[name]
+        with reading(f"{path}: cannot list the datasets"):
+            present = name in file
+            if not present:
+                raise missing_field("dataset", name, path, list(file.keys()))
+            ds = file[name]
         expected = (schema.N_SLOTS, schema.N_COLUMNS)
         if ds.ndim != 3 or ds.shape[1:] != expected:
             raise ShapeError(
@@ -103,14 +103,7 @@ class Adc2021Reader(Reader):
         """Entries ``[start, stop)`` with the datasets of ``fields`` only (one file open)."""
         check_readable(path)
         with _open(path) as file:
-            try:
-                return self._read_open(path, file, start, stop, fields)
-            except TriggerADError:
-                raise
-            except low_level_errors() as err:
-                raise InputFileError(
-                    f"{path}: cannot read entries [{start}, {stop}) (truncated or corrupt?): {err}"
-                ) from err
+            return self._read_open(path, file, start, stop, fields)
 
     def _read_open(
         self, path: str, file, start: int, stop: int | None, fields: frozenset[str] | None
@@ -120,27 +113,33 @@ class Adc2021Reader(Reader):
         stop = n_total if stop is None else min(stop, n_total)
         n = max(stop - start, 0)
         arrays = {}
+        failed = f"{path}: cannot read entries [{start}, {stop}) of dataset"
         if fields is None or "objects" in fields:
-            arrays["objects"] = particles[start:stop].astype(np.float32, copy=False)
+            with reading(f"{failed} {particles.name.lstrip('/')!r}"):
+                raw = particles[start:stop]
+            arrays["objects"] = raw.astype(np.float32, copy=False)
         defaults = []
         for field in EXTRAS:
             if fields is not None and field not in fields:
                 continue
             name = getattr(self.branch_map, field)
-            if name is None or name not in file:
+            with reading(f"{failed} {name!r}"):
+                ds = None if name is None or name not in file else file[name]
+            if ds is None:
                 defaults.append(field)
                 continue
-            ds = file[name]
             template = getattr(self._template, field)
             if ds.shape != (n_total, *template.shape[1:]):
                 raise ShapeError(
                     f"{path}: dataset {name!r} ({field}) expected shape "
                     f"{(n_total, *template.shape[1:])}, found {ds.shape}"
                 )
+            with reading(f"{failed} {name!r}"):
+                raw = ds.asstr()[start:stop] if field == "process" else ds[start:stop]
             if field == "process":
-                arrays[field] = np.asarray(ds.asstr()[start:stop], dtype=object)
+                arrays[field] = np.asarray(raw, dtype=object)
             else:
-                arrays[field] = ds[start:stop].astype(template.dtype, copy=False)
+                arrays[field] = raw.astype(template.dtype, copy=False)
         if "event" not in arrays:
             arrays["event"] = np.arange(start, start + n, dtype=np.int64)
         batch = EventBatch.empty(n, **arrays)

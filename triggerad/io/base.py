@@ -87,6 +87,9 @@ class Reader:
     name = "base"
     #: What the reader yields: ``"events"`` (EventBatch) or ``"jets"`` (JetBatch).
     record = "events"
+    #: Prefixes of default notes not to log: inputs the caller fills itself (a sample list sets
+    #: the process label of its events).
+    quiet_defaults: tuple[str, ...] = ()
 
     def __init__(self, branch_map: dict | None = None, options: ReadOptions | None = None):
         self.options = options or ReadOptions()
@@ -178,9 +181,24 @@ class Reader:
         for start in range(0, total, size):
             yield self.read(path, start, start + size, fields)
 
+    def describe(self, path: str | Path) -> dict:
+        """What provenance records about how ``path`` was read (reader and branch map)."""
+        from triggerad.config import to_dict
+
+        return {"reader": self.name, "branch_map": to_dict(self.branch_map)}
+
+    def sum_weights(self, path: str | Path) -> float:
+        """Sum of the event weights of every entry of ``path`` (read in chunks)."""
+        return float(sum(b.weight.sum() for b in self.iter_chunks(path, fields=("weight",))))
+
+    def generator_sumw(self, path: str | Path) -> float | None:
+        """Sum of the generator weights of every event produced for ``path``, when the file
+        stores it (NanoAOD ``Runs/genEventSumw``); None otherwise."""
+        return None
+
     def note_default(self, path: str, name: str) -> None:
         """Log once per reader that ``name`` is missing from the source and filled by default."""
-        if name not in self._warned:
+        if name not in self._warned and not name.startswith(self.quiet_defaults):
             self._warned.add(name)
             log.warning(
                 "%s: the %s reader found no input for %s; filled with its documented default "

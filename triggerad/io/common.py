@@ -10,11 +10,14 @@ from __future__ import annotations
 import functools
 import struct
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
 from triggerad.config import build, read_yaml
+from triggerad.errors import InputFileError, TriggerADError
 
 T = TypeVar("T")
 
@@ -34,20 +37,55 @@ def low_level_errors() -> tuple[type[BaseException], ...]:
     )
 
 
+@contextmanager
+def reading(what: str) -> Iterator[None]:
+    """Turn a low-level library error inside the block into :class:`InputFileError`.
+
+    Wrap only the library calls that read the file (opening it, reading a dataset or a branch),
+    never our own processing: a ``ValueError`` or ``KeyError`` raised by a bug in trigger-ad must
+    surface as itself, not as "truncated or corrupt".
+
+    Parameters
+    ----------
+    what : str
+        The start of the message: the file (and tree / dataset) and what was being read, e.g.
+        ``"f.root:Events: cannot read branch 'Jet_pt' entries [0, 100)"``.
+
+    Example
+    -------
+    >>> with reading("f.h5: cannot read dataset 'Particles'"):   # doctest: +SKIP
+    ...     values = dataset[0:100]
+    """
+    try:
+        yield
+    except TriggerADError:
+        raise
+    except low_level_errors() as err:
+        raise InputFileError(f"{what} (truncated or corrupt?): {err}") from err
+
+
 def default_branch_map_path(kind: str) -> Path:
     """Path of the packaged default branch map of reader ``kind``."""
     return Path(str(resources.files("triggerad.configs") / "branch_maps" / f"{kind}.yaml"))
 
 
-def _merge(base: dict, override: dict) -> dict:
+def merge_maps(base: dict, override: dict) -> dict:
     """Recursively merge ``override`` into a copy of ``base`` (mappings merged key by key)."""
     out = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge_maps(out[key], value)
         else:
             out[key] = value
     return out
+
+
+def read_overrides(kind: str, user: dict | str | Path | None) -> tuple[dict, str]:
+    """A user's branch-map overrides as a mapping, and where they come from (for messages)."""
+    if isinstance(user, (str, Path)):
+        data = read_yaml(user)
+        return data, str(user)
+    return dict(user or {}), f"branch map of the {kind} reader"
 
 
 def load_branch_map(cls: type[T], kind: str, user: dict | str | Path | None = None) -> T:
@@ -68,8 +106,7 @@ def load_branch_map(cls: type[T], kind: str, user: dict | str | Path | None = No
         On an unknown (misspelt) key, naming the file and the nearest valid key.
     """
     default_path = default_branch_map_path(kind)
-    where = str(default_path) if not user else f"branch map of the {kind} reader"
-    if isinstance(user, (str, Path)):
-        where = str(user)
-        user = read_yaml(user)
-    return build(cls, _merge(read_yaml(default_path), user or {}), where=where)
+    overrides, where = read_overrides(kind, user)
+    if not user:
+        where = str(default_path)
+    return build(cls, merge_maps(read_yaml(default_path), overrides), where=where)

@@ -41,6 +41,6 @@ class DelphesReader(ObjectTreeReader):
         super().__init__(load_branch_map(DelphesBranchMap, self.name, branch_map), options)
         self.tree_name = self.branch_map.tree
 
-    def btag(self, values: np.ndarray) -> np.ndarray:
+    def btag(self, values: np.ndarray, path: str) -> np.ndarray:
         """b-tagged when bit ``btag_bit`` of the Delphes ``BTag`` word is set."""
         return (values.astype(np.int64) >> self.branch_map.btag_bit) & 1 == 1

@@ -15,16 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from triggerad import atomic, schema
-from triggerad.errors import (
-    InputFileError,
-    ShapeError,
-    TriggerADError,
-    did_you_mean,
-    missing_field,
-)
+from triggerad.errors import ShapeError, did_you_mean, missing_field
 from triggerad.events import EventBatch
 from triggerad.io.base import Reader, check_readable
-from triggerad.io.common import load_branch_map, low_level_errors
+from triggerad.io.common import load_branch_map, reading
 from triggerad.io.rootio import RootReader, per_event
 
 
@@ -107,10 +101,8 @@ class ParquetReader(Reader):
     def _file(self, path: str):
         import pyarrow.parquet as pq
 
-        try:
+        with reading(f"{path}: not a readable parquet file"):
             return pq.ParquetFile(path)
-        except low_level_errors() as err:
-            raise InputFileError(f"{path}: not a readable parquet file (truncated or corrupt?): {err}") from err
 
     def num_entries(self, path) -> int:
         """Number of rows of the parquet file."""
@@ -127,14 +119,8 @@ class ParquetReader(Reader):
                 raise missing_field("column", col, path, available)
         extras = {k: getattr(bmap, k) for k in ("event", "process", "weight")
                   if getattr(bmap, k) in available}
-        try:
+        with reading(f"{path}: cannot read rows [{start}, {stop})"):
             table = _rows(pf, start, stop, columns + list(extras.values()))
-        except TriggerADError:
-            raise
-        except low_level_errors() as err:
-            raise InputFileError(
-                f"{path}: cannot read rows [{start}, {stop}) (truncated or corrupt?): {err}"
-            ) from err
         try:
             hlf = np.stack([table.column(c).to_numpy().astype(np.float32) for c in columns], axis=1)
         except (ValueError, TypeError) as err:

@@ -65,8 +65,6 @@ OPTIONAL = {
 #: PFNano collection prefix of each record collection (the writer's branch names).
 PREFIX = {"jet": "Jet", "pfcands": "PFCands", "jet_pfcands": "JetPFCands", "sv": "SV",
           "jet_svs": "JetSVs"}
-#: At most this many nearest branch names are listed for a missing branch.
-NEAREST = 10
 #: Default events per chunk of the reader.
 DEFAULT_CHUNK_EVENTS = 10_000
 #: Events per ``TTree.extend`` call of the writer.
@@ -139,15 +137,14 @@ class PFNanoReader(JetReaderMixin, RootReader):
 
     def check_branches(self, path: str) -> None:
         """Raise :class:`MissingFieldError` for the first required branch absent from ``path``
-        (listing the :data:`NEAREST` nearest branch names)."""
+        (listing the nearest branch names, at most 10)."""
         for section, fields in (*FIELDS.items(), ("event", EVENT_FIELDS)):
             for name in fields:
                 branch = self.branch_map.branch(section, name)
                 if name not in OPTIONAL[section] and not self.has_branch(path, branch):
-                    tree = self._opened(path)[2]
                     raise missing_field(
                         "branch", str(branch), f"{path}:{self.tree_name}",
-                        tree.keys(recursive=True, full_paths=False), limit=NEAREST)
+                        sorted(self._opened(path).branches))
 
     def _collection(self, path: str, section: str, start: int, stop: int, raw: dict):
         """Counts and flat arrays of one collection (defaults filled, noted once)."""

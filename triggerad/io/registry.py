@@ -12,7 +12,7 @@ from __future__ import annotations
 import glob
 from pathlib import Path
 
-from triggerad.errors import ConfigError, InputFileError, did_you_mean
+from triggerad.errors import ConfigError, InputFileError, MissingFieldError, did_you_mean
 from triggerad.io.adc2021 import Adc2021Reader
 from triggerad.io.base import Reader, ReadOptions
 from triggerad.io.delphes import DelphesReader
@@ -20,7 +20,7 @@ from triggerad.io.flat import FlatReader, ParquetReader
 from triggerad.io.jeth5 import JetH5Reader, is_jet_file
 from triggerad.io.nanoaod import NanoAODReader
 from triggerad.io.pfnano import PFNanoReader
-from triggerad.io.rootio import tree_names
+from triggerad.io.rootio import describe_contents, event_containers, root_contents
 
 #: Every reader by name; ``READERS[name].record`` says what it yields: ``"events"``
 #: (:class:`~triggerad.events.EventBatch`) or ``"jets"`` (:class:`~triggerad.jets.JetBatch`).
@@ -39,10 +39,20 @@ ROOT_TREES = {"Events": "nanoaod", "Delphes": "delphes"}
 SUFFIXES = {".h5": "adc2021", ".hdf5": "adc2021", ".parquet": "parquet", ".pq": "parquet"}
 
 
-def check_reader_name(kind: str) -> None:
-    """Raise :class:`ConfigError` (nearest valid names) unless ``kind`` is a registered reader."""
+def check_reader_name(kind: str, record: str = "events") -> None:
+    """Raise :class:`ConfigError` unless ``kind`` is a registered reader of ``record``.
+
+    An unknown name gets the nearest names among the readers of ``record``; a reader of the
+    other record type is named as such.
+    """
     if kind not in READERS:
-        raise ConfigError(f"unknown reader {kind!r}; " + did_you_mean(kind, READERS))
+        raise ConfigError(f"unknown reader {kind!r}; " + did_you_mean(kind, readers_of(record)))
+    if READERS[kind].record != record:
+        valid = readers_of(record)
+        raise ConfigError(
+            f"reader {kind!r} yields {READERS[kind].record} ({READERS[kind].__name__}), but this "
+            f"command needs {record}; readers of {record}: {', '.join(map(repr, valid))}"
+        )
 
 
 def readers_of(record: str) -> list[str]:
@@ -65,13 +75,7 @@ def make_reader(
         For an unknown reader name (with the nearest valid one), a reader of the wrong record
         type, or a bad branch map.
     """
-    check_reader_name(kind)
-    if READERS[kind].record != record:
-        valid = readers_of(record)
-        raise ConfigError(
-            f"reader {kind!r} yields {READERS[kind].record} ({READERS[kind].__name__}), but this "
-            f"command needs {record}; readers of {record}: {', '.join(map(repr, valid))}"
-        )
+    check_reader_name(kind, record)
     return READERS[kind](branch_map_path, options)
 
 
@@ -79,8 +83,13 @@ def detect_reader(path: str | Path, record: str = "events") -> str:
     """Reader name for ``path`` from its suffix (``.root``: from its tree names).
 
     For events: ``.h5``/``.hdf5`` -> adc2021, ``.parquet`` -> parquet, ``.root`` -> nanoaod if it
-    holds an ``Events`` tree, delphes if ``Delphes``, else flat. For jets (``record="jets"``):
-    ``.h5``/``.hdf5`` -> jets, ``.root`` -> pfnano.
+    holds an ``Events`` tree (TTree or RNTuple), delphes if ``Delphes``, else flat. For jets
+    (``record="jets"``): ``.h5``/``.hdf5`` -> jets, ``.root`` -> pfnano.
+
+    Raises
+    ------
+    MissingFieldError
+        For a ROOT file holding no TTree or RNTuple at all (saying what it holds).
     """
     suffix = Path(path).suffix.lower()
     if record == "jets":
@@ -99,7 +108,14 @@ def detect_reader(path: str | Path, record: str = "events") -> str:
     if suffix in SUFFIXES:
         return SUFFIXES[suffix]
     if suffix == ".root":
-        names = tree_names(str(path))
+        contents = root_contents(str(path))
+        names = event_containers(contents)
+        if not names:
+            raise MissingFieldError(
+                f"{path}: holds no TTree or RNTuple, only {describe_contents(contents)}; "
+                f"expected an event tree ({', '.join(map(repr, ROOT_TREES))} or a flat feature "
+                "tree)"
+            )
         return next((ROOT_TREES[t] for t in ROOT_TREES if t in names), "flat")
     raise InputFileError(
         f"{path}: cannot tell the reader from the suffix {suffix!r} (known: "

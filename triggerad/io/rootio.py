@@ -1,64 +1,173 @@
-"""Reading ROOT trees with uproot: opening, branch look-up, padding jagged branches, process names.
+"""Reading ROOT event trees with uproot: TTree or RNTuple, branch look-up, padding, process names.
 
-:class:`RootReader` is the base of the Delphes, NanoAOD and flat-ntuple readers. It turns uproot's
-low-level errors into :class:`~triggerad.errors.InputFileError` / ``MissingFieldError`` naming the
-file, tree and branch, and checks raw branches for NaN/inf *before* objects are built (a NaN pT
-would otherwise look like an empty slot and vanish silently).
+:class:`RootReader` is the base of the Delphes, NanoAOD and flat-ntuple readers. The event
+container named ``tree_name`` may be a TTree or an RNTuple (the format CMS NanoAOD is moving to);
+both are read through uproot with the same branch maps. A branch-map name ``Muon_pt`` also finds
+the RNTuple sub-field ``Muon.pt`` (a collection stored as a record field), and a branch-map entry
+may be a list of names: the first present one is used (e.g. a branch renamed between versions).
+
+It turns uproot's low-level errors into :class:`~triggerad.errors.InputFileError` /
+``MissingFieldError`` naming the file, tree and branch (only around the calls that read the
+file), and checks raw branches for NaN/inf *before* objects are built (a NaN pT would otherwise
+look like an empty slot and vanish silently).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
-from triggerad.errors import (
-    InputFileError,
-    MissingFieldError,
-    TriggerADError,
-    missing_field,
-)
+from triggerad.errors import MissingFieldError, missing_field
 from triggerad.io.base import Reader, check_readable
-from triggerad.io.common import low_level_errors
+from triggerad.io.common import reading
 
 #: Name of the object holding the JSON list of process names (index = integer process code).
 PROCESS_NAMES = "ProcessNames"
+#: Class names of event containers: TTree and RNTuple (the latter as written by ROOT >= 6.34
+#: and by uproot, and by older ROOT versions' experimental RNTuple).
+TTREE = "TTree"
+RNTUPLE_CLASSES = ("ROOT::RNTuple", "ROOT::Experimental::RNTuple")
+#: The oldest uproot that reads (and writes, ``mkrntuple``) RNTuples of the 1.0 format.
+RNTUPLE_MIN_UPROOT = (5, 6)
 
 
 def open_root(path: str):
     """Open a ROOT file with uproot, raising :class:`InputFileError` if it is not readable."""
     import uproot
 
-    try:
+    with reading(f"{path}: not a readable ROOT file"):
         return uproot.open(path, array_cache=None)
-    except TriggerADError:
-        raise
-    except low_level_errors() as err:
-        raise InputFileError(f"{path}: not a readable ROOT file (truncated or corrupt?): {err}") from err
 
 
-def tree_names(path: str, file=None) -> list[str]:
-    """Names of the TTrees in a ROOT file (cycle numbers stripped)."""
+def root_contents(path: str, file=None) -> dict[str, str]:
+    """Name -> class name of every object in a ROOT file (cycle numbers stripped)."""
     file = open_root(path) if file is None else file
-    try:
-        return [k for k, c in file.classnames(cycle=False).items() if c == "TTree"]
-    except low_level_errors() as err:
-        raise InputFileError(f"{path}: cannot list the ROOT file's contents (corrupt?): {err}") from err
+    with reading(f"{path}: cannot list the ROOT file's contents"):
+        return dict(file.classnames(cycle=False))
+
+
+def event_containers(contents: dict[str, str]) -> list[str]:
+    """Names of the event containers (TTrees and RNTuples) among a file's contents."""
+    return [k for k, c in contents.items() if c == TTREE or c in RNTUPLE_CLASSES]
+
+
+def describe_contents(contents: dict[str, str], limit: int = 5) -> str:
+    """A short summary of a ROOT file's contents: ``"3 TH1F (h1, h2, h3), 1 TObjString (x)"``."""
+    if not contents:
+        return "nothing (an empty ROOT file)"
+    by_class: dict[str, list[str]] = {}
+    for name, cls in contents.items():
+        by_class.setdefault(cls, []).append(name)
+    parts = []
+    for cls, names in sorted(by_class.items()):
+        shown = ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
+        parts.append(f"{len(names)} {cls} ({shown})")
+    return "; ".join(parts)
+
+
+def uproot_version() -> tuple[int, ...]:
+    """The installed uproot version as a tuple of integers (pre-release suffixes dropped)."""
+    import uproot
+
+    parts = []
+    for piece in uproot.__version__.split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def check_rntuple_support(path: str, name: str) -> None:
+    """Refuse an RNTuple when the installed uproot is too old to read it, naming the version."""
+    import uproot
+
+    if uproot_version() < RNTUPLE_MIN_UPROOT:
+        need = ".".join(map(str, RNTUPLE_MIN_UPROOT))
+        raise MissingFieldError(
+            f"{path}: {name!r} is an RNTuple; reading RNTuples needs uproot >= {need} (installed: "
+            f"{uproot.__version__}); upgrade with pip install 'uproot>={need}'"
+        )
+
+
+def find_branch(name: str | list[str] | None, branches: set[str]) -> str | None:
+    """The first of ``name`` (a name or alternatives) present in ``branches``, or None.
+
+    ``Coll_field`` also matches ``Coll.field``: NanoAOD collections written to an RNTuple as
+    record fields.
+    """
+    for candidate in [name] if isinstance(name, str) else (name or []):
+        if candidate in branches:
+            return candidate
+        dotted = candidate.replace("_", ".", 1)
+        if "_" in candidate and dotted in branches:
+            return dotted
+    return None
+
+
+def missing_tree(path: str, name: str, contents: dict[str, str], reader: str) -> MissingFieldError:
+    """The error for a ROOT file without the expected TTree / RNTuple: what it holds instead."""
+    containers = event_containers(contents)
+    if containers:
+        return missing_field("tree", name, path, containers)
+    return MissingFieldError(
+        f"{path}: no TTree or RNTuple {name!r} (expected by the {reader} reader): the file holds "
+        f"no event tree at all, only {describe_contents(contents)}"
+    )
+
+
+@dataclass
+class OpenTree:
+    """An open event container: the file, the TTree or RNTuple and its branch / field names."""
+
+    key: tuple
+    file: object
+    tree: object
+    branches: set[str]
+    rntuple: bool
+
+
+def open_tree(path: str, name: str, reader: str, key: tuple = ()) -> OpenTree:
+    """Open the TTree or RNTuple ``name`` of ``path`` with its branch / field names.
+
+    Raises
+    ------
+    MissingFieldError
+        If the file has no such container (saying what it holds instead), or it is an RNTuple
+        and the installed uproot cannot read RNTuples (naming the version needed).
+    InputFileError
+        If the file or the container's metadata cannot be read.
+    """
+    file = open_root(path)
+    contents = root_contents(path, file)
+    cls = contents.get(name)
+    if cls != TTREE and cls not in RNTUPLE_CLASSES:
+        file.close()
+        raise missing_tree(path, name, contents, reader)
+    rntuple = cls in RNTUPLE_CLASSES
+    if rntuple:
+        check_rntuple_support(path, name)
+    with reading(f"{path}: cannot read {'RNTuple' if rntuple else 'tree'} {name!r}"):
+        tree = file[name]
+        branches = set(tree.keys(recursive=True))
+        if not rntuple:  # short names of branches nested in a split object
+            branches |= set(tree.keys(recursive=True, full_paths=False))
+    return OpenTree(key, file, tree, branches, rntuple)
 
 
 class RootReader(Reader):
-    """Base of the readers of one TTree per file (tree name from ``self.tree_name``)."""
+    """Base of the readers of one TTree or RNTuple per file (name from ``self.tree_name``)."""
 
     tree_name = "Events"
 
     def __init__(self, branch_map=None, options=None):
         super().__init__(branch_map, options)
-        self._open: tuple | None = None  # (key, file, tree, branch names) of the last file
+        self._open: OpenTree | None = None  # the last file opened
 
     # File and tree ------------------------------------------------------------------------------
-    def _opened(self, path: str) -> tuple:
-        """(key, file, tree, branch names) of ``path``, kept open between chunks of one file.
+    def _opened(self, path: str) -> OpenTree:
+        """The open event container of ``path``, kept open between chunks of one file.
 
         The key holds the path, modification time and size, so a rewritten file is reopened.
         """
@@ -67,24 +176,10 @@ class RootReader(Reader):
         stat = os.stat(path)
         key = (path, stat.st_mtime_ns, stat.st_size)
         opened = self._open
-        if opened is None or opened[0] != key:
+        if opened is None or opened.key != key:
             # The previous file is not closed explicitly: another thread may still be reading it;
             # it closes when its last reference goes.
-            file = open_root(path)
-            names = tree_names(path, file)
-            if self.tree_name not in names:
-                file.close()
-                raise missing_field("tree", self.tree_name, path, names)
-            try:
-                tree = file[self.tree_name]
-                branches = set(tree.keys(recursive=True)) | set(
-                    tree.keys(recursive=True, full_paths=False))
-            except low_level_errors() as err:
-                file.close()
-                raise InputFileError(
-                    f"{path}: cannot read tree {self.tree_name!r} (truncated or corrupt?): {err}"
-                ) from err
-            opened = self._open = (key, file, tree, branches)
+            opened = self._open = open_tree(path, self.tree_name, self.name, key)
         return opened
 
     def __getstate__(self) -> dict:
@@ -93,13 +188,26 @@ class RootReader(Reader):
 
     def num_entries(self, path) -> int:
         """Number of entries of the tree in ``path``."""
-        return int(self._opened(path)[2].num_entries)
+        return int(self._opened(path).tree.num_entries)
 
-    def has_branch(self, path: str, name: str | None) -> bool:
+    def resolve(self, path: str, name: str | list[str] | None) -> str | None:
+        """The branch of ``path`` that branch-map entry ``name`` refers to, or None if absent.
+
+        ``name`` may be a list (the first present name wins); ``Coll_field`` also matches the
+        RNTuple sub-field ``Coll.field``.
+        """
+        return find_branch(name, self._opened(path).branches)
+
+    def has_branch(self, path: str, name: str | list[str] | None) -> bool:
         """Whether the tree of ``path`` holds branch ``name`` (None is never present)."""
-        return name is not None and name in self._opened(path)[3]
+        return self.resolve(path, name) is not None
 
-    def branch(self, path: str, name: str, start: int, stop: int, required: bool = True):
+    def source_note(self, path: str) -> str:
+        """Context added to missing-branch errors (e.g. the branch-map preset used)."""
+        return ""
+
+    def branch(self, path: str, name: str | list[str], start: int, stop: int,
+               required: bool = True):
         """Entries ``[start, stop)`` of branch ``name`` as an awkward array.
 
         Returns None for an absent optional branch (the caller fills a default and logs it).
@@ -107,42 +215,69 @@ class RootReader(Reader):
         Raises
         ------
         MissingFieldError
-            If a required branch is absent, listing the available branches nearest first.
+            If a required branch is absent, listing the nearest available branches (at most 10)
+            and the branch-map preset in use.
         InputFileError
             If the branch's data cannot be read (truncated or corrupt baskets).
         """
-        tree = self._opened(path)[2]
-        if not self.has_branch(path, name):
+        opened = self._opened(path)
+        found = self.resolve(path, name)
+        if found is None:
             if required:
-                raise missing_field(
-                    "branch", str(name), f"{path}:{self.tree_name}",
-                    tree.keys(recursive=True, full_paths=False),
-                )
+                wanted = name if isinstance(name, str) else " or ".join(name)
+                raise missing_field("branch", wanted, f"{path}:{self.tree_name}",
+                                    sorted(opened.branches), note=self.source_note(path))
             return None
-        try:
-            return tree[name].array(entry_start=start, entry_stop=stop, library="ak")
-        except TriggerADError:
-            raise
-        except low_level_errors() as err:
-            raise InputFileError(
-                f"{path}:{self.tree_name}: cannot read branch {name!r} entries [{start}, {stop}) "
-                f"(truncated or corrupt file?): {err}"
-            ) from err
+        with reading(f"{path}:{self.tree_name}: cannot read branch {found!r} entries "
+                     f"[{start}, {stop})"):
+            return opened.tree[found].array(entry_start=start, entry_stop=stop, library="ak")
+
+    def branch_sum(self, path: str, name: str | list[str]) -> float:
+        """Sum over every entry of a numeric per-event branch, read in chunks."""
+        total = self.num_entries(path)
+        size = self.options.chunk_size
+        return float(sum(
+            np.sum(per_event(self.branch(path, name, lo, min(lo + size, total)), np.float64))
+            for lo in range(0, total, size)
+        ))
+
+    def runs_sum(self, path: str, tree: str, names: list[str]) -> float | None:
+        """Sum of the first present branch of ``names`` in the run tree ``tree`` (None: absent).
+
+        NanoAOD's ``Runs`` tree holds one entry per run and file with ``genEventSumw``, the sum
+        of the generator weights of every event produced (before any skim).
+        """
+        file = self._opened(path).file
+        contents = root_contents(path, file)
+        if contents.get(tree) != TTREE and contents.get(tree) not in RNTUPLE_CLASSES:
+            return None
+        with reading(f"{path}:{tree}: cannot read the run tree"):
+            runs = file[tree]
+            keys = set(runs.keys())
+            name = next((n for n in names if n in keys), None)
+            if name is None:
+                return None
+            values = runs[name].array(library="np")
+        return float(np.sum(np.asarray(values, dtype=np.float64)))
 
     def process_labels(self, path: str, codes: np.ndarray) -> np.ndarray:
         """Map integer process codes to names using the file's ``ProcessNames`` JSON string."""
-        file = self._opened(path)[1]
-        if PROCESS_NAMES not in file.keys(cycle=False):
-            raise missing_field("object", PROCESS_NAMES, path, file.keys(cycle=False))
+        file = self._opened(path).file
+        contents = root_contents(path, file)
+        if PROCESS_NAMES not in contents:
+            raise missing_field("object", PROCESS_NAMES, path, contents)
+        with reading(f"{path}: cannot read {PROCESS_NAMES}"):
+            text = str(file[PROCESS_NAMES])
         try:
-            names = np.asarray(json.loads(str(file[PROCESS_NAMES])), dtype=object)
-        except (*low_level_errors(), json.JSONDecodeError) as err:
-            raise InputFileError(f"{path}: {PROCESS_NAMES} is not a JSON list of names: {err}") from err
+            names = np.asarray(json.loads(text), dtype=object)
+        except json.JSONDecodeError as err:
+            raise MissingFieldError(
+                f"{path}: {PROCESS_NAMES} is not a JSON list of names: {err}") from err
         bad = (codes < 0) | (codes >= len(names))
         if bad.any():
             raise MissingFieldError(
                 f"{path}: process code {int(codes[bad][0])!r} has no entry in {PROCESS_NAMES} "
-                f"(holds {len(names)} names)"
+                f"({len(names)} names)"
             )
         return names[codes]
 
