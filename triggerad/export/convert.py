@@ -7,9 +7,11 @@ value is stored as JSON and its key listed in the property ``json_keys``, so
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
+import os
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -97,6 +99,21 @@ def _named_model(spec: ExportSpec):
     return tf.keras.Model(inputs, named, name="export")
 
 
+@contextlib.contextmanager
+def _environment(**values: str):
+    """Set environment variables inside the block, restoring the previous values."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def convert(spec: ExportSpec, *, opset: int, meta: dict[str, Any], replaced: set | None = None):
     """Convert the spec's Keras model to an ONNX ``ModelProto`` with the metadata properties.
 
@@ -120,23 +137,32 @@ def convert(spec: ExportSpec, *, opset: int, meta: dict[str, Any], replaced: set
     from triggerad.export.onnx_math import handlers
 
     model = _named_model(spec)
-    signature = [tf.TensorSpec((None, *t.shape), t.dtype, name=t.name) for t in spec.inputs]
+    docs = {t.name: t for t in spec.inputs}  # Keras orders dict inputs by name
+    signature = [tf.TensorSpec((None, *docs[n].shape), docs[n].dtype, name=n)
+                 for n in model.input_names]
     tf2onnx_log = logging.getLogger("tf2onnx")
     level = tf2onnx_log.level
     if not log.isEnabledFor(logging.DEBUG):
         tf2onnx_log.setLevel(logging.WARNING)  # its INFO lines list every optimisation pass
     try:
-        proto, _ = tf2onnx.convert.from_keras(
-            model, input_signature=signature, opset=opset, custom_op_handlers=handlers(replaced)
-        )
+        try:  # first without tf2onnx's deep copy of the graph before every optimiser (~2x faster)
+            with _environment(TF2ONNX_CATCH_ERRORS="FALSE"):
+                proto, _ = tf2onnx.convert.from_keras(
+                    model, input_signature=signature, opset=opset,
+                    custom_op_handlers=handlers(replaced))
+        except Exception:  # an optimiser failed: again, skipping the optimisers that fail
+            log.debug("tf2onnx failed with catch_errors off, retrying", exc_info=True)
+            proto, _ = tf2onnx.convert.from_keras(
+                model, input_signature=signature, opset=opset,
+                custom_op_handlers=handlers(replaced))
     except Exception as err:  # tf2onnx raises plain exceptions for unsupported ops
         raise ExportError(f"tf2onnx could not convert the model: {err}") from err
     finally:
         tf2onnx_log.setLevel(level)
     unsupported = sorted({n.op_type for n in proto.graph.node if n.domain not in ("", "ai.onnx")})
-    found_in = [i.name for i in proto.graph.input]
-    found_out = [o.name for o in proto.graph.output]
-    if unsupported or found_in != spec.input_names or sorted(found_out) != sorted(spec.output_names):
+    found_in = _reorder(proto.graph.input, spec.input_names)
+    found_out = _reorder(proto.graph.output, spec.output_names)
+    if unsupported or found_in != spec.input_names or found_out != spec.output_names:
         raise ExportError(
             f"ONNX graph: expected inputs {spec.input_names} and outputs {spec.output_names} of "
             f"standard ONNX ops, found inputs {found_in}, outputs {found_out}, custom ops "
@@ -147,6 +173,21 @@ def convert(spec: ExportSpec, *, opset: int, meta: dict[str, Any], replaced: set
     proto.producer_version = package_version()
     proto.doc_string = str(meta.get("description", "exported by trigger-ad"))
     return proto, model
+
+
+def _reorder(values, names: list[str]) -> list[str]:
+    """Put graph inputs/outputs ``values`` (Keras orders dicts by name) in the order ``names``
+    if they hold exactly those names; return the names in the resulting order."""
+    import onnx
+
+    by_name = {v.name: v for v in values}
+    if sorted(by_name) == sorted(names):
+        ordered = [onnx.ValueInfoProto() for _ in names]
+        for copy, name in zip(ordered, names, strict=True):
+            copy.CopyFrom(by_name[name])
+        del values[:]
+        values.extend(ordered)
+    return [v.name for v in values]
 
 
 def set_metadata(proto, meta: dict[str, Any]) -> None:
