@@ -208,11 +208,13 @@ def build_vae_export(model_dir: str | Path, options: ExportOptions) -> ExportSpe
     if threshold["score"] != score:
         meta["threshold_note"] = (
             f"threshold.json is a cut on {threshold['score']!r} "
-            f"({SCORE_DEFINITIONS.get(threshold['score'], '')}); this graph computes the float "
-            f"{score!r}, so 'score > threshold.value' approximates that selection (agreement in "
-            "the .onnx.json report, references.threshold_score); the firmware is the reference "
-            "for the quantized score"
+            f"({SCORE_DEFINITIONS.get(threshold['score'], 'not a score of the ONNX graph')}); "
+            f"this graph computes the float {score!r}, so 'score > threshold.value' only "
+            "approximates that selection (agreement in the .onnx.json report, "
+            "validation.references.threshold_score); the firmware is the reference for the "
+            "quantized score"
         )
+    if threshold["score"] != score and threshold["score"] in model_scores:
         references.append(Reference(
             "threshold_score", "score", model_scores[threshold["score"]],
             f"ModelArtifact.score()[{threshold['score']!r}], the score the threshold was set on "

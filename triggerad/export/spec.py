@@ -72,11 +72,22 @@ class Decision:
     description: str = ""
 
     def select(self, values: np.ndarray) -> np.ndarray:
-        """Boolean (n,) selection ``values > value``."""
+        """Boolean (n,) selection ``values > value``.
+
+        Raises
+        ------
+        SchemaMismatchError
+            If the (column of the) output is not one value per event.
+        """
         v = np.asarray(values)
         if self.column is not None:
             v = v[:, self.column]
-        return v.reshape(len(v), -1)[:, 0] > self.value
+        if v.ndim != 1:
+            raise SchemaMismatchError(
+                f"decision on output {self.output!r}: expected one value per event, found shape "
+                f"{v.shape}; give the column to cut on"
+            )
+        return v > self.value
 
     def as_dict(self) -> dict:
         """JSON-able form, with the selection written out."""
