@@ -86,6 +86,7 @@ def hlf_export(hlf_model, tmp_path_factory):
     return out, json.loads((out.parent / "hlf_vae.onnx.json").read_text())
 
 
+@pytest.mark.slow  # with its fixtures (training, conversion)
 def test_hlf_vae_full_export_equals_keras_and_model_scores(hlf_model, hlf_export):
     out, report = hlf_export
     art = load_artifact(hlf_model)
@@ -135,6 +136,7 @@ def test_metadata_round_trip(hlf_model, hlf_export):
     assert json.loads(custom["threshold"])["value"] == art.threshold["value"]
 
 
+@pytest.mark.slow  # with its fixtures (training, conversion)
 def test_l1_default_export_is_the_float_encoder(l1_model, tmp_path):
     out = tmp_path / "l1.onnx"
     assert main(["-q", "export", str(l1_model), "--onnx", str(out), "--events", "600"]) == 0
@@ -179,6 +181,13 @@ def test_unknown_kind_and_schema_are_clear_errors(l1_model, tmp_path, capsys):
     assert ("does not know this input schema: 57 inputs, the l1_vae of this trigger-ad version "
             "has 57; first difference at position 1: found 'MET_Eta', expected 'MET_eta'"
             ) in capsys.readouterr().err
+    assert main(["export", str(l1_model), "--onnx", str(tmp_path / "z.onnx"), "--score", "mu2_q"]) == 2
+    assert "computes the float scores ['mu2', 'kl', 'nll', 'loss'], not 'mu2_q' (use its float " \
+           "twin 'mu2')" in capsys.readouterr().err
+    (renamed / "threshold.json").unlink()
+    shutil.copy(l1_model / "artifact.json", renamed / "artifact.json")
+    assert main(["export", str(renamed), "--onnx", str(tmp_path / "z.onnx")]) == 2
+    assert "no threshold.json; run `trigger-ad threshold" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.onnx*"))
 
 
