@@ -293,6 +293,10 @@ class ModelArtifact:
             self._models = (vae, qenc)
         return self._models
 
+    def vae(self):
+        """The float :class:`anomaly.model.VAE` (encoder + decoder) with the stored weights."""
+        return self._build()[0]
+
     def float_encoder(self):
         """Keras model: normalised inputs (n, d) -> mu (n, latent_dim), float weights."""
         from anomaly.model import mu_model

@@ -61,6 +61,13 @@ class VAEKind(ModelKind):
 
         return data.load_split(model.data_info, split)
 
+    def export_spec(self, path, options):
+        """The float encoder (+ score; decoder when the score needs it) on raw inputs
+        (:func:`anomaly.export.build_vae_export`)."""
+        from anomaly.export import build_vae_export
+
+        return build_vae_export(Path(path), options)
+
     def evaluate(self, model, data, out, *, config, overrides=None, progress=True) -> list[str]:
         """The evaluation report (:func:`anomaly.evaluate.evaluate`); per-signal summary lines.
 

@@ -29,6 +29,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from triggerad.arrayops import NUMPY, ArrayOps
 from triggerad.errors import MissingFieldError, did_you_mean
 
 #: Number of raw decoder outputs per feature for each family.
@@ -165,34 +166,48 @@ def total_nll(
     return tf.reduce_sum(per_feature_nll(params, targets, families), axis=1)
 
 
+#: Target of each family from the raw feature column ``x`` (its non-negative part ``pos``) and
+#: the column's training ``mean`` and ``scale``; see the table in the module docstring.
+_TARGETS = {
+    "clipped_lognormal": lambda x, pos, mean, scale, ops: pos / scale,
+    "truncated_gaussian": lambda x, pos, mean, scale, ops: pos / scale,
+    "gaussian": lambda x, pos, mean, scale, ops: (x - mean) / scale,
+    "discrete_gaussian": lambda x, pos, mean, scale, ops: ops.rint(pos),
+    "poisson": lambda x, pos, mean, scale, ops: ops.rint(pos),
+    "bernoulli": lambda x, pos, mean, scale, ops: ops.cast(x > 0, "float64"),
+}
+
+
 def likelihood_targets(
-    x: np.ndarray, mean: np.ndarray, scale: np.ndarray, families: list[str] | tuple[str, ...]
-) -> np.ndarray:
+    x, mean: np.ndarray, scale: np.ndarray, families: list[str] | tuple[str, ...],
+    ops: ArrayOps = NUMPY,
+):
     """Targets (n, d) float32 of the likelihood families from raw features ``x`` (table above).
+
+    Computed in float64 and rounded once to float32, with numpy or, for a model exported with
+    its input preparation inside the graph, with TensorFlow (same result bit for bit).
 
     Parameters
     ----------
-    x : (n, d) array
+    x : (n, d) array or tensor
         Raw features.
     mean, scale : (d,) arrays
         Normalisation fitted on the training split.
     families : sequence of str
         Likelihood family per column.
+    ops : triggerad.arrayops.ArrayOps
+        Backend: ``NUMPY`` (default) or ``triggerad.arrayops.tensorflow()``.
     """
     check_families(families)
-    x = np.asarray(x, dtype=np.float64)
-    fam = np.asarray(families)
-    positive = np.maximum(x, 0.0)
-    out = np.select(
-        [
-            np.isin(fam, ["clipped_lognormal", "truncated_gaussian"]),
-            fam == "gaussian",
-            np.isin(fam, ["discrete_gaussian", "poisson"]),
-            fam == "bernoulli",
-        ],
-        [positive / scale, (x - mean) / scale, np.rint(positive), (x > 0).astype(np.float64)],
-    )
-    return out.astype(np.float32)
+    x = ops.cast(x, "float64")
+    positive = ops.maximum(x, 0.0)
+    mean = np.asarray(mean, dtype=np.float64)
+    scale = np.asarray(scale, dtype=np.float64)
+    columns = [
+        _TARGETS[fam](x[:, j], positive[:, j], mean[j], scale[j], ops)
+        for j, fam in enumerate(families)
+    ]
+    return ops.cast(ops.stack(columns, 1), "float32")
 
 
 def _softplus_inverse(s: np.ndarray) -> np.ndarray:

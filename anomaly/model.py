@@ -32,6 +32,7 @@ from tensorflow import keras
 from anomaly import likelihoods
 from anomaly.features import L1_INPUT_NAMES
 from triggerad import schema
+from triggerad.arrayops import NUMPY, ArrayOps
 
 Kind = Literal["hlf_vae", "l1_vae"]
 
@@ -135,12 +136,15 @@ def families() -> tuple[str, ...]:
     return tuple(schema.FEATURE_LIKELIHOODS[n] for n in schema.FEATURE_NAMES)
 
 
-def input_mask(x: np.ndarray) -> np.ndarray:
-    """Mask (n, 57) float32 of the L1 inputs: 1 for occupied slots (pT > 0) and always for MET."""
-    pt = np.asarray(x).reshape(len(x), schema.N_SLOTS, 3)[:, :, 0]
-    occupied = pt > 0
-    occupied[:, schema.MET_SLOT] = True
-    return np.repeat(occupied, 3, axis=1).astype(np.float32)
+def input_mask(x, ops: ArrayOps = NUMPY):
+    """Mask (n, 57) float32 of the L1 inputs: 1 for occupied slots (pT > 0) and always for MET.
+
+    ``ops`` is the backend (:mod:`triggerad.arrayops`): numpy, or TensorFlow inside an exported
+    graph.
+    """
+    pt = ops.reshape(x, (-1, schema.N_SLOTS, 3))[:, :, 0]
+    occupied = ops.logical_or(pt > 0, np.arange(schema.N_SLOTS) == schema.MET_SLOT)
+    return ops.cast(ops.repeat(occupied, 3, 1), "float32")
 
 
 def fit_normalisation(kind: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -163,16 +167,22 @@ def fit_normalisation(kind: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def prepare_inputs(
-    kind: str, x: np.ndarray, mean: np.ndarray, scale: np.ndarray
+    kind: str, x: np.ndarray, mean: np.ndarray, scale: np.ndarray, ops: ArrayOps = NUMPY
 ) -> dict[str, np.ndarray]:
     """The :class:`VAE` input dict from raw inputs: ``x`` normalised, plus ``t`` (HLF likelihood
-    targets) or ``m`` (L1 occupancy mask)."""
-    x = np.asarray(x, dtype=np.float32)
-    out = {"x": ((x - mean) / scale).astype(np.float32)}
+    targets) or ``m`` (L1 occupancy mask).
+
+    ``ops`` is the backend (:mod:`triggerad.arrayops`): numpy, or TensorFlow to put the input
+    preparation inside an exported graph (same values bit for bit).
+    """
+    x = ops.cast(x, "float32")
+    mean = np.asarray(mean, dtype=np.float32)
+    scale = np.asarray(scale, dtype=np.float32)
+    out = {"x": ops.cast((x - mean) / scale, "float32")}
     if kind == "hlf_vae":
-        out["t"] = likelihoods.likelihood_targets(x, mean, scale, families())
+        out["t"] = likelihoods.likelihood_targets(x, mean, scale, families(), ops=ops)
     else:
-        out["m"] = input_mask(x)
+        out["m"] = input_mask(x, ops=ops)
     return out
 
 
@@ -213,6 +223,11 @@ def kl_divergence(mu: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:
     return 0.5 * tf.reduce_sum(tf.square(mu) + tf.exp(logvar) - 1.0 - logvar, axis=1)
 
 
+def latent_scores(mu: tf.Tensor, logvar: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The encoder-only scores: ``kl`` (:func:`kl_divergence`) and ``mu2`` (sum of mu^2)."""
+    return {"kl": kl_divergence(mu, logvar), "mu2": tf.reduce_sum(tf.square(mu), axis=1)}
+
+
 class VAE(keras.Model):
     """Encoder + decoder with the loss NLL + beta * KL; inputs are dicts from :func:`prepare_inputs`.
 
@@ -246,14 +261,14 @@ class VAE(keras.Model):
     def _encode(self, inputs: dict) -> tuple[tf.Tensor, tf.Tensor]:
         return self.encoder(encoder_input(self.kind, inputs))
 
-    def _reconstruction_nll(self, inputs: dict, z: tf.Tensor) -> tf.Tensor:
-        out = self.decoder(z)
+    def _reconstruction_nll(self, inputs: dict, out: tf.Tensor) -> tf.Tensor:
         if self.kind == "hlf_vae":
             return likelihoods.total_nll(out, inputs["t"], self.families)
         return 0.5 * tf.reduce_sum(inputs["m"] * tf.square(out - inputs["x"]), axis=1)
 
     def terms(self, inputs: dict, sample: bool) -> dict[str, tf.Tensor]:
-        """Per-event ``loss``, ``nll``, ``kl``, ``mu2`` and ``logvar``-based terms.
+        """Per-event ``loss``, ``nll``, ``kl`` and ``mu2``, plus the tensors they come from:
+        ``mu``, ``logvar`` (n, latent) and ``reconstruction`` (the decoder output at ``z``).
 
         With ``sample=False`` the decoder is evaluated at ``z = mu`` (scoring).
         """
@@ -262,11 +277,12 @@ class VAE(keras.Model):
         if sample:
             std = tf.exp(0.5 * tf.clip_by_value(logvar, -_LOGVAR_CLIP, _LOGVAR_CLIP))
             z = mu + std * tf.random.normal(tf.shape(mu))
-        nll = self._reconstruction_nll(inputs, z)
-        kl = kl_divergence(mu, logvar)
+        reconstruction = self.decoder(z)
+        nll = self._reconstruction_nll(inputs, reconstruction)
+        latent = latent_scores(mu, logvar)
         return {
-            "loss": nll + self.beta * kl, "nll": nll, "kl": kl,
-            "mu2": tf.reduce_sum(tf.square(mu), axis=1),
+            "loss": nll + self.beta * latent["kl"], "nll": nll, **latent,
+            "mu": mu, "logvar": logvar, "reconstruction": reconstruction,
         }
 
     def call(self, inputs, training=False):

@@ -159,6 +159,12 @@ class ModelKind:
         """Write the evaluation report of ``model`` into ``out``; return summary lines."""
         raise self._cannot("evaluated")
 
+    def export_spec(self, path: Path, options):
+        """The ONNX export of folder ``path`` (:mod:`triggerad.export`): a
+        :class:`~triggerad.export.spec.ExportSpec` (graph on raw inputs, tensor docs, validation
+        inputs, metadata, decision) for the :class:`~triggerad.export.spec.ExportOptions`."""
+        raise self._cannot("exported to ONNX")
+
     def _cannot(self, what: str) -> ConfigError:
         return ConfigError(f"{self.name} models cannot be {what} (no such step for this kind)")
 

@@ -19,7 +19,8 @@ from triggerad.provenance import package_version
 
 #: Order in which subcommands are listed in ``trigger-ad --help`` (the data flow).
 ORDER = (
-    "quickstart", "generate", "features", "train", "threshold", "evaluate", "firmware", "score",
+    "quickstart", "generate", "features", "train", "threshold", "evaluate", "firmware", "export",
+    "score",
 )
 
 EPILOG = """examples:
