@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from anomaly import rates
+from anomaly.quantized import BIT_EXACT_SCORES
 from triggerad.errors import ConfigError, did_you_mean
 from triggerad.provenance import provenance
 
@@ -191,6 +192,8 @@ def set_threshold(
     record = {"score": score, **threshold_record(
         scores[score], batch.weight, target, input_rate_hz, cl=cl, min_events=min_events
     )}
+    if score in BIT_EXACT_SCORES:  # the cut belongs to this exact integer graph
+        record["fixed_point_digest"] = art.fixed_graph().digest()
     record.update(
         score_definition=art.meta.get("scores", {}).get(score, score),
         dataset_fingerprint=fingerprint(batch),

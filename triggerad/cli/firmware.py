@@ -1,8 +1,11 @@
 """``trigger-ad firmware``: hls4ml HLS project of a quantized anomaly encoder with its score.
 
-The top function takes the raw trigger objects in fixed point, normalises them, runs the QKeras
-encoder, computes score = sum of mu^2 and the trigger bit (score > the model's threshold). The C
-simulation is compared bit for bit with a Keras reference of the same graph on validation events.
+The top function takes the raw trigger objects in fixed point, normalises them, runs the
+quantized encoder, computes score = sum of mu^2 and the trigger bit (score > the model's
+threshold). Every fixed-point type comes from the model (quantization.fixed_point); the C
+simulation is compared bit for bit with the model's integer score mu2_q on validation events.
+The threshold must have been set on mu2_q: a cut set on another score (e.g. the float mu2) is
+refused, since applied to mu2_q it would select another rate than the one threshold.json records.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from triggerad.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-#: Scores the firmware computes (sum of mu^2); thresholds on other scores cannot be used.
-FIRMWARE_SCORES = ("mu2_q", "mu2")
+#: The score the firmware computes (the fixed-point sum of mu^2); thresholds on others are refused.
+FIRMWARE_SCORE = "mu2_q"
 
 
 def register(subparsers) -> None:
@@ -43,18 +46,50 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _threshold_command(art, thr: dict) -> str:
+    """The ``trigger-ad threshold`` command that sets the same target rate on the firmware score."""
+    if thr.get("target_rate_hz") and thr.get("input_rate_hz"):
+        target = f"--rate {thr['target_rate_hz']:.6g} --input-rate {thr['input_rate_hz']:.6g}"
+    elif thr.get("fpr"):
+        target = f"--fpr {thr['fpr']:.6g}"
+    else:
+        target = "--rate RATE"
+    return f"trigger-ad threshold {art.path} {target} --score {FIRMWARE_SCORE}"
+
+
 def trigger_inputs(art):
-    """:class:`firmware.emit.TriggerInputs` of a model artifact (needs its threshold on mu^2)."""
+    """:class:`firmware.emit.TriggerInputs` of a model artifact (needs its threshold on ``mu2_q``).
+
+    Raises
+    ------
+    ConfigError
+        Without ``threshold.json``, for a threshold on another score than ``mu2_q`` (the firmware
+        would apply a cut made for one score to another, at another rate), or for a ``mu2_q``
+        threshold set with other fixed-point types than the model's current ones.
+    """
     from firmware.emit import TriggerInputs
 
     thr = art.threshold
     if thr is None:
         raise ConfigError(f"{art.path}: no threshold.json; run `trigger-ad threshold {art.path} "
                           "--rate ...` first (the firmware needs the cut for the trigger bit)")
-    if thr.get("score") not in FIRMWARE_SCORES:
-        raise ConfigError(f"{art.path}/threshold.json: the firmware computes the score sum of mu^2 "
-                          f"({', '.join(FIRMWARE_SCORES)}), found threshold on {thr.get('score')!r}")
-    return TriggerInputs(art.quantized_encoder(), art.mean, art.scale, list(art.input_names),
+    if thr.get("score") != FIRMWARE_SCORE:
+        raise ConfigError(
+            f"{art.path}/threshold.json: the cut is on {thr.get('score')!r}, but the firmware "
+            f"computes {FIRMWARE_SCORE!r} (sum of mu^2 of the fixed-point encoder); the same cut "
+            "on another score gives another rate than the one recorded. Set the threshold on the "
+            f"firmware score at the same target: `{_threshold_command(art, thr)}`")
+    graph = art.fixed_graph()
+    stored = thr.get("fixed_point_digest")
+    if stored is None:
+        log.warning("%s/threshold.json does not record the fixed-point graph it was set with (an "
+                    "older threshold?); set it again to be sure it matches the firmware", art.path)
+    elif stored != graph.digest():
+        raise ConfigError(
+            f"{art.path}/threshold.json was set with other fixed-point types or weights than the "
+            f"model's current ones (digest {stored[:12]}... vs {graph.digest()[:12]}...); set it "
+            f"again: `{_threshold_command(art, thr)}`")
+    return TriggerInputs(art.quantized_encoder(), graph, art.mean, art.scale, list(art.input_names),
                          float(thr["value"]), thr["score"])
 
 
@@ -89,7 +124,7 @@ def run(args) -> int:
     float_ref = summary["vs_float_pipeline"]
     print(f"HLS project written to {args.out}/ (synthesise there with: "
           f"{synthesis_command(cfg.hls.backend)})")
-    print(f"C simulation vs Keras reference on {summary['n_events']} validation events: decision "
+    print(f"C simulation vs the integer mu2_q on {summary['n_events']} validation events: decision "
           f"agreement {summary['decision_agreement']:.6f}, max score diff "
           f"{summary['max_score_diff_lsb']:g} LSB ({summary['csim_seconds']:.1f} s)")
     print(f"fixed point vs float pipeline: decision agreement "
