@@ -94,7 +94,8 @@ def _layer_function(layer) -> Callable[[np.ndarray], np.ndarray]:
         layer.threshold
     ):
         return _FLOAT_ACTIVATIONS["relu"]
-    raise UnsupportedModelError(f"layer {layer.name!r} of type {cls} has no numpy fast path")
+    hint = "; quantized layers are evaluated by triggerad.fixedpoint" if cls.startswith("Q") else ""
+    raise UnsupportedModelError(f"layer {layer.name!r} of type {cls} has no numpy fast path{hint}")
 
 
 class NumpyNet:
