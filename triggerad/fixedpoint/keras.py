@@ -84,13 +84,12 @@ def _quantized(layer, attr: str, values: np.ndarray, override: str | None) -> tu
     if quantizer is None:
         raise FixedPointError(f"{where}: no QKeras quantizer; a float {attr} has no fixed-point type")
     t = quantizer_type(quantizer, where)
+    if override is not None:  # may widen the type; a lossy one would change the trained model
+        t = parse_fixed(override, f"{where} override")
     values = np.asarray(quantizer(values), dtype=np.float64)
     raw = t.to_raw(values)
     if not np.array_equal(t.from_raw(raw), values):
         raise FixedPointError(f"{where}: quantized values are not exactly representable in {t.hls()}")
-    if override is not None:
-        t = parse_fixed(override, f"{where} override")
-        raw = t.to_raw(values)
     return raw, t
 
 
