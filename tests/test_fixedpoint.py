@@ -107,7 +107,7 @@ def test_rounding_and_overflow_by_hand():
     assert parse_fixed("ap_fixed<6,6>").hls() == "ap_int<6>"
     with pytest.raises(FixedPointError, match="unknown saturation mode 'AP_SATURATE'"):
         parse_fixed("ap_fixed<8,3,AP_RND,AP_SATURATE>")
-    with pytest.raises(FixedPointError, match=r"width must be in \[1, 62\]"):
+    with pytest.raises(FixedPointError, match=r"width must be in \[1, 52\]"):
         parse_fixed("ap_fixed<64,8>")
     with pytest.raises(NonFiniteError, match="1 of 3 values .* are NaN or inf"):
         t.to_raw([0.0, np.nan, 1.0])
@@ -150,8 +150,8 @@ def test_exact_accumulation_equals_the_stepwise_c_semantics():
     whenever the accumulator can neither round nor overflow; narrow ones differ."""
     exact = fp_keras.mac_accumulator(Fixed(10, 4), Fixed(6, 2), Fixed(6, 2), 9)
     layer, x_t = _dense(exact)
-    assert layer.exact_accum and layer._blas
-    x = np.random.default_rng(2).integers(x_t.min_raw, x_t.max_raw + 1, (4000, 9))
+    assert layer.exact_accum
+    x = np.random.default_rng(2).integers(x_t.min_raw, x_t.max_raw + 1, (4000, 9)).astype(float)
     x[:50] = x_t.max_raw  # extremes
     x[50:100] = x_t.min_raw
     shortcut = layer.forward(x)
@@ -161,13 +161,13 @@ def test_exact_accumulation_equals_the_stepwise_c_semantics():
     assert np.mean(narrow.forward(x) != shortcut) > 0.1
     pool_t = fp_keras.pooling_accumulator(Fixed(8, 3, False), 6)
     pool = GlobalAveragePooling1D("p", "x", Fixed(8, 3, False), 6, pool_t, pool_t)
-    values = np.random.default_rng(3).integers(0, 256, (500, 6, 4))
+    values = np.random.default_rng(3).integers(0, 256, (500, 6, 4)).astype(float)
     assert pool.exact_accum
     stepwise = GlobalAveragePooling1D("p", "x", Fixed(8, 3, False), 6, pool_t.with_modes(
         "AP_RND", "AP_SAT"), pool_t)
     stepwise.exact_accum = False
     np.testing.assert_array_equal(pool.forward(values), stepwise.forward(values))
-    np.testing.assert_array_equal(pool.forward(values), (values.sum(axis=1) << 3) // 6)
+    np.testing.assert_array_equal(pool.forward(values), (values.sum(axis=1) * 8) // 6)
 
 
 def test_graph_results_do_not_depend_on_batching():

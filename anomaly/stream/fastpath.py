@@ -11,13 +11,13 @@ models are not handled here: their scores come from the exact integer graph of
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from triggerad.errors import TriggerADError
+from triggerad.fixedpoint.graph import single_threaded_blas
 
 
 class UnsupportedModelError(TriggerADError, NotImplementedError):
@@ -149,16 +149,9 @@ class NumpyNet:
         values = {self.input_name: np.asarray(x, dtype=np.float32)}
         # the matmuls are small (k <= d): BLAS threads cost more than they give, and a read-ahead
         # thread needs the other core
-        with _blas_controller().limit(limits=1, user_api="blas"):
+        with single_threaded_blas():
             for node in self.nodes:
                 source = values[node.inputs[0]] if node.inputs else values[self.input_name]
                 values[node.name] = node.fn(source)
         return [values[name] for name in self.outputs]
 
-
-@functools.cache
-def _blas_controller():
-    """threadpoolctl controller of the BLAS libraries loaded with numpy (built once)."""
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()

@@ -1,6 +1,7 @@
 """Exact fixed-point (``ap_fixed``) arithmetic and the integer evaluation of quantized networks.
 
-The one implementation of fixed-point quantization in trigger-ad. Quantized scores (``mu2_q``),
+The one implementation of fixed-point quantization in trigger-ad. Raw values (the integers a
+fixed-point number stores) are held exactly in float64 arrays (see :mod:`.types`). Quantized scores (``mu2_q``),
 thresholds on them, the stream fast path and the firmware reference all evaluate a
 :class:`FixedGraph` built from the QKeras model and its :class:`FixedPointConfig`; hls4ml receives
 the same per-layer types (:meth:`FixedGraph.hls_precisions`), so the integer evaluation and the
@@ -29,7 +30,7 @@ Example
 ...                ["s"])
 >>> raw = g(np.array([[1.5, -0.25], [3.0, 2.0]]))[0]
 >>> raw.tolist(), g.value("s", raw).tolist()
-([37, 208], [2.3125, 13.0])
+([37.0, 208.0], [2.3125, 13.0])
 """
 
 from triggerad.fixedpoint.config import FixedPointConfig

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 
@@ -53,8 +55,13 @@ class FixedGraph:
                                   + did_you_mean(name, list(self._by_name)))
         return self._by_name[name]
 
+    #: Events evaluated at a time: small enough for the intermediate arrays to stay in the CPU
+    #: cache (several times faster than whole chunks); results do not depend on it.
+    BLOCK = 4096
+
     def run(self, *x, keep: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-        """Raw int64 values of the outputs (and of the layers named in ``keep``) for inputs ``x``.
+        """Raw values (exact integers, float64) of the outputs (and of the layers named in
+        ``keep``) for inputs ``x``.
 
         Parameters
         ----------
@@ -69,6 +76,15 @@ class FixedGraph:
             raise FixedPointError(f"expected {len(inputs)} input arrays "
                                   f"({[i.name for i in inputs]}), found {len(x)}")
         wanted = set(self.outputs) | {self.layer(name).name for name in keep}
+        n = len(x[0])
+        with single_threaded_blas():
+            if n <= self.BLOCK:
+                return self._run_block(x, wanted)
+            blocks = [self._run_block([a[start:start + self.BLOCK] for a in x], wanted)
+                      for start in range(0, n, self.BLOCK)]
+        return {name: np.concatenate([b[name] for b in blocks]) for name in wanted}
+
+    def _run_block(self, x, wanted: set[str]) -> dict[str, np.ndarray]:
         readers: dict[str, int] = {}
         for layer in self.layers:
             for source in layer.inputs:
@@ -115,3 +131,19 @@ class FixedGraph:
         """One row per layer: ``name``, ``kind`` and its types (for reports and documentation)."""
         return [{"name": layer.name, "kind": layer.kind,
                  **{k: t.hls() for k, t in layer.precisions().items()}} for layer in self.layers]
+
+
+@functools.cache
+def _blas_controller():
+    """threadpoolctl controller of the BLAS libraries loaded with numpy (built once)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Limit BLAS to one thread: the matrix products of small networks gain nothing from threads,
+    and a read-ahead thread needs the other core. (Results are exact either way.)"""
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        yield

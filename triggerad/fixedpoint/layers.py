@@ -1,7 +1,8 @@
 """Layers of an integer fixed-point network, each with the semantics of hls4ml 1.3's C simulation.
 
-Every layer maps raw int64 inputs (see :mod:`triggerad.fixedpoint.types`) to raw outputs of its
-``result`` type, and knows the hls4ml precision keys it stands for (:meth:`Layer.precisions`):
+Every layer maps raw inputs to raw outputs of its ``result`` type (raw integers held exactly in
+float64, see :mod:`triggerad.fixedpoint.types`), and knows the hls4ml precision keys it stands
+for (:meth:`Layer.precisions`):
 
 * :class:`Input` - floats assigned to the input type (the top function's ``input_t``).
 * :class:`ScaleShift` - ``res = x * scale + bias`` computed exactly, one rounding into ``result``
@@ -19,10 +20,11 @@ Every layer maps raw int64 inputs (see :mod:`triggerad.fixedpoint.types`) to raw
 * :class:`SumSquares` - ``sum_i x_i^2`` accumulated exactly, one rounding into ``result``.
 * :class:`ThresholdBit` - ``raw(score) > threshold_units`` as ``ap_uint<1>``.
 
-Exactness: products and sums are integers below 2**62 (checked when a layer is built). A matrix
-product whose every partial sum stays below 2**53 in magnitude runs as a float64 BLAS product of
-the integers: each partial sum is then an exactly representable integer, so the result is exact
-and the same for any summation order, thread count or CPU; larger ones use int64.
+Exactness: when a layer is built, the bounds of all its intermediate integers are computed from
+its input type and constants and checked against :data:`~triggerad.fixedpoint.types.EXACT_LIMIT`.
+Matrix products are float64 BLAS calls on these integers: every partial sum is an exactly
+representable integer, so the result is exact and the same for any summation order, thread
+count or CPU.
 """
 
 from __future__ import annotations
@@ -31,22 +33,17 @@ from typing import ClassVar
 
 import numpy as np
 
-from triggerad.fixedpoint.types import Fixed, FixedPointError
-
-#: Largest magnitude of exact integers in float64.
-FLOAT_EXACT = 2**53
-#: Largest magnitude allowed for any intermediate integer.
-INT_LIMIT = 2**62
-
-
-def _range(t: Fixed) -> tuple[int, int]:
-    return t.min_raw, t.max_raw
+from triggerad.fixedpoint.types import EXACT_LIMIT, Fixed, FixedPointError
 
 
 def _check_limit(bound: int, what: str) -> None:
-    if bound >= INT_LIMIT:
-        raise FixedPointError(f"{what}: intermediate values reach 2^{bound.bit_length()}, beyond the "
-                              "int64 arithmetic of triggerad.fixedpoint (2^62)")
+    if bound >= EXACT_LIMIT:
+        raise FixedPointError(f"{what}: intermediate values reach 2^{int(bound).bit_length()}, "
+                              "beyond the exact integer arithmetic of triggerad.fixedpoint (2^52)")
+
+
+def _max_abs(t: Fixed) -> int:
+    return max(-t.min_raw, t.max_raw)
 
 
 class Layer:
@@ -75,6 +72,10 @@ class Layer:
                 "types": {k: t.hls() for k, t in self.precisions().items()}, **self.params()}
 
 
+def _ints(values) -> list[int]:
+    return [int(v) for v in np.ravel(values)]
+
+
 class Input(Layer):
     """Floats (physical inputs) assigned to the input type."""
 
@@ -84,7 +85,7 @@ class Input(Layer):
         super().__init__(name, (), result)
 
     def forward(self, x) -> np.ndarray:
-        return self.result.to_raw(x)
+        return self.result.to_raw(x, compact=True)  # may be float32: later layers upcast
 
 
 class ScaleShift(Layer):
@@ -96,29 +97,28 @@ class ScaleShift(Layer):
                  scale_type: Fixed, bias: np.ndarray, bias_type: Fixed, result: Fixed):
         super().__init__(name, (source,), result)
         self.input_type, self.scale_type, self.bias_type = input_type, scale_type, bias_type
-        self.scale = np.asarray(scale, dtype=np.int64)
-        self.bias = np.asarray(bias, dtype=np.int64)
-        self.frac = max(input_type.frac + scale_type.frac, bias_type.frac)
-        self._scale_shift = self.frac - input_type.frac - scale_type.frac
-        self._bias_aligned = self.bias << (self.frac - bias_type.frac)
-        x_max = max(-input_type.min_raw, input_type.max_raw)
-        bound = (x_max * int(np.max(np.abs(self.scale), initial=0)) << self._scale_shift) + int(
-            np.max(np.abs(self._bias_aligned), initial=0))
+        self.scale = np.asarray(scale, dtype=np.float64)
+        self.bias = np.asarray(bias, dtype=np.float64)
+        prod_frac = input_type.frac + scale_type.frac
+        frac = max(prod_frac, bias_type.frac)
+        bound = _max_abs(input_type) * max(map(abs, _ints(self.scale)), default=0) * 2 ** (
+            frac - prod_frac) + max(map(abs, _ints(self.bias)), default=0) * 2 ** (frac - bias_type.frac)
         _check_limit(bound, f"layer {name!r}")
+        # x * s + b in LSB units of the result, the scalings by powers of two folded in (exact)
+        self._scale = np.ldexp(self.scale, result.frac - prod_frac)
+        self._bias = np.ldexp(self.bias, result.frac - bias_type.frac)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        y = x * self.scale
-        if self._scale_shift:
-            y <<= self._scale_shift
-        if self._bias_aligned.any():
-            y += self._bias_aligned
-        return self.result.cast(y, self.frac, inplace=True)
+        y = x * self._scale
+        if self._bias.any():
+            y += self._bias
+        return self.result.assign(y)
 
     def precisions(self) -> dict[str, Fixed]:
         return {"scale": self.scale_type, "bias": self.bias_type, "result": self.result}
 
     def params(self) -> dict:
-        return {"scale": self.scale.tolist(), "bias": self.bias.tolist()}
+        return {"scale": _ints(self.scale), "bias": _ints(self.bias)}
 
 
 class Dense(Layer):
@@ -130,7 +130,7 @@ class Dense(Layer):
         Layer name and the name of its input layer.
     input_type : Fixed
         Type of the inputs.
-    weight, bias : int arrays
+    weight, bias : integer arrays
         Raw weights ``(n_in, n_out)`` and biases ``(n_out,)`` of ``weight_type``/``bias_type``.
     accum, result : Fixed
         Accumulator and output types.
@@ -147,51 +147,40 @@ class Dense(Layer):
         self.kind = "PointwiseConv1D" if pointwise else "Dense"
         self.input_type, self.weight_type, self.bias_type, self.accum = (
             input_type, weight_type, bias_type, accum)
-        self.weight = np.asarray(weight, dtype=np.int64)
-        self.bias = np.asarray(bias, dtype=np.int64)
+        self.weight = np.asarray(weight, dtype=np.float64)
+        self.bias = np.asarray(bias, dtype=np.float64)
         self.prod_frac = input_type.frac + weight_type.frac
         self.sum_frac = max(self.prod_frac, bias_type.frac)
-        # bounds of every partial sum (any order), from the input type's range: python ints
-        w = self.weight.astype(object)
-        x_lo, x_hi = _range(input_type)
-        prod_low = np.minimum(w * x_lo, w * x_hi).sum(axis=0)
-        prod_high = np.maximum(w * x_lo, w * x_hi).sum(axis=0)
-        matmul_bound = max([abs(int(v)) for v in (*prod_low, *prod_high)] + [0])
+        # bounds of every partial sum (any order), from the input type's range, as python ints
+        w = np.array(_ints(self.weight), dtype=object).reshape(self.weight.shape)
+        b = np.array(_ints(self.bias), dtype=object) * 2 ** (self.sum_frac - bias_type.frac)
+        lo, hi = input_type.min_raw, input_type.max_raw
         shift = 2 ** (self.sum_frac - self.prod_frac)
-        b = self.bias.astype(object) * 2 ** (self.sum_frac - bias_type.frac)
-        low = [int(v) for v in prod_low * shift + np.minimum(b, 0)]
-        high = [int(v) for v in prod_high * shift + np.maximum(b, 0)]
-        _check_limit(max([abs(v) for v in low + high] + [0]), f"layer {name!r}")
-        self._blas = matmul_bound < FLOAT_EXACT
-        acc_scale = 2 ** (accum.frac - self.sum_frac) if accum.frac >= self.sum_frac else 0
-        self.exact_accum = bool(acc_scale) and all(
-            accum.min_raw <= v * acc_scale <= accum.max_raw for v in low + high)
-        self._weight_f = self.weight.astype(np.float64)
-        self._bias_aligned = self.bias << (self.sum_frac - bias_type.frac)
+        low = [int(v) for v in np.minimum(w * lo, w * hi).sum(axis=0) * shift + np.minimum(b, 0)]
+        high = [int(v) for v in np.maximum(w * lo, w * hi).sum(axis=0) * shift + np.maximum(b, 0)]
+        _check_limit(max(map(abs, low + high), default=0), f"layer {name!r}")
+        self.exact_accum = accum.contains(min(low, default=0), max(high, default=0), self.sum_frac)
+        # the result needs no rounding or overflow handling when it holds every possible sum
+        self._identity = result.contains(min(low, default=0), max(high, default=0), self.sum_frac)
+        # products and bias in LSB units of the result (scalings by powers of two: exact)
+        self._weight = np.ldexp(self.weight, result.frac - self.prod_frac)
+        self._bias = np.ldexp(self.bias, result.frac - bias_type.frac)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        if self.exact_accum:
-            return self.result.cast(self._exact_sum(x), self.sum_frac, inplace=True)
-        return self.result.cast(self._stepwise_sum(x), self.accum.frac, inplace=True)
-
-    def _exact_sum(self, x: np.ndarray) -> np.ndarray:
-        if self._blas:
-            y = (x.astype(np.float64) @ self._weight_f).astype(np.int64)
-        else:
-            y = x @ self.weight
-        if self.sum_frac > self.prod_frac:
-            y <<= self.sum_frac - self.prod_frac
-        y += self._bias_aligned
-        return y
+        if not self.exact_accum:
+            x = np.asarray(x, dtype=np.float64)
+            return self.result.cast(self._stepwise_sum(x), self.accum.frac, inplace=True)
+        y = x @ self._weight  # exact: integers (times powers of two) below 2^52
+        y += self._bias
+        return y if self._identity else self.result.assign(y)
 
     def _stepwise_sum(self, x: np.ndarray) -> np.ndarray:
         """``acc = (accum_t) b; for i: acc += (accum_t)(x_i * w_i)``, every step in ``accum_t``."""
         acc = np.broadcast_to(self.accum.cast(self.bias, self.bias_type.frac),
                               x.shape[:-1] + self.bias.shape).copy()
         for i in range(self.weight.shape[0]):
-            product = self.accum.cast(x[..., i:i + 1] * self.weight[i], self.prod_frac, inplace=True)
-            acc += product
-            acc = self.accum.cast(acc, self.accum.frac, inplace=True)
+            acc += self.accum.cast(x[..., i:i + 1] * self.weight[i], self.prod_frac, inplace=True)
+            acc = self.accum.assign(acc)
         return acc
 
     def precisions(self) -> dict[str, Fixed]:
@@ -199,7 +188,7 @@ class Dense(Layer):
                 "result": self.result}
 
     def params(self) -> dict:
-        return {"weight": self.weight.tolist(), "bias": self.bias.tolist()}
+        return {"weight": _ints(self.weight), "bias": _ints(self.bias)}
 
 
 class Activation(Layer):
@@ -214,10 +203,13 @@ class Activation(Layer):
                                   f"version; supported: {self.FUNCTIONS}")
         super().__init__(name, (source,), result)
         self.input_type, self.function = input_type, function
+        # a saturating unsigned result already maps every negative value to 0 (rounding is
+        # monotonic), so relu(x) cast into it equals x cast into it
+        self._clips_negatives = not result.signed and result.saturation in ("AP_SAT", "AP_SAT_SYM")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        if self.function == "relu":
-            return self.result.cast(np.maximum(x, 0), self.input_type.frac, inplace=True)
+        if self.function == "relu" and not self._clips_negatives:
+            return self.result.cast(np.maximum(x, 0.0), self.input_type.frac, inplace=True)
         return self.result.cast(x, self.input_type.frac)
 
     def params(self) -> dict:
@@ -234,25 +226,25 @@ class GlobalAveragePooling1D(Layer):
         super().__init__(name, (source,), result)
         self.input_type, self.steps, self.accum = input_type, int(steps), accum
         self.frac = max(accum.frac, input_type.frac)
-        scale = 2 ** (accum.frac - input_type.frac) if accum.frac >= input_type.frac else 0
-        lo, hi = _range(input_type)
-        self.exact_accum = bool(scale) and (accum.min_raw <= min(lo, 0) * self.steps * scale
-                                            and max(hi, 0) * self.steps * scale <= accum.max_raw)
-        _check_limit(max(-lo, hi) * self.steps << (self.frac - input_type.frac), f"layer {name!r}")
+        low, high = min(input_type.min_raw, 0) * self.steps, max(input_type.max_raw, 0) * self.steps
+        self.exact_accum = accum.contains(low, high, input_type.frac)
+        _check_limit(max(-low, high) * 2 ** (self.frac - input_type.frac), f"layer {name!r}")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if x.shape[-2] != self.steps:
             raise FixedPointError(f"layer {self.name!r}: expected {self.steps} steps, found "
                                   f"shape {x.shape}")
+        x = np.asarray(x, dtype=np.float64)
         if self.exact_accum:
             y = self.accum.cast(x.sum(axis=-2), self.input_type.frac, inplace=True)
         else:
-            up_acc, up_in = self.frac - self.accum.frac, self.frac - self.input_type.frac
-            y = np.zeros(x.shape[:-2] + x.shape[-1:], dtype=np.int64)
+            y = np.zeros(x.shape[:-2] + x.shape[-1:])
+            up_acc, up_in = 2.0 ** (self.frac - self.accum.frac), 2.0 ** (self.frac - self.input_type.frac)
             for i in range(self.steps):
-                y = self.accum.cast((y << up_acc) + (x[..., i, :] << up_in), self.frac, inplace=True)
-        mean = np.where(y < 0, -((-y) // self.steps), y // self.steps)  # truncation towards 0
-        return self.result.cast(mean, self.accum.frac, inplace=True)
+                y = self.accum.cast(y * up_acc + x[..., i, :] * up_in, self.frac, inplace=True)
+        y -= np.fmod(y, self.steps)  # y /= steps in accum_t: truncation towards zero, exact
+        y /= self.steps
+        return self.result.cast(y, self.accum.frac, inplace=True)
 
     def precisions(self) -> dict[str, Fixed]:
         return {"accum": self.accum, "result": self.result}
@@ -269,11 +261,12 @@ class SumSquares(Layer):
     def __init__(self, name: str, source: str, input_type: Fixed, n_in: int, result: Fixed):
         super().__init__(name, (source,), result)
         self.input_type, self.n_in = input_type, int(n_in)
-        x_max = max(-input_type.min_raw, input_type.max_raw)
-        _check_limit(x_max * x_max * self.n_in, f"layer {name!r}")
+        _check_limit(_max_abs(input_type) ** 2 * self.n_in, f"layer {name!r}")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return self.result.cast(np.sum(x * x, axis=-1), 2 * self.input_type.frac, inplace=True)
+        x = np.asarray(x, dtype=np.float64)
+        return self.result.cast(np.einsum("...i,...i->...", x, x), 2 * self.input_type.frac,
+                                inplace=True)
 
     def params(self) -> dict:
         return {"n_in": self.n_in}
@@ -294,7 +287,7 @@ class ThresholdBit(Layer):
         self.units = int(units)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return (x > self.units).astype(np.int64)
+        return (x > self.units).astype(np.float64)
 
     def params(self) -> dict:
         return {"threshold_units": self.units}

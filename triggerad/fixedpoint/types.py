@@ -1,7 +1,13 @@
-"""Fixed-point types with the semantics of HLS ``ap_fixed`` / ``ap_ufixed``, in integer arithmetic.
+"""Fixed-point types with the semantics of HLS ``ap_fixed`` / ``ap_ufixed``, in exact integer arithmetic.
 
-A value of type ``ap_fixed<W, I>`` is held as its *raw* integer ``r`` (numpy int64): the value is
-``r * 2**-(W - I)``. Assigning a value to a type (:meth:`Fixed.cast`) first applies the type's
+A value of type ``ap_fixed<W, I>`` is held as its *raw* integer ``r``: the value is
+``r * 2**-(W - I)``. Raw integers are stored in float64 arrays: every integer below 2**53 is
+exactly representable there, and sums, products, scalings by powers of two, ``floor``,
+``rint``, ``trunc``, ``fmod`` and comparisons of such integers are exact, whatever the CPU, the
+BLAS library or the order of the operations, as long as no value reaches 2**53. Widths are
+limited to :data:`MAX_WIDTH` bits and every layer checks the bounds of its intermediate values
+when it is built (:data:`EXACT_LIMIT`), so this *is* integer arithmetic - and it lets matrix
+products run as BLAS calls. Assigning a value to a type (:meth:`Fixed.cast`) first applies the type's
 quantization mode to the bits below its LSB, then its overflow mode to the bits above its MSB,
 exactly as the Xilinx ``ap_fixed`` headers do (and hence hls4ml's C simulation):
 
@@ -19,16 +25,15 @@ exactly as the Xilinx ``ap_fixed`` headers do (and hence hls4ml's C simulation):
 ``AP_SAT_SYM``     clip to ``[-max, max]`` (signed types; as ``AP_SAT`` for unsigned ones)
 =================  ==========================================================================
 
-Every operation is exact: widths up to :data:`MAX_WIDTH` bits, intermediate values checked to fit
-in int64. Floats are converted exactly (:meth:`Fixed.to_raw`), whatever their number of bits.
+Floats are converted exactly (:meth:`Fixed.to_raw`), whatever their number of bits.
 
 Example
 -------
 >>> t = parse_fixed("ap_fixed<8,3,AP_RND_CONV,AP_SAT>")     # LSB 1/32, range [-4, 4 - 1/32]
 >>> t.to_raw([0.015625, 0.046875, 5.0, -1.0]).tolist()      # 0.5 and 1.5 LSB: ties to even
-[0, 2, 127, -32]
+[0.0, 2.0, 127.0, -32.0]
 >>> t.cast([3, 5], frac=1).tolist()                          # 1.5 and 2.5 in a type with 1 frac bit
-[48, 80]
+[48.0, 80.0]
 """
 
 from __future__ import annotations
@@ -44,8 +49,11 @@ from triggerad.errors import NonFiniteError, TriggerADError
 ROUNDING_MODES = ("AP_TRN", "AP_TRN_ZERO", "AP_RND", "AP_RND_CONV", "AP_RND_ZERO", "AP_RND_INF",
                   "AP_RND_MIN_INF")
 SATURATION_MODES = ("AP_WRAP", "AP_SAT", "AP_SAT_ZERO", "AP_SAT_SYM")
-#: Widest type supported (raw values and one extra bit for sums stay inside int64).
-MAX_WIDTH = 62
+#: Widest type supported.
+MAX_WIDTH = 52
+#: Bound of every raw value and intermediate integer: below it float64 integer arithmetic is exact
+#: (with a bit of headroom for the overflow arithmetic).
+EXACT_LIMIT = 2**52
 
 _FIXED_RE = re.compile(
     r"^\s*ap_(u?)(fixed|int)\s*<\s*(\d+)\s*(?:,\s*(-?\d+)\s*)?(?:,\s*(AP_\w+)\s*)?(?:,\s*(AP_\w+)\s*)?>\s*$"
@@ -123,152 +131,147 @@ class Fixed:
         return Fixed(self.width, self.integer, self.signed, rounding, saturation)
 
     # Conversions -------------------------------------------------------------------------------
+    def assign(self, v: np.ndarray) -> np.ndarray:
+        """Assign values given in LSB units of this type (float64, possibly fractional) to this
+        type: rounding, then overflow. Overwrites and returns ``v``.
+
+        (For ``AP_SAT``/``AP_SAT_SYM`` the clipping is done first: every rounding mode is
+        monotonic and leaves the integer bounds unchanged, so the result is the same.)
+        """
+        if self.saturation in ("AP_SAT", "AP_SAT_SYM"):
+            return _round_inplace(self._overflow_inplace(v), self.rounding)
+        _round_inplace(v, self.rounding)
+        return self._overflow_inplace(v)
+
     def cast(self, raw, frac: int, *, inplace: bool = False) -> np.ndarray:
         """Assign the values ``raw * 2**-frac`` (integers) to this type; returns the new raw values.
 
         Parameters
         ----------
-        raw : int array
-            Raw values, ``|raw| < 2**62``.
+        raw : array of integers
+            Raw values, ``|raw| < 2**52``.
         frac : int
             Their fractional bits.
         inplace : bool
-            ``raw`` (an int64 array) may be overwritten with the result.
+            ``raw`` (a float64 array) may be overwritten with the result.
         """
-        raw = np.asarray(raw, dtype=np.int64)
-        if not inplace:
-            raw = raw.copy()
+        v = np.array(raw, dtype=np.float64, copy=not inplace)
         shift = frac - self.frac
-        if shift > 0:
-            raw = _round_shift_inplace(raw, shift, self.rounding)
-        elif shift < 0:
-            raw = self._shift_left(raw, -shift)
-        return self._overflow_inplace(raw)
+        if shift < 0 and self.saturation == "AP_WRAP":  # more fractional bits: wrap first
+            v = _residue(v, self.width + shift) if shift > -self.width else np.zeros_like(v)
+        if shift:
+            v *= 2.0**-shift
+        return self.assign(v)
 
-    def to_raw(self, x) -> np.ndarray:
-        """Raw values (int64) of the floats ``x`` assigned to this type, exact for any float.
+    def to_raw(self, x, *, compact: bool = False) -> np.ndarray:
+        """Raw values (integer-valued float64) of the floats ``x`` assigned to this type, exact
+        for any float.
+
+        Parameters
+        ----------
+        x : float array
+            Values.
+        compact : bool
+            Return float32 when that is exact too (float32 ``x``, a saturating type of at most
+            24 bits with ``frac >= 0``): half the memory traffic for wide inputs.
 
         Raises
         ------
         NonFiniteError
             If ``x`` holds NaN or inf.
-        FixedPointError
-            For types wider than 58 bits.
         """
-        if self.width > 58:
-            raise FixedPointError(f"float conversion supports types up to 58 bits, found {self.hls()}")
         x = np.asarray(x)
-        if x.dtype != np.float32 or self.frac < 0 or self.saturation == "AP_WRAP":
-            x = x.astype(np.float64)  # float32 is kept only where ldexp/clip stay exact in it
-        if not np.all(np.isfinite(x)):
+        if not np.isfinite(x).all():
             raise NonFiniteError(f"{int(np.sum(~np.isfinite(x)))} of {x.size} values to convert to "
                                  f"{self.hls()} are NaN or inf")
-        scaled = np.ldexp(x, self.frac)  # exact (a power of two), same float type
+        small = (compact and x.dtype == np.float32 and self.width <= 24 and self.frac >= 0
+                 and self.saturation in ("AP_SAT", "AP_SAT_SYM"))
+        # exact: a scaling by a power of two (in float32 an overflow becomes inf, then saturates)
+        v = np.multiply(x, 2.0**self.frac, dtype=np.float32 if small else np.float64)
         bound = 2.0**self.width
         if self.saturation == "AP_WRAP":
-            scaled = np.fmod(scaled, bound)  # exact; keeps the value modulo 2^W (and its sign)
-        else:
-            np.clip(scaled, -bound, bound, out=scaled)  # beyond the range either way
-        if self.rounding in _FLOAT_ROUNDING:  # exact for every float
-            _FLOAT_ROUNDING[self.rounding](scaled, out=scaled)
-            raw = scaled.astype(np.int64)
-        else:  # two guard bits and a sticky bit below the LSB decide the other modes exactly
-            fine = np.ldexp(scaled.astype(np.float64), 2)
-            floor = np.floor(fine)
-            raw = floor.astype(np.int64)
-            raw <<= 1
-            raw += fine != floor
-            raw = _round_shift_inplace(raw, 3, self.rounding)
-        return self._overflow_inplace(raw)
+            np.fmod(v, bound, out=v)  # exact; keeps the value modulo 2^W (and its sign)
+        elif self.saturation == "AP_SAT_ZERO":
+            _clip(v, -bound, bound)  # out of range either way
+        return self.assign(v)
 
     def from_raw(self, raw) -> np.ndarray:
-        """Values (float64) of raw integers of this type (exact: widths <= 53 bits)."""
+        """Values (float64) of raw integers of this type (exact)."""
         return np.ldexp(np.asarray(raw, dtype=np.float64), -self.frac)
 
     def quantize(self, x) -> np.ndarray:
         """Values of ``x`` after assignment to this type (float64), as HLS ``ap_fixed`` does it."""
         return self.from_raw(self.to_raw(x))
 
-    def contains(self, other: Fixed) -> bool:
-        """True if every value of ``other`` is exactly representable in this type."""
-        if other.frac > self.frac:
+    def contains(self, low: int, high: int, frac: int) -> bool:
+        """True if every integer in ``[low, high]`` with ``frac`` fractional bits is exactly
+        representable in this type (assigning it changes nothing)."""
+        if frac > self.frac:
             return False
-        scale = 2 ** (self.frac - other.frac)
-        return self.min_raw <= other.min_raw * scale and other.max_raw * scale <= self.max_raw
+        scale = 2 ** (self.frac - frac)
+        return self.min_raw <= low * scale and high * scale <= self.max_raw
 
     # Internals ---------------------------------------------------------------------------------
-    def _shift_left(self, raw: np.ndarray, bits: int) -> np.ndarray:
-        if self.saturation == "AP_WRAP":  # modular: only the low bits matter
-            return (raw.view(np.uint64) << np.uint64(bits)).view(np.int64)
-        if bits > MAX_WIDTH:
-            return np.sign(raw) * (2**MAX_WIDTH)  # any non-zero value overflows
-        low, high = (self.min_raw >> bits) - 1, (self.max_raw >> bits) + 1
-        np.clip(raw, low, high, out=raw)
-        raw <<= bits
-        return raw
-
-    def _overflow_inplace(self, raw: np.ndarray) -> np.ndarray:
+    def _overflow_inplace(self, v: np.ndarray) -> np.ndarray:
         lo, hi = self.min_raw, self.max_raw
         mode = self.saturation
         if mode == "AP_WRAP":
-            raw &= (1 << self.width) - 1
+            v = _residue(v, self.width)
             if self.signed:
-                sign = raw >> (self.width - 1)
-                sign <<= self.width
-                raw -= sign
-            return raw
+                v[v > hi] -= 2.0**self.width
+            return v
         if mode == "AP_SAT_ZERO":
-            raw[(raw < lo) | (raw > hi)] = 0
-            return raw
+            v[(v < lo) | (v > hi)] = 0.0
+            return v
         if mode == "AP_SAT_SYM" and self.signed:
             lo = -hi
-        return np.clip(raw, lo, hi, out=raw)
+        return _clip(v, lo, hi)
 
 
-#: Rounding modes that numpy float functions implement exactly (any float, any magnitude).
-_FLOAT_ROUNDING = {"AP_RND_CONV": np.rint, "AP_TRN": np.floor, "AP_TRN_ZERO": np.trunc}
+def _clip(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``np.clip(v, lo, hi, out=v)``, faster (numpy's clip takes a slow path for floats)."""
+    np.minimum(v, hi, out=v)
+    return np.maximum(v, lo, out=v)
+
+
+def _residue(v: np.ndarray, bits: int) -> np.ndarray:
+    """``v mod 2**bits`` in ``[0, 2**bits)`` for integer-valued float64 ``v`` (exact, in place)."""
+    np.fmod(v, 2.0**bits, out=v)
+    v[v < 0] += 2.0**bits
+    return v
+
+
+def _round_inplace(v: np.ndarray, mode: str) -> np.ndarray:
+    """Round ``v`` (float64, in LSB units) to integers with an HLS quantization mode, in place.
+
+    ``floor``, ``rint`` (ties to even), ``trunc`` and the remainder ``v - floor(v)`` are exact for
+    every float, so each mode is exact: ties are detected as a remainder of exactly one half.
+    """
+    if mode == "AP_RND_CONV":
+        return np.rint(v, out=v)
+    if mode == "AP_TRN":
+        return np.floor(v, out=v)
+    if mode == "AP_TRN_ZERO":
+        return np.trunc(v, out=v)
+    if mode not in ROUNDING_MODES:
+        raise FixedPointError(f"unknown rounding mode {mode!r}; valid: {ROUNDING_MODES}")
+    floor = np.floor(v)
+    remainder = v - floor
+    up = remainder > 0.5
+    if mode != "AP_RND_MIN_INF":  # ties: up for AP_RND, towards zero / away from zero
+        tie = remainder == 0.5
+        if mode == "AP_RND_ZERO":
+            tie &= v < 0
+        elif mode == "AP_RND_INF":
+            tie &= v > 0
+        up |= tie
+    np.add(floor, up, out=v)
+    return v
 
 
 def round_shift(raw, bits: int, mode: str) -> np.ndarray:
-    """``raw * 2**-bits`` rounded to an integer with an HLS quantization mode (``bits >= 1``).
-
-    Closed forms on int64 (``half = 2**(bits - 1)``): ``AP_TRN`` ``raw >> bits``; ``AP_RND``
-    ``(raw + half) >> bits``; ``AP_RND_MIN_INF`` ``(raw + half - 1) >> bits``; ``AP_RND_CONV``
-    adds the parity of the truncated result, so ties go to even; ``AP_RND_ZERO``/``AP_RND_INF``
-    move ties by the sign; ``AP_TRN_ZERO`` truncates the magnitude.
-    """
-    return _round_shift_inplace(np.array(raw, dtype=np.int64), bits, mode)
-
-
-def _round_shift_inplace(r: np.ndarray, bits: int, mode: str) -> np.ndarray:
-    """:func:`round_shift` overwriting the int64 array ``r``."""
-    if bits > MAX_WIDTH:  # |r| < 2^62: the result is 0 or -1 before rounding
-        r, bits = np.sign(r), 2
-    half = 1 << (bits - 1)
-    if mode == "AP_TRN":
-        r >>= bits
-    elif mode in ("AP_RND", "AP_RND_MIN_INF"):
-        r += half if mode == "AP_RND" else half - 1
-        r >>= bits
-    elif mode == "AP_RND_CONV":
-        parity = r >> bits
-        parity &= 1
-        r += half - 1
-        r += parity
-        r >>= bits
-    elif mode in ("AP_RND_ZERO", "AP_RND_INF"):
-        tie_down = r >= 0 if mode == "AP_RND_ZERO" else r < 0
-        r += half
-        r -= tie_down
-        r >>= bits
-    elif mode == "AP_TRN_ZERO":
-        negative = r < 0
-        np.abs(r, out=r)
-        r >>= bits
-        np.negative(r, out=r, where=negative)
-    else:
-        raise FixedPointError(f"unknown rounding mode {mode!r}; valid: {ROUNDING_MODES}")
-    return r
+    """``raw * 2**-bits`` rounded to integers with an HLS quantization mode (float64 result)."""
+    return _round_inplace(np.ldexp(np.asarray(raw, dtype=np.float64), -bits), mode)
 
 
 def parse_fixed(text: str, where: str = "precision") -> Fixed:
@@ -306,7 +309,8 @@ def parse_fixed(text: str, where: str = "precision") -> Fixed:
         raise FixedPointError(f"{where}: unknown saturation mode {sat!r} in {text!r}; valid: "
                               f"{SATURATION_MODES}")
     if not 1 <= width <= MAX_WIDTH:
-        raise FixedPointError(f"{where}: width must be in [1, {MAX_WIDTH}], found {text!r}")
+        raise FixedPointError(f"{where}: width must be in [1, {MAX_WIDTH}] (exact arithmetic in "
+                              f"float64 integers), found {text!r}")
     return Fixed(width, int(integer), not unsigned, rnd, sat)
 
 
