@@ -44,8 +44,10 @@ SCORE_DEFINITIONS = {
     "L1: 0.5 * sum over occupied inputs of the squared normalised residual)",
     "kl": "KL(N(mu, sigma^2) || N(0, 1)) summed over latent dims, float encoder",
     "mu2": "sum over latent dims of mu^2, float encoder (AXOL1TL score)",
-    "mu2_q": "sum over latent dims of mu^2, quantized (QKeras) encoder: the firmware score",
-    "kl_q": "KL term from the quantized encoder's mu and logvar",
+    "mu2_q": "sum over latent dims of mu^2 of the quantized encoder, in exact fixed-point integer "
+    "arithmetic (quantization.fixed_point types): the firmware score, bit for bit",
+    "kl_q": "KL term from the fixed-point encoder's mu and logvar (float64 exp/log of exact "
+    "integer outputs)",
 }
 SCORE_NAMES = tuple(SCORE_DEFINITIONS)
 DEFAULT_SCORE = {"hlf_vae": "nll", "l1_vae": "mu2_q"}
@@ -177,6 +179,7 @@ class ModelArtifact:
         self.scale = np.asarray(meta["normalisation"]["scale"], dtype=np.float32)
         self._models = None
         self._score_fn = None
+        self._graph = None
 
     # Metadata ----------------------------------------------------------------------------------
     @property
@@ -285,7 +288,7 @@ class ModelArtifact:
 
             where = f"{self.path / ARTIFACT_FILE}:config"
             mcfg = build(m.ModelConfig, self.config["model"], where=f"{where}.model")
-            qcfg = build(m.QuantizationConfig, self.config["quantization"], where=f"{where}.quantization")
+            qcfg = self.quantization_config()
             vae = m.build_vae(mcfg)
             vae.load_weights(str(self.path / VAE_WEIGHTS))
             qenc = m.build_quantized_encoder(len(self.input_names), mcfg, qcfg)
@@ -296,6 +299,36 @@ class ModelArtifact:
     def vae(self):
         """The float :class:`anomaly.model.VAE` (encoder + decoder) with the stored weights."""
         return self._build()[0]
+
+    def quantization_config(self):
+        """The ``quantization`` section (:class:`anomaly.model.QuantizationConfig`), with its
+        ``fixed_point`` types (defaults for folders written before they were stored)."""
+        from anomaly.model import QuantizationConfig
+
+        where = f"{self.path / ARTIFACT_FILE}:config.quantization"
+        return build(QuantizationConfig, self.config["quantization"], where=where)
+
+    def fixed_graph(self):
+        """The integer fixed-point graph: raw inputs -> normalisation -> encoder -> ``score``.
+
+        Built once from the quantized encoder and ``quantization.fixed_point``
+        (:func:`anomaly.quantized.score_graph`); ``mu2_q`` and ``kl_q`` are computed from it and
+        the firmware converts exactly this graph.
+        """
+        if self._graph is None:
+            from anomaly.model import quiet_qkeras
+            from anomaly.quantized import score_graph
+
+            with quiet_qkeras():
+                self._graph = score_graph(self._build()[1], self.quantization_config().fixed_point,
+                                          self.mean, self.scale)
+        return self._graph
+
+    def score_digest(self, score: str) -> str | None:
+        """Digest of the integer graph for a bit-exact score (``mu2_q``), else None."""
+        from anomaly.quantized import BIT_EXACT_SCORES
+
+        return self.fixed_graph().digest() if score in BIT_EXACT_SCORES else None
 
     def float_encoder(self):
         """Keras model: normalised inputs (n, d) -> mu (n, latent_dim), float weights."""
@@ -314,23 +347,22 @@ class ModelArtifact:
         if self._score_fn is None:
             import tensorflow as tf
 
-            from anomaly.model import encoder_input, kl_divergence
-
-            vae, qenc = self._build()
+            vae = self._build()[0]
 
             @tf.function(reduce_retracing=True)
             def fn(inputs):
-                out = vae.terms(inputs, sample=False)
-                mu_q, logvar_q = qenc(encoder_input(self.kind, inputs))
-                out["mu2_q"] = tf.reduce_sum(tf.square(mu_q), axis=1)
-                out["kl_q"] = kl_divergence(mu_q, logvar_q)
-                return out
+                return vae.terms(inputs, sample=False)
 
             self._score_fn = fn
         return self._score_fn
 
     def score(self, data, batch_size: int = 10_000) -> dict[str, np.ndarray]:
         """Per-event scores ``loss``, ``nll``, ``kl``, ``mu2``, ``mu2_q``, ``kl_q`` (float64, (n,)).
+
+        The float scores come from TensorFlow (float32: reproducible for the same batch size on
+        the same machine, equal within float tolerance otherwise); ``mu2_q`` and ``kl_q`` from
+        the integer fixed-point graph (:mod:`anomaly.quantized`: ``mu2_q`` is bit-exact for any
+        batch size, machine and thread count).
 
         Parameters
         ----------
@@ -340,15 +372,19 @@ class ModelArtifact:
             Events per forward pass.
         """
         from anomaly.model import prepare_inputs
+        from anomaly.quantized import FIXED_POINT_SCORES, quantized_scores
 
         x = self._as_inputs(data)
         fn = self._scores_function()
+        graph = self.fixed_graph()
         parts: dict[str, list[np.ndarray]] = {k: [] for k in SCORE_NAMES}
         for start in range(0, len(x), batch_size):
-            inputs = prepare_inputs(self.kind, x[start:start + batch_size], self.mean, self.scale)
-            out = fn(inputs)
+            chunk = x[start:start + batch_size]
+            out = {k: v.numpy() for k, v in fn(prepare_inputs(self.kind, chunk, self.mean,
+                                                              self.scale)).items()}
+            out.update(quantized_scores(graph, chunk, FIXED_POINT_SCORES))
             for k in SCORE_NAMES:
-                parts[k].append(out[k].numpy().astype(np.float64))
+                parts[k].append(np.asarray(out[k], dtype=np.float64))
         return {
             k: np.concatenate(v) if v else np.zeros(0, dtype=np.float64) for k, v in parts.items()
         }

@@ -31,12 +31,12 @@ from tensorflow import keras
 
 from anomaly import likelihoods
 from anomaly.features import L1_INPUT_NAMES
+from anomaly.quantized import LOGVAR_CLIP as _LOGVAR_CLIP
 from triggerad import schema
 from triggerad.arrayops import NUMPY, ArrayOps
+from triggerad.fixedpoint import FixedPointConfig
 
 Kind = Literal["hlf_vae", "l1_vae"]
-
-_LOGVAR_CLIP = 10.0
 
 
 @dataclass
@@ -88,6 +88,9 @@ class QuantizationConfig:
         Epochs of quantization-aware fine-tuning (distillation of the float mu and logvar).
     qat_learning_rate : float
         Adam learning rate of the fine-tuning.
+    fixed_point : FixedPointConfig
+        Fixed-point types of the deployed graph (input, normalisation, accumulators, score): what
+        ``mu2_q`` and the firmware compute (:mod:`anomaly.quantized`).
     """
 
     weight_bits: list[int] = field(default_factory=lambda: [8, 8, 8])
@@ -96,6 +99,7 @@ class QuantizationConfig:
     activation_integer: list[int] = field(default_factory=lambda: [3, 3])
     qat_epochs: int = 20
     qat_learning_rate: float = 1e-4
+    fixed_point: FixedPointConfig = field(default_factory=FixedPointConfig)
 
     def check(self, model: ModelConfig, where: str) -> None:
         """Raise ``ValueError`` unless the lists match the encoder depth of ``model``.

@@ -251,6 +251,7 @@ def train(cfg: TrainConfig, out: str | Path, extra: dict | None = None) -> dict:
 
     from anomaly.artifact import raw_inputs, write_artifact_files
     from anomaly.model import fit_normalisation, prepare_inputs
+    from anomaly.quantized import score_graph
     from triggerad import atomic
     from triggerad import data as d
     from triggerad.provenance import write_provenance
@@ -289,7 +290,9 @@ def train(cfg: TrainConfig, out: str | Path, extra: dict | None = None) -> dict:
             "qat_epochs_run": len(qhist.get("loss", [])),
             "qat_val_mse": float(np.min(qhist["val_loss"])) if qhist else None,
         }
-        summary["mu2_vs_mu2_q_correlation_val"] = _mu2_correlation(vae, qenc, kind, val_in)
+        summary["mu2_vs_mu2_q_correlation_val"] = _mu2_correlation(
+            vae, score_graph(qenc, cfg.quantization.fixed_point, mean, scale), kind, val_in,
+            x[idx["val"]])
         summary["seconds"] = round(time.perf_counter() - t0, 2)
         write_artifact_files(
             tmp, vae=vae, quantized_encoder=qenc, mean=mean, scale=scale, config=to_dict(cfg),
@@ -301,14 +304,17 @@ def train(cfg: TrainConfig, out: str | Path, extra: dict | None = None) -> dict:
     return summary
 
 
-def _mu2_correlation(vae, qenc, kind: str, val: dict) -> float:
-    """Pearson correlation of the float and quantized ``sum mu^2`` on the validation split."""
-    from anomaly.model import encoder_input
+def _mu2_correlation(vae, graph, kind: str, val: dict, x_val: np.ndarray) -> float:
+    """Pearson correlation of the float ``mu2`` and the fixed-point ``mu2_q`` on the validation split.
 
-    x = encoder_input(kind, val)
-    mu = vae.encoder.predict(x, batch_size=10_000, verbose=0)[0]
-    mu_q = qenc.predict(x, batch_size=10_000, verbose=0)[0]
-    a, b = (mu**2).sum(axis=1), (mu_q**2).sum(axis=1)
+    Building the fixed-point graph here also checks, before the model is saved, that the
+    quantized encoder has an exact integer version.
+    """
+    from anomaly.model import encoder_input
+    from anomaly.quantized import quantized_scores
+
+    mu = vae.encoder.predict(encoder_input(kind, val), batch_size=10_000, verbose=0)[0]
+    a, b = (mu**2).sum(axis=1), quantized_scores(graph, x_val, ["mu2_q"])["mu2_q"]
     if a.std() == 0 or b.std() == 0:
         return float("nan")
     return float(np.corrcoef(a, b)[0, 1])

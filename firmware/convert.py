@@ -2,17 +2,17 @@
 
 Works for any Keras/QKeras model hls4ml supports (QDense, QConv1D, Concatenate, Flatten,
 QActivation, ...), with one or several inputs and outputs, plus the trigger-ad score layers of
-:mod:`firmware.score_layer`. Precisions: weights, biases and activations come from the QKeras
-quantizers (hls4ml derives them); Dense/Conv accumulators and results are ``auto`` (exact widths
-inferred from the quantizers, so the firmware neither rounds nor overflows where QKeras does
-not) unless the config says otherwise; inputs take ``precision.input``; every layer can be
-overridden in ``precision.layers``.
+:mod:`firmware.score_layer`. Precisions: ``precisions`` (normally
+:meth:`triggerad.fixedpoint.FixedGraph.hls_precisions` of the model's fixed-point graph) sets
+every type of the layers it names explicitly, so hls4ml infers nothing and the C simulation
+computes exactly the integer graph; layers it does not name keep hls4ml's own choices (QKeras
+quantizer types, ``auto`` accumulators, ``precision.default``). ``overrides`` (the precision
+sweep) are applied last.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,47 +24,27 @@ from triggerad.errors import ConfigError, did_you_mean
 
 log = logging.getLogger(__name__)
 
-#: Keras classes whose accumulator/result types follow ``precision.accum``/``precision.result``.
-MAC_CLASSES = ("QDense", "Dense", "QConv1D", "Conv1D", "QConv2D", "Conv2D")
-
 
 def _hls_type(text: str) -> str:
     """HLS type string as hls4ml wants it (``auto`` unchanged)."""
     return text if text == "auto" else parse_fixed(text).hls()
 
 
-#: Keras layer class -> function ``(layer, precision section) -> {result|accum|...: type}`` giving
-#: the config's precisions of layers of that class; other layers keep hls4ml's defaults and
-#: their quantizers. The score layers (:mod:`firmware.score_layer`) carry their own types.
-LAYER_PRECISIONS: dict[str, Callable] = {
-    "InputLayer": lambda layer, prec: {"result": prec.input},
-    **dict.fromkeys(MAC_CLASSES, lambda layer, prec: {"accum": prec.accum, "result": prec.result}),
-    "Standardise": lambda layer, prec: {"scale": layer.scale_type, "bias": layer.offset_type,
-                                        "result": layer.output_type},
-    "SumSquares": lambda layer, prec: {"result": layer.score_type},
-    "ThresholdBit": lambda layer, prec: {"result": "ap_uint<1>"},
-}
-
-
-def _layer_precisions(model, cfg: FirmwareConfig, overrides: dict | None) -> dict[str, dict[str, str]]:
-    """Precision entries per layer name from the config (before the per-layer overrides)."""
-    prec = cfg.precision
-    out: dict[str, dict[str, str]] = {}
-    for layer in model.layers:
-        precisions = LAYER_PRECISIONS.get(type(layer).__name__)
-        if precisions is not None:
-            out[layer.name] = precisions(layer, prec)
+def _layer_precisions(model, precisions: dict | None, overrides: dict | None
+                      ) -> dict[str, dict[str, str]]:
+    """Precision entries per layer name: ``precisions`` for the model's layers, then overrides."""
     names = [layer.name for layer in model.layers]
-    for source, table in (("precision.layers", prec.layers), ("override", overrides or {})):
-        for name, values in table.items():
-            if name not in names:
-                raise ConfigError(f"{source}: no layer {name!r} in model {model.name!r}; "
-                                  + did_you_mean(name, names))
-            out.setdefault(name, {}).update(values)
+    out = {name: dict(values) for name, values in (precisions or {}).items() if name in names}
+    for name, values in (overrides or {}).items():
+        if name not in names:
+            raise ConfigError(f"override: no layer {name!r} in model {model.name!r}; "
+                              + did_you_mean(name, names))
+        out.setdefault(name, {}).update(values)
     return out
 
 
-def hls_config(model, cfg: FirmwareConfig, overrides: dict | None = None) -> dict:
+def hls_config(model, cfg: FirmwareConfig, precisions: dict | None = None,
+               overrides: dict | None = None) -> dict:
     """The hls4ml config dict (granularity ``name``) of ``model`` under the firmware config.
 
     Parameters
@@ -72,10 +52,14 @@ def hls_config(model, cfg: FirmwareConfig, overrides: dict | None = None) -> dic
     model : keras.Model
         The (Q)Keras model.
     cfg : FirmwareConfig
-        Firmware config (strategy, reuse factor, precisions).
+        Firmware config (strategy, reuse factor, default precision).
+    precisions : dict, optional
+        ``{layer: {result|accum|weight|bias|scale: type}}`` for the layers whose types are fixed
+        (the fixed-point graph's :meth:`~triggerad.fixedpoint.FixedGraph.hls_precisions`;
+        entries for layers not in ``model`` are ignored).
     overrides : dict, optional
-        Extra per-layer precisions ``{layer: {result|accum|weight|bias|scale: type}}`` applied
-        last (used by the precision sweep).
+        Extra per-layer precisions applied last (used by the precision sweep); an unknown layer
+        name is refused.
     """
     import hls4ml
 
@@ -86,15 +70,21 @@ def hls_config(model, cfg: FirmwareConfig, overrides: dict | None = None) -> dic
     )
     conf["Model"]["Strategy"] = cfg.hls.strategy
     conf["Model"]["ReuseFactor"] = cfg.hls.reuse_factor
-    for name, values in _layer_precisions(model, cfg, overrides).items():
+    for name, values in _layer_precisions(model, precisions, overrides).items():
         layer_conf = conf["LayerName"].setdefault(name, {})
         layer_conf.setdefault("Precision", {}).update({k: _hls_type(v) for k, v in values.items()})
         layer_conf["Strategy"] = cfg.hls.strategy
+        # hls4ml splits a layer's linear activation off as "<name>_linear": with the layer's
+        # result set explicitly it would keep it, cast to the default precision (lossy), unless
+        # both have the same type (then it is removed)
+        linear = conf["LayerName"].get(f"{name}_linear")
+        if linear is not None and "result" in values:
+            linear.setdefault("Precision", {})["result"] = _hls_type(values["result"])
     return conf
 
 
-def convert(model, cfg: FirmwareConfig, output_dir: str | Path, overrides: dict | None = None,
-            testbench: tuple[Path, Path] | None = None):
+def convert(model, cfg: FirmwareConfig, output_dir: str | Path, precisions: dict | None = None,
+            overrides: dict | None = None, testbench: tuple[Path, Path] | None = None):
     """Convert ``model`` with hls4ml into an HLS project in ``output_dir`` (not yet compiled).
 
     Parameters
@@ -105,8 +95,8 @@ def convert(model, cfg: FirmwareConfig, output_dir: str | Path, overrides: dict 
         Firmware config.
     output_dir : str or Path
         Where hls4ml writes the project.
-    overrides : dict, optional
-        Per-layer precision overrides applied after the config's own.
+    precisions, overrides : dict, optional
+        Per-layer types (see :func:`hls_config`).
     testbench : (Path, Path), optional
         Input and expected-output vector files (``.dat``) copied into the project's ``tb_data``.
 
@@ -116,7 +106,7 @@ def convert(model, cfg: FirmwareConfig, output_dir: str | Path, overrides: dict 
     """
     import hls4ml
 
-    conf = hls_config(model, cfg, overrides)
+    conf = hls_config(model, cfg, precisions, overrides)
     tb_in, tb_out = (str(p) for p in testbench) if testbench else (None, None)
     return hls4ml.converters.convert_from_keras_model(
         model, hls_config=conf, output_dir=str(output_dir), project_name=cfg.hls.project_name,
@@ -125,10 +115,10 @@ def convert(model, cfg: FirmwareConfig, output_dir: str | Path, overrides: dict 
     )
 
 
-def compile_model(model, cfg: FirmwareConfig, output_dir: str | Path, overrides: dict | None = None,
-                  testbench: tuple[Path, Path] | None = None):
+def compile_model(model, cfg: FirmwareConfig, output_dir: str | Path, precisions: dict | None = None,
+                  overrides: dict | None = None, testbench: tuple[Path, Path] | None = None):
     """:func:`convert`, then write the project and build the C simulation library with g++."""
-    hls_model = convert(model, cfg, output_dir, overrides, testbench)
+    hls_model = convert(model, cfg, output_dir, precisions, overrides, testbench)
     hls_model.compile()
     return hls_model
 

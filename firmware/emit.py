@@ -1,9 +1,10 @@
 """Write the HLS project of the anomaly trigger: hls4ml sources, test-bench vectors, README.
 
 :func:`build_trigger_project` is the whole chain used by ``trigger-ad firmware`` (and through it
-by ``trigger-ad quickstart``): build the firmware graph, convert and compile it, validate the C
-simulation against the Keras reference on validation events, optionally sweep precisions, and
-write the project folder atomically with its report.
+by ``trigger-ad quickstart``): build the firmware graph from the model's fixed-point graph,
+convert and compile it with that graph's types, validate the C simulation against the integer
+reference on validation events, optionally sweep precisions, and write the project folder
+atomically with its report.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import numpy as np
 
 from firmware import report
 from firmware.backends import synthesis_command
-from firmware.config import FirmwareConfig, parse_fixed
+from firmware.config import FirmwareConfig
 from firmware.convert import compile_model
-from firmware.score_layer import threshold_units
+from firmware.score_layer import SCORE, TRIGGER
 from firmware.validate import compare_scores, keras_reference, precision_sweep, validate_trigger
 from triggerad import atomic
+from triggerad.fixedpoint import FixedGraph, ScaleShift
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +116,8 @@ Threshold: {info['threshold']:.8g} (score `{info['threshold_score']}`), converte
 
 ## Test bench
 `tb_data/{TB_INPUT}` holds {info['n_tb']} real validation events (one per line, in the input
-order above); `tb_data/{TB_OUTPUT}` the expected `score bit` per event, from the bit-exact Keras
-reference (identical to the C simulation here).
+order above); `tb_data/{TB_OUTPUT}` the expected `score bit` per event, from the integer
+fixed-point reference (the model's `mu2_q`; identical to the C simulation here).
 
 See `firmware_report.md` / `firmware_report.json` for the validation and the layer table.
 """
@@ -130,6 +132,9 @@ class TriggerInputs:
     ----------
     encoder : keras.Model
         QKeras encoder, normalised inputs -> mu.
+    graph : FixedGraph
+        The model's fixed-point graph (raw inputs -> normalisation -> encoder -> ``score``,
+        :meth:`anomaly.artifact.ModelArtifact.fixed_graph`): every type of the firmware.
     mean, scale : np.ndarray
         Input normalisation ``(x - mean) / scale``.
     input_names : list of str
@@ -141,6 +146,7 @@ class TriggerInputs:
     """
 
     encoder: object
+    graph: FixedGraph
     mean: np.ndarray
     scale: np.ndarray
     input_names: list[str]
@@ -175,33 +181,38 @@ def build_trigger_project(inputs: TriggerInputs, x_raw: np.ndarray, cfg: Firmwar
     provenance : callable, optional
         ``provenance(folder)`` writing provenance files into the project before it is renamed.
     kind : firmware.kinds.FirmwareKind
-        What the firmware computes (its Keras graph), from the model's kind.
+        What the firmware computes (its Keras graph and integer reference), from the model's
+        kind.
 
     Returns
     -------
     dict
         The content of ``firmware_report.json``.
     """
-    prec = cfg.precision
-    in_t, score_t = parse_fixed(prec.input), parse_fixed(prec.score)
+    reference = kind.reference(inputs)
+    (source,) = reference.inputs
+    in_t, score_t = source.result, reference.layer(SCORE).result
+    norm = next(layer for layer in reference.layers if isinstance(layer, ScaleShift))
     x_fixed = in_t.quantize(x_raw)
-    model = kind.graph(inputs, prec)
+    model = kind.graph(inputs)
+    precisions = reference.hls_precisions()
     out = Path(out)
     with atomic.atomic_dir(out) as prj:
         n_tb = min(cfg.validation.testbench_events, len(x_fixed))
-        tb_ref = keras_reference(model, x_fixed[:n_tb], cfg.validation.batch_size)
-        vectors = write_vectors(prj / "tb_vectors", x_fixed[:n_tb], tb_ref)
-        hls_model = compile_model(model, cfg, prj, testbench=vectors)
+        tb_raw = reference.run(x_fixed[:n_tb], keep=(SCORE, TRIGGER))
+        vectors = write_vectors(prj / "tb_vectors", x_fixed[:n_tb],
+                                [score_t.from_raw(tb_raw[SCORE]), tb_raw[TRIGGER]])
+        hls_model = compile_model(model, cfg, prj, precisions, testbench=vectors)
         shutil.rmtree(prj / "tb_vectors")
-        result = validate_trigger(hls_model, model, x_fixed, score_t, cfg.validation.batch_size)
+        result = validate_trigger(hls_model, reference, x_fixed, cfg.validation.batch_size)
         float_agreement = _float_agreement(inputs, x_raw, result, score_t,
                                            cfg.validation.batch_size)
-        sweep_rows = precision_sweep(model, cfg, hls_model, x_fixed, (result.scores_fw, result.bits_fw),
+        sweep_rows = precision_sweep(model, cfg, hls_model, reference, x_fixed,
+                                     (result.scores_fw, result.bits_fw),
                                      prj / ".sweep") if sweep else []
         shutil.rmtree(prj / ".sweep", ignore_errors=True)
         report.write_disagreements(prj, result)
-        units = threshold_units(inputs.threshold, score_t)
-        norm = model.get_layer("standardise")
+        units = reference.layer(TRIGGER).units
         info = {
             "project_name": cfg.hls.project_name, "backend": cfg.hls.backend, "part": cfg.hls.part,
             "clock_period": cfg.hls.clock_period, "io_type": cfg.hls.io_type,
@@ -209,11 +220,12 @@ def build_trigger_project(inputs: TriggerInputs, x_raw: np.ndarray, cfg: Firmwar
             "input_names": list(inputs.input_names), "mean": list(inputs.mean),
             "scale": list(inputs.scale), "input_type": in_t.hls(), "input_lsb": in_t.lsb,
             "input_var": hls_model.get_input_variables()[0].name,
-            "scale_type": norm.scale_type, "offset_type": norm.offset_type,
-            "normalised_type": prec.normalised, "score_type": score_t.hls(),
+            "scale_type": norm.scale_type.hls(), "offset_type": norm.bias_type.hls(),
+            "normalised_type": norm.result.hls(), "score_type": score_t.hls(),
             "score_lsb": score_t.lsb, "threshold": inputs.threshold,
             "threshold_score": inputs.threshold_score, "threshold_units": units,
             "threshold_fixed": units * score_t.lsb, "n_tb": n_tb,
+            "fixed_point_digest": inputs.graph.digest(), "fixed_point": reference.table(),
             **_output_names(hls_model),
         }
         write_readme(prj, info)

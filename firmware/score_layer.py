@@ -1,16 +1,19 @@
 """The anomaly score inside the firmware: normalisation, sum of mu^2 and the trigger bit.
 
-Three Keras layers mirror, bit for bit, what the firmware computes (they run in float64 through
-:meth:`firmware.config.Fixed.quantize`, exact for the widths used here):
+The firmware computes the model's fixed-point graph (:meth:`anomaly.artifact.ModelArtifact.
+fixed_graph`, :mod:`triggerad.fixedpoint`) plus the trigger bit. hls4ml converts Keras models, so
+:func:`trigger_graph` wraps that graph's steps around the QKeras encoder as Keras layers:
 
-* :class:`Standardise` ``y = Q_norm(Q_in(x) * s + b)`` with ``s = 1/scale``, ``b = -mean/scale``
-  rounded to fixed point. hls4ml converts it to its native ``BatchNormalization`` layer
+* :class:`Standardise` ``y = Q_norm(Q_in(x) * s + b)`` with the graph's fixed-point ``s = 1/scale``,
+  ``b = -mean/scale``. hls4ml converts it to its native ``BatchNormalization`` layer
   (``normalize``: ``res = data * scale + bias``), through a Keras layer handler.
 * :class:`SumSquares` ``score = Q_score(sum_i mu_i^2)`` (exact accumulation, one rounding).
 * :class:`ThresholdBit` ``bit = score_units > threshold_units`` where ``threshold_units`` is the
-  threshold converted to LSB units of the score type (:func:`threshold_units`).
+  threshold in LSB units of the score type (:func:`triggerad.fixedpoint.threshold_units`).
 
-The last two are custom hls4ml layers registered with hls4ml's extension API
+Their Keras ``call`` evaluates them with :mod:`triggerad.fixedpoint` (float64 in and out), so the
+Keras graph stays runnable; the reference the C simulation is checked against is the integer
+graph itself. The last two are custom hls4ml layers registered with hls4ml's extension API
 (:func:`register_hls4ml_extensions`): Keras handler, hls4ml ``Layer`` class, config/function
 templates and the C++ header ``templates/nnet_anomaly_score.h``. No generated file is edited.
 """
@@ -24,25 +27,20 @@ import numpy as np
 import tensorflow as tf
 from tensorflow import keras
 
-from firmware.config import Fixed, parse_fixed
+from triggerad.fixedpoint import FixedGraph, ScaleShift, parse_fixed, threshold_units
+from triggerad.fixedpoint import ThresholdBit as IntegerThresholdBit
+
+__all__ = ["CUSTOM_OBJECTS", "SumSquares", "Standardise", "ThresholdBit", "register_hls4ml_extensions",
+           "threshold_units", "trigger_graph", "trigger_reference"]
 
 HEADER = Path(__file__).resolve().parent / "templates" / "nnet_anomaly_score.h"
 BACKENDS = ("Vivado", "Vitis")
-
-
-def threshold_units(value: float, score_type: Fixed) -> int:
-    """The score threshold in LSB units of the (unsigned) firmware score type.
-
-    The threshold is rounded to the nearest representable score (ties to even) and clipped to the
-    type's range; the firmware fires when ``score_units > threshold_units``. Rounding up or down
-    moves the cut by at most half an LSB; the report gives the converted value.
-    """
-    nearest = score_type.with_modes("AP_RND_CONV", "AP_SAT")
-    return int(nearest.units(nearest.quantize(np.float64(value))))
+#: Names of the score and trigger-bit layers (in the Keras graph, hls4ml and the integer graph).
+SCORE, TRIGGER = "score", "trigger"
 
 
 class _NumpyLayer(keras.layers.Layer):
-    """A float64 Keras layer whose computation is a numpy function (exact fixed-point emulation)."""
+    """A float64 Keras layer whose computation is a numpy function (fixed-point evaluation)."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("dtype", "float64")
@@ -76,7 +74,7 @@ class Standardise(_NumpyLayer):
     input_type, output_type : str
         HLS types of the raw inputs and of the normalised values.
     scale_type, offset_type : str
-        HLS types of the constants (used by the firmware; recorded here for the reference).
+        HLS types of the constants.
     """
 
     def __init__(self, scale, offset, input_type, output_type, scale_type, offset_type, **kwargs):
@@ -85,7 +83,16 @@ class Standardise(_NumpyLayer):
         self.offset_values = [float(v) for v in offset]
         self.input_type, self.output_type = input_type, output_type
         self.scale_type, self.offset_type = scale_type, offset_type
-        self._in, self._out = parse_fixed(input_type), parse_fixed(output_type)
+        in_t, s_t, b_t = parse_fixed(input_type), parse_fixed(scale_type), parse_fixed(offset_type)
+        self._layer = ScaleShift(self.name, "x", in_t, s_t.to_raw(self.scale_values), s_t,
+                                 b_t.to_raw(self.offset_values), b_t, parse_fixed(output_type))
+
+    @classmethod
+    def from_layer(cls, layer: ScaleShift, name: str) -> Standardise:
+        """The Keras twin of the integer normalisation ``layer``."""
+        return cls(layer.scale_type.from_raw(layer.scale), layer.bias_type.from_raw(layer.bias),
+                   layer.input_type.hls(), layer.result.hls(), layer.scale_type.hls(),
+                   layer.bias_type.hls(), name=name)
 
     def build(self, input_shape):
         n = len(self.scale_values)
@@ -97,8 +104,8 @@ class Standardise(_NumpyLayer):
         super().build(input_shape)
 
     def _numpy(self, x):
-        return self._out.quantize(self._in.quantize(x) * np.asarray(self.scale_values)
-                                  + np.asarray(self.offset_values))
+        layer = self._layer
+        return layer.result.from_raw(layer.forward(layer.input_type.to_raw(x)))
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale_values, "offset": self.offset_values,
@@ -134,23 +141,13 @@ class ThresholdBit(_NumpyLayer):
         self.units = threshold_units(self.threshold, self._score)
 
     def _numpy(self, x):
-        return (self._score.units(x) > self.units).astype(np.float64)
+        return (self._score.to_raw(x) > self.units).astype(np.float64)
 
     def get_config(self):
         return {**super().get_config(), "threshold": self.threshold, "score_type": self.score_type}
 
 
 CUSTOM_OBJECTS = {"Standardise": Standardise, "SumSquares": SumSquares, "ThresholdBit": ThresholdBit}
-
-
-def normalisation_constants(mean, scale, bits: int) -> tuple[np.ndarray, Fixed, np.ndarray, Fixed]:
-    """Fixed-point ``1/scale`` and ``-mean/scale`` and their types (``bits`` significant bits)."""
-    from firmware.config import fixed_covering
-
-    mult = 1.0 / np.asarray(scale, dtype=np.float64)
-    offset = -np.asarray(mean, dtype=np.float64) * mult
-    mult_t, offset_t = fixed_covering(mult, bits), fixed_covering(offset, bits)
-    return mult_t.quantize(mult), mult_t, offset_t.quantize(offset), offset_t
 
 
 def node_index(model: keras.Model, layer) -> int:
@@ -180,33 +177,40 @@ def apply_layers(model: keras.Model, inputs: list) -> list:
     return [tensors[id(t)] for t in model.outputs]
 
 
-def trigger_graph(encoder: keras.Model, mean, scale, threshold: float, precision) -> keras.Model:
-    """The firmware graph as a Keras model: raw inputs -> [score, trigger bit].
+def trigger_reference(graph: FixedGraph, threshold: float) -> FixedGraph:
+    """The integer reference of the firmware: ``graph`` (ending in ``score``) plus the trigger bit."""
+    score = graph.layer(SCORE)
+    return graph.extend(IntegerThresholdBit(TRIGGER, SCORE, threshold_units(threshold, score.result)))
+
+
+def trigger_graph(encoder: keras.Model, graph: FixedGraph, threshold: float) -> keras.Model:
+    """The firmware graph as a Keras model: raw inputs -> [score, trigger bit], for hls4ml.
 
     Parameters
     ----------
     encoder : keras.Model
-        QKeras encoder, normalised inputs -> mu (or [mu, ...]: the first output is used).
-    mean, scale : array-like
-        Normalisation of the inputs: ``(x - mean) / scale``.
+        QKeras encoder, normalised inputs -> mu (the layers of ``graph`` between the
+        normalisation and the score, with the same names).
+    graph : FixedGraph
+        The model's fixed-point graph (input, normalisation, encoder, ``score``): the source of
+        the normalisation constants and of every type.
     threshold : float
         Score threshold (same units as the score, sum of mu^2).
-    precision : firmware.config.PrecisionSection
-        Input, normalised and score types.
 
     Returns
     -------
     keras.Model
-        Layers ``standardise`` -> the encoder's layers (same objects, same names) ->
-        ``score`` -> ``trigger``; the Keras reference for bit-accuracy and the model hls4ml converts.
+        Layers ``<input>`` -> ``standardise`` -> the encoder's layers (same objects, same names)
+        -> ``score`` -> ``trigger``.
     """
-    mult, mult_t, offset, offset_t = normalisation_constants(mean, scale, precision.norm_constants_bits)
-    inp = keras.Input(encoder.input_shape[1:], name="objects")
-    norm = Standardise(mult, offset, precision.input, precision.normalised, mult_t.hls(),
-                       offset_t.hls(), name="standardise")(inp)
-    mu = apply_layers(encoder, [norm])[0]
-    score = SumSquares(precision.score, name="score")(mu)
-    bit = ThresholdBit(threshold, precision.score, name="trigger")(score)
+    (source,) = graph.inputs
+    norm = next(layer for layer in graph.layers if isinstance(layer, ScaleShift))
+    score_type = graph.layer(SCORE).result.hls()
+    inp = keras.Input(encoder.input_shape[1:], name=source.name)
+    x = Standardise.from_layer(norm, norm.name)(inp)
+    mu = apply_layers(encoder, [x])[0]
+    score = SumSquares(score_type, name=SCORE)(mu)
+    bit = ThresholdBit(threshold, score_type, name=TRIGGER)(score)
     return keras.Model(inp, [score, bit], name="anomaly_trigger")
 
 

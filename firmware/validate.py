@@ -1,10 +1,11 @@
-"""Bit-accuracy of the C simulation against the Keras reference, and the precision sweep.
+"""Bit-accuracy of the C simulation against the integer reference, and the precision sweep.
 
-The Keras reference (:func:`firmware.score_layer.trigger_graph`) computes the same graph as the
-firmware - fixed-point inputs, normalisation, QKeras encoder, score, trigger bit - so differences
-are counted in LSBs of the firmware score type and should be zero. Separately, the firmware is
-compared with the float pipeline (float normalisation + QKeras encoder, the artifact's ``mu2_q``)
-to measure what the fixed-point inputs and normalisation cost.
+The reference is the model's fixed-point graph plus the trigger bit
+(:func:`firmware.score_layer.trigger_reference`), evaluated in exact integer arithmetic by
+:mod:`triggerad.fixedpoint`: the same numbers as the model's ``mu2_q`` and its threshold.
+Differences are counted in LSBs of the firmware score type and must be zero. Separately, the
+firmware is compared with the float pipeline (float normalisation + the QKeras encoder in
+float32, the training-time model) to measure what fixed point costs.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware.config import FirmwareConfig, Fixed, parse_fixed
+from firmware.config import FirmwareConfig, Fixed
 from firmware.convert import compile_model, predict
+from firmware.score_layer import SCORE, TRIGGER
+from triggerad.fixedpoint import FixedGraph
 
 log = logging.getLogger(__name__)
 
@@ -97,38 +100,39 @@ class TriggerValidation:
     exact: Agreement
     disagreeing: np.ndarray
     csim_seconds: float
-    keras_seconds: float
+    reference_seconds: float
     scores_fw: np.ndarray
     bits_fw: np.ndarray
 
 
-def validate_trigger(hls_model, keras_model, x_fixed: np.ndarray, score_type: Fixed,
-                     batch_size: int, progress: bool = True) -> TriggerValidation:
-    """Run the C simulation and the Keras reference on the same fixed-point inputs and compare.
+def validate_trigger(hls_model, reference: FixedGraph, x_fixed: np.ndarray, batch_size: int,
+                     progress: bool = True) -> TriggerValidation:
+    """Run the C simulation and the integer reference on the same inputs and compare.
 
     Parameters
     ----------
     hls_model : hls4ml ModelGraph
         Compiled trigger model (outputs: score, trigger bit).
-    keras_model : keras.Model
-        The Keras graph it was converted from.
+    reference : FixedGraph
+        The integer graph it was converted from, with ``score`` and ``trigger`` layers
+        (:func:`firmware.score_layer.trigger_reference`).
     x_fixed : np.ndarray
         Raw inputs already on the firmware input grid.
-    score_type : Fixed
-        Firmware score type.
     batch_size : int
-        Events per call.
+        Events per C-simulation call.
     """
+    score_type = reference.layer(SCORE).result
     start = time.perf_counter()
     score_fw, bit_fw = predict(hls_model, x_fixed, batch_size, progress=progress)
     csim = time.perf_counter() - start
     start = time.perf_counter()
-    score_ref, bit_ref = keras_reference(keras_model, x_fixed, batch_size)
-    keras_s = time.perf_counter() - start
-    exact, disagree = compare_scores(score_fw, bit_fw, score_ref, bit_ref, score_type)
+    raw = reference.run(x_fixed, keep=(SCORE, TRIGGER))
+    reference_s = time.perf_counter() - start
+    exact, disagree = compare_scores(score_fw, bit_fw, score_type.from_raw(raw[SCORE]),
+                                     raw[TRIGGER], score_type)
     log.info("C simulation of %d events: %.1f s; decision agreement %.6f, max diff %g LSB",
              len(x_fixed), csim, exact.decision_agreement, exact.max_score_diff_lsb)
-    return TriggerValidation(exact, disagree, csim, keras_s, np.ravel(score_fw), np.ravel(bit_fw))
+    return TriggerValidation(exact, disagree, csim, reference_s, np.ravel(score_fw), np.ravel(bit_fw))
 
 
 def mac_layer_names(hls_model) -> list[str]:
@@ -137,22 +141,12 @@ def mac_layer_names(hls_model) -> list[str]:
             if layer.class_name in ("Dense", "Conv1D", "Conv2D", "PointwiseConv1D", "PointwiseConv2D")]
 
 
-def observed_integer_bits(keras_model, x, names: list[str], batch_size: int) -> dict[str, int]:
-    """Signed integer bits covering the largest |output| of each named layer on ``x``."""
-    from tensorflow import keras
-
-    probe = keras.Model(keras_model.inputs, [_output_in(keras_model, n) for n in names])
-    outs = keras_reference(probe, x, batch_size)
-    return {n: max(1, int(np.floor(np.log2(max(np.max(np.abs(o)), 1e-9)))) + 2)
-            for n, o in zip(names, outs, strict=True)}
-
-
-def _output_in(keras_model, name: str):
-    """Output tensor of layer ``name`` in ``keras_model``'s graph (layers may be shared)."""
-    from firmware.score_layer import node_index
-
-    layer = keras_model.get_layer(name)
-    return layer.get_output_at(node_index(keras_model, layer))
+def observed_integer_bits(graph: FixedGraph, x, names: list[str]) -> dict[str, int]:
+    """Signed integer bits covering the largest |output| of each named layer of ``graph`` on ``x``."""
+    raw = graph.run(x, keep=tuple(names))
+    values = {n: graph.value(n, raw[n]) for n in names}
+    return {n: max(1, int(np.floor(np.log2(max(np.max(np.abs(v)), 1e-9)))) + 2)
+            for n, v in values.items()}
 
 
 def sweep_overrides(integer_bits: dict[str, int], width: int) -> dict[str, dict[str, str]]:
@@ -162,30 +156,32 @@ def sweep_overrides(integer_bits: dict[str, int], width: int) -> dict[str, dict[
             for name, bits in integer_bits.items()}
 
 
-def precision_sweep(keras_model, cfg: FirmwareConfig, hls_model, x_fixed: np.ndarray,
-                    reference: tuple[np.ndarray, np.ndarray], workdir: str | Path) -> list[dict]:
+def precision_sweep(keras_model, cfg: FirmwareConfig, hls_model, reference: FixedGraph,
+                    x_fixed: np.ndarray, exact: tuple[np.ndarray, np.ndarray],
+                    workdir: str | Path) -> list[dict]:
     """Agreement vs accumulator/result width of the Dense/Conv layers.
 
     For each width ``W`` in ``cfg.validation.sweep_widths`` every Dense/Conv accumulator and
     result becomes ``ap_fixed<W, I, AP_RND_CONV, AP_SAT>``, with ``I`` the signed integer bits
-    covering the largest value that layer produces on ``x_fixed`` (instead of the exact ``auto``
-    widths). Each point is converted, compiled, run on ``x_fixed`` and compared with
-    ``reference`` (the exact firmware's scores and bits).
+    covering the largest value that layer produces on ``x_fixed`` (instead of the model's exact
+    types). Each point is converted, compiled, run on ``x_fixed`` and compared with ``exact``
+    (the firmware's scores and bits with the model's types). An exploration only: the model's
+    ``mu2_q`` keeps its own types.
 
     Returns
     -------
     list of dict
         ``width``, ``types`` and the :class:`Agreement` fields per width.
     """
-    bits = observed_integer_bits(keras_model, x_fixed, mac_layer_names(hls_model),
-                                 cfg.validation.batch_size)
-    score_type = parse_fixed(cfg.precision.score)
+    bits = observed_integer_bits(reference, x_fixed, mac_layer_names(hls_model))
+    score_type = reference.layer(SCORE).result
     rows = []
     for width in cfg.validation.sweep_widths:
         overrides = sweep_overrides(bits, width)
-        model = compile_model(keras_model, cfg, Path(workdir) / f"sweep_w{width}", overrides)
+        model = compile_model(keras_model, cfg, Path(workdir) / f"sweep_w{width}",
+                              reference.hls_precisions(), overrides)
         score, bit = predict(model, x_fixed, cfg.validation.batch_size)
-        agreement, _ = compare_scores(score, bit, reference[0], reference[1], score_type)
+        agreement, _ = compare_scores(score, bit, exact[0], exact[1], score_type)
         rows.append({"width": width, "types": {k: v["result"] for k, v in overrides.items()},
                      **agreement.to_dict()})
         log.info("sweep width %d: decision agreement %.6f, max diff %g LSB", width,

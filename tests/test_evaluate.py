@@ -248,6 +248,12 @@ def test_threshold_then_evaluate_end_to_end(tmp_path, capsys):
     np.testing.assert_allclose(thr2["input_rate_hz"], sigma * 1e-36 * rates.mean_luminosity_cm2s(5.0))
     np.testing.assert_allclose(thr2["target_rate_hz"], 1e6 / 86400)
     assert thr2["score"] == "mu2_q" and thr2["sigma_total_pb"] == pytest.approx(sigma)
+    from anomaly.artifact import load_artifact
+
+    art = load_artifact(model)  # the cut belongs to this integer graph, and lies on its grid
+    assert thr2["fixed_point_digest"] == art.fixed_graph().digest()
+    lsb = art.fixed_graph().layer("score").result.lsb
+    assert (thr2["value"] / lsb) % 1 in (0.0, 0.5)  # a grid score or half-way between two
 
     assert main(["threshold", str(model), "--rate", "2kHz", "--input-rate", "100kHz"]) == 0
     out = tmp_path / "report"

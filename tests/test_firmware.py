@@ -1,4 +1,4 @@
-"""Firmware: config, fixed-point emulation, threshold conversion, hls4ml C simulation bit accuracy."""
+"""Firmware: config, threshold conversion, hls4ml C simulation == the integer fixed-point graph."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from firmware.config import FirmwareConfig, load_config, parse_fixed
 from firmware.report import multiplier_kind, parse_csynth_xml
 from firmware.score_layer import threshold_units
 from triggerad.errors import ConfigError
+from triggerad.fixedpoint import FixedPointConfig
 
 D = 10  # inputs of the small encoder
 
@@ -27,13 +28,15 @@ def test_unknown_key_names_nearest(tmp_path):
         load_config(path)
 
 
-def test_bad_type_string_and_signed_score(tmp_path):
+def test_bad_type_string_and_types_that_belong_to_the_model(tmp_path):
     path = tmp_path / "fw.yaml"
-    path.write_text("precision:\n  input: fixed16\n")
+    path.write_text("precision:\n  default: fixed16\n")
     with pytest.raises(ConfigError, match=r"precision.*expected an HLS type.*'fixed16'"):
         load_config(path)
-    path.write_text("precision:\n  score: ap_fixed<16,8>\n")
-    with pytest.raises(ConfigError, match="score must be an unsigned type"):
+    # the trigger's types are the model's (quantization.fixed_point), not the firmware config's
+    path.write_text("precision:\n  input: ap_fixed<18,13>\n  score: ap_ufixed<18,10>\n")
+    with pytest.raises(ConfigError, match=r"fw.yaml:precision: input, score now belong to the "
+                                          r"model: set them under quantization.fixed_point"):
         load_config(path)
 
 
@@ -56,12 +59,12 @@ def test_fixed_quantize_matches_ap_fixed_rules():
     assert parse_fixed("ap_uint<1>").max_raw == 1
 
 
-def test_threshold_conversion_rounds_to_nearest_lsb():
+def test_threshold_conversion_keeps_the_offline_selection():
     t = parse_fixed("ap_ufixed<18,10,AP_RND_CONV,AP_SAT>")  # LSB 1/256
     assert threshold_units(12.0, t) == 3072
     assert threshold_units(12.0 + 0.4 / 256, t) == 3072
-    assert threshold_units(12.0 + 0.6 / 256, t) == 3073
-    assert threshold_units(5000.0, t) == 2**18 - 1  # above range: saturates (never fires)
+    assert threshold_units(12.0 + 0.6 / 256, t) == 3072  # floor: score > 12.0023 <=> raw > 3072
+    assert threshold_units(5000.0, t) == 2**18 - 1  # above range: never fires
 
 
 def test_sweep_overrides_keep_observed_integer_bits():
@@ -122,19 +125,26 @@ def _synthetic_objects(n: int, seed: int) -> np.ndarray:
     return np.concatenate([pt, ang], axis=1)
 
 
-def _small_encoder(x_norm: np.ndarray):
-    """A QKeras encoder D -> 8 -> 4 (6-bit weights, 8-bit relu), trained briefly, seed fixed."""
-    import tensorflow as tf
+def _encoder(quantizer_bits: int = 6):
+    """A QKeras encoder D -> 8 -> 4 (``quantized_bits(bits, 0)`` weights, 8-bit relu)."""
     from qkeras import QActivation, QDense, quantized_bits, quantized_relu
     from tensorflow import keras
 
-    tf.keras.utils.set_random_seed(3)
-    q = quantized_bits(6, 0, alpha=1)
+    q = quantized_bits(quantizer_bits, 0, alpha=1)
     inp = keras.Input((D,))
     h = QDense(8, kernel_quantizer=q, bias_quantizer=q, name="q_dense_0")(inp)
     h = QActivation(quantized_relu(8, 3), name="q_relu_0")(h)
     mu = QDense(4, kernel_quantizer=q, bias_quantizer=q, name="q_mu")(h)
-    enc = keras.Model(inp, mu)
+    return keras.Model(inp, mu)
+
+
+def _small_encoder(x_norm: np.ndarray):
+    """The encoder trained briefly (seed fixed) so that its scores are not trivial."""
+    import tensorflow as tf
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(3)
+    enc = _encoder()
     target = np.tanh(x_norm @ np.random.default_rng(4).normal(size=(D, 4)) / 2).astype(np.float32)
     enc.compile(keras.optimizers.Adam(0.01), "mse")
     enc.fit(x_norm, target, epochs=2, batch_size=256, verbose=0)
@@ -143,73 +153,174 @@ def _small_encoder(x_norm: np.ndarray):
 
 @pytest.fixture(scope="module")
 def trained():
-    x = _synthetic_objects(4000, seed=1)
+    x = _synthetic_objects(12_000, seed=1)
     mean, scale = x.mean(axis=0), x.std(axis=0)
     enc = _small_encoder(((x - mean) / scale).astype(np.float32))
     return x, mean, scale, enc
 
 
+def _compiled_trigger(enc, mean, scale, threshold, workdir):
+    """(integer reference, Keras graph, compiled hls4ml model) of the trigger around ``enc``."""
+    from anomaly.quantized import score_graph
+    from firmware.convert import compile_model
+    from firmware.score_layer import trigger_graph, trigger_reference
+
+    graph = score_graph(enc, FixedPointConfig(), mean, scale)
+    reference = trigger_reference(graph, threshold)
+    model = trigger_graph(enc, graph, threshold)
+    return graph, reference, model, compile_model(model, FirmwareConfig(), workdir,
+                                                  reference.hls_precisions())
+
+
 @pytest.fixture(scope="module")
 def trigger(trained, tmp_path_factory):
     """The firmware trigger model with the threshold exactly at the score of one event."""
-    from firmware.convert import compile_model
-    from firmware.score_layer import trigger_graph
-    from firmware.validate import keras_reference
+    from anomaly.quantized import quantized_scores, score_graph
 
     x, mean, scale, enc = trained
-    cfg = FirmwareConfig()
-    x_fixed = parse_fixed(cfg.precision.input).quantize(x)
-    scores = keras_reference(trigger_graph(enc, mean, scale, 1.0, cfg.precision), x_fixed, 4096)[0]
-    anchor = int(np.argsort(scores[:, 0])[len(scores) * 9 // 10])  # 90 % quantile event
-    threshold = float(scores[anchor, 0])
-    model = trigger_graph(enc, mean, scale, threshold, cfg.precision)
-    hls_model = compile_model(model, cfg, tmp_path_factory.mktemp("trigger"))
-    return types.SimpleNamespace(cfg=cfg, model=model, hls=hls_model, x_fixed=x_fixed,
-                                 anchor=anchor, threshold=threshold)
+    graph = score_graph(enc, FixedPointConfig(), mean, scale)
+    scores = quantized_scores(graph, x, ["mu2_q"])["mu2_q"]
+    anchor = int(np.argsort(scores)[len(scores) * 9 // 10])  # 90 % quantile event
+    threshold = float(scores[anchor])
+    graph, reference, model, hls_model = _compiled_trigger(enc, mean, scale, threshold,
+                                                           tmp_path_factory.mktemp("trigger"))
+    x_fixed = parse_fixed(FixedPointConfig().input).quantize(x)
+    return types.SimpleNamespace(graph=graph, reference=reference, model=model, hls=hls_model,
+                                 x_fixed=x_fixed, threshold=threshold)
 
 
 @pytest.mark.slow
 def test_trigger_csim_bit_exact(trigger, trained):
+    """12 000 events: C simulation == integer graph == the fast path's mu2_q, 0 LSB."""
+    from anomaly.quantized import quantized_scores
+    from firmware.convert import predict
     from firmware.emit import TriggerInputs, _float_agreement
     from firmware.validate import validate_trigger
 
-    score_t = parse_fixed(trigger.cfg.precision.score)
-    res = validate_trigger(trigger.hls, trigger.model, trigger.x_fixed, score_t, 1000, progress=False)
-    assert res.exact.n_events == 4000
+    res = validate_trigger(trigger.hls, trigger.reference, trigger.x_fixed, 4000, progress=False)
+    assert res.exact.n_events == 12_000
     assert res.exact.decision_agreement == 1.0  # stated: identical decisions
     assert res.exact.max_score_diff_lsb == 0.0  # stated: 0 LSB (bit exact)
     assert len(res.disagreeing) == 0
-    assert 300 <= res.bits_fw.sum() <= 500  # ~10 % above the 90 % quantile threshold
+    assert 1000 <= res.bits_fw.sum() <= 1400  # ~10 % above the 90 % quantile threshold
+    # the scores the fast path / evaluation / threshold use, from the raw (unrounded) inputs
     x, mean, scale, enc = trained
-    inputs = TriggerInputs(enc, mean, scale, [f"x{i}" for i in range(D)], trigger.threshold)
-    vs_float = _float_agreement(inputs, x, res, score_t, 1000)
+    fast = quantized_scores(trigger.graph, x, ["mu2_q"])["mu2_q"]
+    np.testing.assert_array_equal(fast, res.scores_fw)
+    np.testing.assert_array_equal(fast > trigger.threshold, res.bits_fw == 1)
+    # hls4ml was given exactly the graph's types
+    types_fw = {layer.name: {k: v.precision for k, v in layer.types.items()}
+                for layer in trigger.hls.get_layers()}
+    from firmware.convert import fixed_from_hls
+
+    for name, wanted in trigger.reference.hls_precisions().items():
+        for key, text in wanted.items():
+            assert fixed_from_hls(types_fw[name][f"{key}_t"]).hls() == text, (name, key)
+    inputs = TriggerInputs(enc, trigger.graph, mean, scale, [f"x{i}" for i in range(D)],
+                           trigger.threshold)
+    vs_float = _float_agreement(inputs, x, res, trigger.reference.layer("score").result, 1000)
     assert vs_float.decision_agreement >= 0.97  # fixed-point inputs/normalisation cost little
+    score, bit = predict(trigger.hls, trigger.x_fixed[:3], 3)  # any batch size, same numbers
+    np.testing.assert_array_equal(score[:, 0], res.scores_fw[:3])
+
+
+def _four_squares(n: int, largest: int) -> list[int]:
+    """Four integers in [0, largest] whose squares sum to ``n`` (Lagrange; first found, largest first)."""
+    import math
+
+    for a in range(min(largest, math.isqrt(n)), -1, -1):
+        for b in range(min(a, math.isqrt(n - a * a)), -1, -1):
+            for c in range(min(b, math.isqrt(n - a * a - b * b)), -1, -1):
+                rest = n - a * a - b * b - c * c
+                d = math.isqrt(rest)
+                if d * d == rest and d <= c:
+                    return [a, b, c, d]
+    raise ValueError(f"{n} is not a sum of four squares <= {largest}^2")
 
 
 @pytest.mark.slow
-def test_trigger_bit_just_above_and_below_threshold(trigger):
-    """Events whose fixed-point score is T-1, T and T+1 LSB (T = threshold units) -> 0, 0, 1."""
-    from firmware.convert import predict
-    from firmware.validate import keras_reference
+def test_trigger_bit_just_above_and_below_threshold(tmp_path):
+    """Inputs built to have integer scores T-25 ... T+24 LSB (T = threshold units): bit = score > T.
 
-    score_t = parse_fixed(trigger.cfg.precision.score)
-    units = threshold_units(trigger.threshold, score_t)
-    rng = np.random.default_rng(7)
-    in_t = parse_fixed(trigger.cfg.precision.input)
-    base = trigger.x_fixed[trigger.anchor]
-    steps = rng.integers(-3, 4, size=(3000, D)) * in_t.lsb
-    candidates = in_t.quantize(base + steps)
-    found = score_t.units(keras_reference(trigger.model, candidates, 4096)[0][:, 0])
-    picks = [int(np.flatnonzero(found == units + k)[0]) for k in (-1, 0, 1)]
-    events = candidates[picks]
-    score, bit = predict(trigger.hls, events, 16)
-    np.testing.assert_array_equal(score_t.units(score[:, 0]), [units - 1, units, units + 1])
-    np.testing.assert_array_equal(bit[:, 0], [0, 0, 1])
+    The encoder passes x_i / 4 to mu_i (weights 1/2, zero biases), the normalisation is the
+    identity, so for x_i = m_i / 4 the score is sum (m_i / 16)^2 = sum m_i^2 LSB exactly; every
+    integer is a sum of four squares, solved for directly.
+    """
+    from firmware.convert import predict
+
+    enc = _encoder()
+    w0, b0, w1, b1 = (np.zeros_like(w) for w in enc.get_weights())
+    w0[np.arange(4), np.arange(4)] = 0.5
+    w1[np.arange(4), np.arange(4)] = 0.5
+    enc.set_weights([w0, b0, w1, b1])
+    units = 5000
+    threshold = (units + 0.5) / 256  # half-way between grid scores, as threshold_at_rate sets it
+    graph, reference, _, hls_model = _compiled_trigger(enc, np.zeros(D), np.ones(D), threshold,
+                                                       tmp_path / "edge")
+    assert reference.layer("trigger").units == units
+    wanted = np.arange(units - 25, units + 25)
+    events = np.zeros((len(wanted), D))
+    events[:, :4] = [np.array(_four_squares(int(n), 63)) / 4 for n in wanted]
+    raw = reference.run(events, keep=("score", "trigger"))
+    np.testing.assert_array_equal(raw["score"], wanted)  # the integer path: T-25 ... T+24 LSB
+    np.testing.assert_array_equal(raw["trigger"], wanted > units)
+    score_t = reference.layer("score").result
+    np.testing.assert_array_equal(score_t.from_raw(raw["score"]) > threshold, wanted > units)
+    score, bit = predict(hls_model, events, 16)  # the C simulation
+    np.testing.assert_array_equal(score_t.to_raw(score[:, 0]), wanted)
+    np.testing.assert_array_equal(bit[:, 0], wanted > units)
+    edge = np.searchsorted(wanted, units)
+    np.testing.assert_array_equal(bit[edge - 1:edge + 2, 0], [0, 0, 1])  # T-1, T, T+1
+
+
+@pytest.mark.slow
+def test_pointwise_conv_pooling_dense_integer_graph_equals_csim(tmp_path):
+    """QConv1D (kernel 1) -> relu -> GlobalAveragePooling1D -> QDense -> relu -> QDense, with
+    narrow saturating/wrapping accumulators and an odd number of pooled steps: the integer graph
+    equals the C simulation on every output bit, and hls4ml got the graph's pooling types (its
+    own default for global pooling, ap_fixed<16,6>, would overflow here)."""
+    import tensorflow as tf
+    from qkeras import QActivation, QConv1D, QDense, quantized_bits, quantized_relu
+    from tensorflow import keras
+
+    from firmware.convert import compile_model, fixed_from_hls, predict
+    from triggerad.fixedpoint import from_keras
+
+    tf.keras.utils.set_random_seed(5)
+    q = quantized_bits(6, 2, alpha=1)
+    inp = keras.Input((7, 3), name="candidates")
+    h = QConv1D(4, 1, kernel_quantizer=q, bias_quantizer=q, name="q_conv")(inp)
+    h = QActivation(quantized_relu(8, 4), name="q_conv_relu")(h)
+    h = keras.layers.GlobalAveragePooling1D(name="pool")(h)
+    h = QDense(5, kernel_quantizer=q, bias_quantizer=q, name="q_dense")(h)
+    h = QActivation(quantized_relu(6, 3), name="q_dense_relu")(h)
+    out = QDense(2, kernel_quantizer=q, bias_quantizer=q, name="q_out")(h)
+    model = keras.Model(inp, out)
+    fp = FixedPointConfig(input="ap_fixed<10,4,AP_RND_CONV,AP_SAT>", layers={
+        "q_conv": {"accum": "ap_fixed<12,5,AP_RND,AP_SAT>", "result": "ap_fixed<10,5,AP_TRN,AP_SAT>"},
+        "pool": {"accum": "ap_fixed<12,4,AP_TRN,AP_SAT>", "result": "ap_fixed<10,3,AP_RND_CONV,AP_WRAP>"},
+        "q_dense": {"accum": "ap_fixed<11,4,AP_TRN_ZERO,AP_WRAP>"},
+    })
+    graph = from_keras(model, fp)
+    assert not graph.layer("q_conv").exact_accum and not graph.layer("pool").exact_accum
+    assert graph.layer("q_out").exact_accum  # auto: exact
+    rng = np.random.default_rng(6)
+    x = rng.normal(0, 2.5, size=(3000, 7, 3))
+    hls_model = compile_model(model, FirmwareConfig(), tmp_path / "conv", graph.hls_precisions())
+    pool = next(la for la in hls_model.get_layers() if la.name == "pool")
+    assert fixed_from_hls(pool.types["accum_t"].precision).hls() == "ap_fixed<12,4,AP_TRN,AP_SAT>"
+    fw = predict(hls_model, x.reshape(len(x), -1), 500)[0]
+    raw = graph.run(x, keep=("pool",))
+    out_t = graph.layer("q_out").result
+    np.testing.assert_array_equal(out_t.to_raw(fw), raw["q_out"])  # 0 LSB
+    pooled = graph.value("pool", raw["pool"])
+    assert np.std(graph.value("q_out", raw["q_out"])) > 0.05 and pooled.max() > 1  # non-trivial
 
 
 @pytest.mark.slow
 def test_multi_input_conv1d_model_agrees(tmp_path):
-    """Two inputs: QConv1D (kernel 1) -> relu -> flatten, concatenated with a vector -> QDense."""
+    """Generic conversion (no fixed-point graph): two inputs, QConv1D (kernel 1) -> relu ->
+    flatten, concatenated with a vector -> QDense; only the inputs' types are given."""
     import tensorflow as tf
     from qkeras import QActivation, QConv1D, QDense, quantized_bits, quantized_relu
     from tensorflow import keras
@@ -230,12 +341,12 @@ def test_multi_input_conv1d_model_agrees(tmp_path):
     out = QDense(2, kernel_quantizer=q, bias_quantizer=q, name="q_out")(h)
     model = keras.Model([cands, glob], out)
 
-    cfg = FirmwareConfig()
-    cfg.precision.input = "ap_fixed<12,4,AP_RND_CONV,AP_SAT>"
-    in_t = parse_fixed(cfg.precision.input)
+    in_type = "ap_fixed<12,4,AP_RND_CONV,AP_SAT>"
+    in_t = parse_fixed(in_type)
     rng = np.random.default_rng(6)
     xs = [in_t.quantize(rng.normal(size=(2000, 6, 3))), in_t.quantize(rng.normal(size=(2000, 4)))]
-    hls_model = compile_model(model, cfg, tmp_path / "conv")
+    hls_model = compile_model(model, FirmwareConfig(), tmp_path / "conv",
+                              {"candidates": {"result": in_type}, "globals": {"result": in_type}})
     fw = predict(hls_model, [x.reshape(len(x), -1) for x in xs], 500)
     ref = keras_reference(model, xs, 500)
     diffs = max_output_diff_lsb(fw, ref, output_types(hls_model))
@@ -248,13 +359,16 @@ def test_cli_writes_validated_project(trained, tmp_path, monkeypatch):
     """`trigger-ad firmware` on a stand-in artifact: report, README, test bench, provenance."""
     import triggerad.data
     import triggerad.models
+    from anomaly.quantized import score_graph
     from triggerad.cli import main
 
     x, mean, scale, enc = trained
+    graph = score_graph(enc, FixedPointConfig(), mean, scale)
     art = types.SimpleNamespace(
         path=tmp_path / "model", mean=mean, scale=scale, input_names=[f"x{i}" for i in range(D)],
-        threshold={"score": "mu2_q", "value": 1.5}, data_info={}, quantized_encoder=lambda: enc,
-        inputs=lambda batch: batch, kind="l1_vae",
+        threshold={"score": "mu2_q", "value": 1.5, "fixed_point_digest": graph.digest()},
+        data_info={}, quantized_encoder=lambda: enc, inputs=lambda batch: batch,
+        fixed_graph=lambda: graph, kind="l1_vae",
     )
     monkeypatch.setattr(triggerad.models, "load_model", lambda path: art)
     monkeypatch.setattr(triggerad.data, "load_split", lambda info, name: x)
@@ -267,6 +381,7 @@ def test_cli_writes_validated_project(trained, tmp_path, monkeypatch):
     assert report["n_events"] == 2500
     assert report["decision_agreement"] == 1.0 and report["max_score_diff_lsb"] == 0.0
     assert report["synthesis_run"] is False
+    assert report["fixed_point_digest"] == graph.digest()
     (point,) = report["sweep"]
     assert point["width"] == 12 and point["n_events"] == 2500
     assert point["types"]["q_dense_0"].startswith("ap_fixed<12,")
@@ -278,10 +393,29 @@ def test_cli_writes_validated_project(trained, tmp_path, monkeypatch):
     tb_in = np.loadtxt(prj / "tb_data" / "tb_input_features.dat")
     tb_out = np.loadtxt(prj / "tb_data" / "tb_output_predictions.dat")
     assert tb_in.shape == (50, D) and tb_out.shape == (50, 2)
-    np.testing.assert_array_equal(tb_in, parse_fixed(FirmwareConfig().precision.input).quantize(x[:50]))
+    np.testing.assert_array_equal(tb_in, parse_fixed(FixedPointConfig().input).quantize(x[:50]))
     assert (prj / "disagreements.csv").read_text() == "event_index,score_firmware,bit_firmware\n"
     assert (prj / "build_prj.tcl").is_file() and (prj / "provenance.json").is_file()
     _run_project_testbench(prj, tmp_path / "tb")
+
+
+def test_threshold_on_the_float_score_is_refused(tmp_path):
+    """A cut set on the float mu2 is not applied to the firmware's mu2_q (another rate)."""
+    from firmware.kinds import ANOMALY_ENCODER
+
+    trigger_inputs = ANOMALY_ENCODER.trigger_inputs
+
+    art = types.SimpleNamespace(path=tmp_path / "model", threshold={
+        "score": "mu2", "value": 4.2, "target_rate_hz": 1000.0, "input_rate_hz": 4e7})
+    with pytest.raises(ConfigError, match=r"threshold.json: the cut is on 'mu2', but the firmware "
+                       r"computes 'mu2_q'.*`trigger-ad threshold .*model --rate 1000 --input-rate "
+                       r"4e\+07 --score mu2_q`"):
+        trigger_inputs(art)
+    stale = types.SimpleNamespace(
+        path=tmp_path / "model", fixed_graph=lambda: types.SimpleNamespace(digest=lambda: "b" * 64),
+        threshold={"score": "mu2_q", "value": 4.2, "fpr": 1e-3, "fixed_point_digest": "a" * 64})
+    with pytest.raises(ConfigError, match=r"set with other fixed-point types.*--fpr 0.001 --score"):
+        trigger_inputs(stale)
 
 
 def _run_project_testbench(prj, workdir):

@@ -1,4 +1,4 @@
-"""Stream scoring: fast path == Keras, exactly-once under kill/resume, Dask == local, rate control,
+"""Stream scoring: fast path == model scores, exactly-once under kill/resume, Dask == local, rate control,
 corrupt inputs listed, schema mismatch and missing threshold refused."""
 
 from __future__ import annotations
@@ -70,57 +70,58 @@ def assert_same_output(out: Path, ref: Path) -> None:
 
 
 # Fast path ---------------------------------------------------------------------------------------
-def test_quantizer_twins_match_qkeras():
-    from qkeras import quantized_bits, quantized_relu
-
-    from anomaly.stream import fastpath
-
-    # a grid through every rounding boundary (half-way points included) and beyond the clip range
-    x = np.linspace(-10, 10, 20_001, dtype=np.float32)
-    for bits, integer in ((8, 3), (6, 0), (4, 2)):
-        np.testing.assert_array_equal(
-            fastpath.quantized_relu(x, bits, integer), quantized_relu(bits, integer)(x).numpy())
-        for symmetric in (0, 1):
-            q = quantized_bits(bits, integer, symmetric, alpha=1)
-            np.testing.assert_array_equal(
-                fastpath.quantized_bits(x, bits, integer, bool(symmetric), True, 1.0),
-                q(x).numpy())
-
-
-def test_fastpath_equals_keras(model):
-    """numpy forward pass == Keras for the float (mu, logvar) and the quantized encoder."""
+def test_fastpath_float_close_to_keras_and_integer_graph_close_to_qkeras(model):
+    """Float encoder: numpy == Keras within float32 tolerance. Quantized encoder: the integer
+    graph is the reference; QKeras (float32, training-time) may differ from it by one quantizer
+    step where an accumulated value lands on a rounding boundary, on some CPUs, rarely."""
     from anomaly import model as m
-    from anomaly.artifact import load_artifact
-    from anomaly.stream.fastpath import NumpyNet
+    from anomaly.artifact import load_artifact, raw_inputs
+    from anomaly.stream.fastpath import NumpyNet, UnsupportedModelError
 
     art = load_artifact(model)
     vae, qenc = art._build()
     x = np.random.default_rng(0).normal(0, 2, (20_000, 57)).astype(np.float32)
-    for keras_model in (vae.encoder, qenc, art.quantized_encoder()):
-        expected = keras_model.predict(x, batch_size=8192, verbose=0)
-        expected = expected if isinstance(expected, list) else [expected]
-        found = NumpyNet.from_keras(keras_model)(x)
-        assert len(found) == len(expected)
-        for e, f in zip(expected, found, strict=True):
-            np.testing.assert_allclose(f, e, rtol=1e-5, atol=1e-5)
-    # the quantized hidden activations are on the 2^-5 grid: identical, not just close
+    expected = vae.encoder.predict(x, batch_size=8192, verbose=0)
+    found = NumpyNet.from_keras(vae.encoder)(x)
+    assert len(found) == len(expected) == 2
+    for e, f in zip(expected, found, strict=True):
+        np.testing.assert_allclose(f, e, rtol=1e-5, atol=1e-5)
+    with pytest.raises(UnsupportedModelError, match="triggerad.fixedpoint"):
+        NumpyNet.from_keras(qenc)
+    # QKeras on exactly the fixed-point normalised inputs the integer graph sees
+    graph = art.fixed_graph()
+    raw = graph.run(raw_inputs("l1_vae", ss.drifting_batch(20_000, seed=4)),
+                    keep=("standardise", "q_relu_1"))
+    x_norm = graph.value("standardise", raw["standardise"]).astype(np.float32)
     hidden = m.keras.Model(qenc.input, qenc.get_layer("q_relu_1").output)
-    np.testing.assert_array_equal(NumpyNet.from_keras(hidden)(x)[0],
-                                  hidden.predict(x, batch_size=8192, verbose=0))
+    step = graph.layer("q_relu_1").result.lsb
+    diff = np.abs(hidden.predict(x_norm, batch_size=8192, verbose=0)
+                  - graph.value("q_relu_1", raw["q_relu_1"]))
+    assert np.mean(diff > 0) < 1e-3 and diff.max() <= step  # at most one step, rarely
+    mu_keras = qenc.predict(x_norm, batch_size=8192, verbose=0)[0]
+    differ = np.any(np.abs(mu_keras - graph.value("q_mu", raw["q_mu"])) > 1e-6, axis=1)
+    assert np.mean(differ) < 2e-3
 
 
 def test_scorer_fast_scores_equal_model_scores(model):
+    """The stream fast path and ModelArtifact.score compute mu2_q/kl_q with the same integer
+    graph: identical for any chunking; the float mu2 agrees within float32 tolerance."""
     from anomaly.artifact import load_artifact, raw_inputs
     from anomaly.stream.scoring import StreamScorer
 
     art = load_artifact(model)
     raw = raw_inputs("l1_vae", ss.drifting_batch(3000, seed=11))
-    scorer = StreamScorer(art, ["mu2", "mu2_q"])
+    scorer = StreamScorer(art, ["mu2", "mu2_q", "kl_q"])
     fast = scorer.score_inputs(raw)
     assert scorer.fast
-    reference = art.score(raw)
-    for name in ("mu2", "mu2_q"):
-        np.testing.assert_allclose(fast[name], reference[name], rtol=1e-5, atol=1e-6)
+    chunked = [scorer.score_inputs(part) for part in np.array_split(raw, 7)]
+    reference = art.score(raw, batch_size=1000)
+    for name in ("mu2_q", "kl_q"):
+        np.testing.assert_array_equal(fast[name], reference[name])
+        np.testing.assert_array_equal(np.concatenate([c[name] for c in chunked]), fast[name])
+    lsb = art.fixed_graph().layer("score").result.lsb
+    np.testing.assert_array_equal(np.round(fast["mu2_q"] / lsb) * lsb, fast["mu2_q"])  # on grid
+    np.testing.assert_allclose(fast["mu2"], reference["mu2"], rtol=1e-5, atol=1e-6)
     with pytest.raises(ConfigError, match="did you mean 'mu2_q'"):
         StreamScorer(art, ["mu2q"])
 

@@ -107,6 +107,12 @@ def test_hlf_vae_trains_and_loss_decreases(tmp_path):
 
 
 def test_reload_gives_identical_scores(trained_l1):
+    """Float scores: equal within float32 tolerance across batch sizes, bit-identical for the same
+    batch size on the same machine (what docs/anomaly.md promises). mu2_q: exact integers,
+    bit-identical for any batch size; the in-memory model gives the same integer graph."""
+    from anomaly.quantized import quantized_scores, score_graph
+    from triggerad.fixedpoint import FixedPointConfig
+
     art = load_artifact(trained_l1["path"])
     assert art.kind == "l1_vae" and art.latent_dim == 4 and art.default_score == "mu2_q"
     assert len(art.input_names) == 57 and art.input_names[:3] == ["MET_pT", "MET_eta", "MET_phi"]
@@ -118,10 +124,17 @@ def test_reload_gives_identical_scores(trained_l1):
     inputs = m.prepare_inputs("l1_vae", trained_l1["x"], art.mean, art.scale)
     terms = trained_l1["vae"].terms(inputs, sample=False)
     for key in ("loss", "nll", "kl", "mu2"):
-        np.testing.assert_allclose(scores[key], terms[key].numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(scores[key], terms[key].numpy(), rtol=1e-5, atol=1e-6)
+    graph = score_graph(trained_l1["qenc"], FixedPointConfig(), art.mean, art.scale)
+    assert graph.digest() == art.fixed_graph().digest()
+    for key, values in quantized_scores(graph, trained_l1["x"]).items():
+        np.testing.assert_array_equal(scores[key], values)
+    # QKeras (float normalisation, float32) is the training-time twin: close, not identical
     mu_q = trained_l1["qenc"](m.encoder_input("l1_vae", inputs))[0].numpy()
-    np.testing.assert_allclose(scores["mu2_q"], (mu_q**2).sum(axis=1), rtol=1e-6, atol=1e-7)
-    # encoder-only models of the artifact reproduce mu2 / mu2_q from normalised inputs
+    mu2_qkeras = (mu_q.astype(np.float64) ** 2).sum(axis=1)
+    assert np.corrcoef(mu2_qkeras, scores["mu2_q"])[0, 1] > 0.99
+    assert np.median(np.abs(mu2_qkeras - scores["mu2_q"])) < 0.05 * np.median(scores["mu2_q"])
+    # encoder-only models of the artifact reproduce mu2 from normalised inputs
     xn = art.normalise(trained_l1["x"])
     np.testing.assert_allclose(
         (art.float_encoder().predict(xn, verbose=0) ** 2).sum(axis=1), scores["mu2"], rtol=1e-5
@@ -130,14 +143,17 @@ def test_reload_gives_identical_scores(trained_l1):
     assert [type(lay).__name__ for lay in enc_q.layers[1:]] == [
         "QDense", "QActivation", "QDense", "QActivation", "QDense"
     ]
-    np.testing.assert_allclose((enc_q.predict(xn, verbose=0) ** 2).sum(axis=1), scores["mu2_q"],
-                               rtol=1e-5)
     # QAT started from the float weights: the quantized score tracks the float one
     assert np.corrcoef(scores["mu2"], scores["mu2_q"])[0, 1] > 0.9
-    # a second load scores bit-identically
-    again = load_artifact(trained_l1["path"]).score(trained_l1["x"])
+    # a second load: the same batch size gives bit-identical scores (same machine), another
+    # batch size float scores within tolerance and mu2_q bit-identical
+    again = load_artifact(trained_l1["path"])
+    same = again.score(trained_l1["x"], batch_size=300)
+    other = again.score(trained_l1["x"])
     for key, values in scores.items():
-        np.testing.assert_array_equal(again[key], values)
+        np.testing.assert_array_equal(same[key], values)
+        np.testing.assert_allclose(other[key], values, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(other["mu2_q"], scores["mu2_q"])
 
 
 def test_l1_masked_loss_ignores_padded_slots(trained_l1):

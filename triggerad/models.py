@@ -101,6 +101,10 @@ class Model(Protocol):
     def write_threshold(self, data: dict) -> None:
         """Write ``threshold.json`` atomically."""
 
+    def score_digest(self, score: str) -> str | None:
+        """Digest of the exact (fixed-point) arithmetic that defines ``score``, stored with a
+        threshold on it so that a changed graph is detected; None for float scores."""
+
     def inputs(self, batch) -> Any:
         """Raw inputs (n, d) of an event batch; refuses a batch without this model's schema."""
 

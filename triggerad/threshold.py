@@ -195,6 +195,9 @@ def set_threshold(
     record = {"score": score, **threshold_record(
         scores[score], batch.weight, target, input_rate_hz, cl=cl, min_events=min_events
     )}
+    digest = art.score_digest(score)
+    if digest is not None:  # the cut belongs to this exact integer graph
+        record["fixed_point_digest"] = digest
     record.update(
         score_definition=art.meta.get("scores", {}).get(score, score),
         dataset_fingerprint=fingerprint(batch),

@@ -1,8 +1,9 @@
 """The stream scorer of the VAE kinds: the scores of event batches for the core stream runner.
 
-Encoder-only scores (``mu2`` from the float encoder, ``mu2_q`` from the quantized encoder) run
-through the numpy fast path (:mod:`anomaly.stream.fastpath`) from the saved weights; any other
-requested score (``loss``, ``nll``, ``kl``, ``kl_q``) makes the unit go through the model's
+Encoder-only scores run without TensorFlow: ``mu2`` through the numpy float fast path
+(:mod:`anomaly.stream.fastpath`), ``mu2_q`` and ``kl_q`` through the model's integer fixed-point
+graph (:mod:`anomaly.quantized`, the same numbers as :meth:`ModelArtifact.score` and the firmware).
+Any other requested score (``loss``, ``nll``, ``kl``) makes the unit go through the model's
 TensorFlow scoring with a large batch. :class:`StreamScorer` is what
 :meth:`anomaly.kinds.VAEKind.stream_scorer` hands to :mod:`triggerad.stream`; it must stay
 picklable (workers reload the model from its folder).
@@ -14,6 +15,7 @@ import logging
 
 import numpy as np
 
+from anomaly.quantized import FIXED_POINT_SCORES, quantized_scores
 from anomaly.stream.fastpath import NumpyNet, UnsupportedModelError
 from triggerad.errors import ConfigError, did_you_mean
 from triggerad.models import get_kind
@@ -21,8 +23,8 @@ from triggerad.stream.unit import TABLE_FIELDS
 
 log = logging.getLogger(__name__)
 
-#: Scores the numpy fast path computes, and the encoder each needs.
-FAST_SCORES = {"mu2": "float_encoder", "mu2_q": "quantized_encoder"}
+#: Scores computed without TensorFlow: the float encoder's ``mu2`` and the fixed-point scores.
+FAST_SCORES = ("mu2", *FIXED_POINT_SCORES)
 
 
 def encoder_inputs(model, x: np.ndarray) -> np.ndarray:
@@ -66,7 +68,9 @@ class StreamScorer:
         self.model_ref = model
         self.tf_batch_size = tf_batch_size
         self._model = None if isinstance(model, str) else model
-        self._nets: dict[str, NumpyNet] | None = None
+        self._float_net: NumpyNet | None = None
+        self._graph = None
+        self._prepared = False
         available = list(self.model.score_names)
         threshold = self.model.threshold or {}
         wanted = list(scores or available)
@@ -102,26 +106,30 @@ class StreamScorer:
         return self._model
 
     def prepare(self) -> None:
-        """Extract the fast-path networks (or decide on TensorFlow if the model has no twin)."""
-        if not self.fast or self._nets is not None:
+        """Build the integer graph and the float fast path (or fall back to TensorFlow for a
+        float encoder without a numpy twin)."""
+        if not self.fast or self._prepared:
             return
-        needed = sorted({FAST_SCORES[name] for name in self.scores})
-        try:
-            self._nets = {name: NumpyNet.from_keras(getattr(self.model, name)()) for name in needed}
-        except UnsupportedModelError as err:
-            log.warning("numpy fast path unavailable (%s); using TensorFlow", err)
-            self.fast = False
+        if "mu2" in self.scores:
+            try:
+                self._float_net = NumpyNet.from_keras(self.model.float_encoder())
+            except UnsupportedModelError as err:
+                log.warning("numpy fast path unavailable (%s); using TensorFlow", err)
+                self.fast = False
+                return
+        if set(self.scores) & set(FIXED_POINT_SCORES):
+            self._graph = self.model.fixed_graph()
+        self._prepared = True
 
     def score_inputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Scores (float64 (n,) each) of raw inputs ``x`` (n, d)."""
         self.prepare()
         if self.fast:
-            xe = encoder_inputs(self.model, x)
-            mu = {enc: net(xe)[0] for enc, net in self._nets.items()}
-            return {
-                name: np.sum(np.square(mu[FAST_SCORES[name]]), axis=1, dtype=np.float64)
-                for name in self.scores
-            }
+            out = {} if self._graph is None else quantized_scores(self._graph, x, self.scores)
+            if self._float_net is not None:
+                mu = self._float_net(encoder_inputs(self.model, x))[0]
+                out["mu2"] = np.sum(np.square(mu), axis=1, dtype=np.float64)
+            return {name: out[name] for name in self.scores}
         out = self.model.score(x, batch_size=self.tf_batch_size)
         return {name: np.asarray(out[name], dtype=np.float64) for name in self.scores}
 

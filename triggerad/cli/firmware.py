@@ -1,9 +1,12 @@
 """``trigger-ad firmware``: hls4ml HLS project of a quantized anomaly encoder with its score.
 
-The top function takes the raw trigger objects in fixed point, normalises them, runs the QKeras
-encoder, computes score = sum of mu^2 and the trigger bit (score > the model's threshold). The C
-simulation is compared bit for bit with a Keras reference of the same graph on validation events.
-What the firmware computes for a model comes from its kind (:mod:`firmware.kinds`).
+The top function takes the raw trigger objects in fixed point, normalises them, runs the
+quantized encoder, computes score = sum of mu^2 and the trigger bit (score > the model's
+threshold). Every fixed-point type comes from the model (quantization.fixed_point); the C
+simulation is compared bit for bit with the model's integer score mu2_q on validation events.
+What the firmware computes for a model, and which thresholds it accepts (a cut set on another
+score than the firmware's, e.g. the float mu2, is refused), comes from its kind
+(:mod:`firmware.kinds`).
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ def run(args) -> int:
     float_ref = summary["vs_float_pipeline"]
     print(f"HLS project written to {args.out}/ (synthesise there with: "
           f"{synthesis_command(cfg.hls.backend)})")
-    print(f"C simulation vs Keras reference on {summary['n_events']} validation events: decision "
+    print(f"C simulation vs the integer mu2_q on {summary['n_events']} validation events: decision "
           f"agreement {summary['decision_agreement']:.6f}, max score diff "
           f"{summary['max_score_diff_lsb']:g} LSB ({summary['csim_seconds']:.1f} s)")
     print(f"fixed point vs float pipeline: decision agreement "

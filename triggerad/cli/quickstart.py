@@ -95,7 +95,7 @@ def run(args) -> int:
         (out / "stream", "stream scores, anomalies, rate monitor, summary.json"),
     ):
         print(f"  {path}/  {what}")
-    print(f"firmware vs QKeras decision agreement: {fw['decision_agreement']:.5f} "
+    print(f"firmware C simulation vs mu2_q: decision agreement {fw['decision_agreement']:.5f} "
           f"on {fw['n_events']} events (max score diff {fw['max_score_diff_lsb']} LSB)")
     print(f"stream: {summary['events']} events scored, {summary['accepted']} accepted "
           f"({summary.get('accepted_rate_hz', float('nan')):.1f} Hz at the input rate), "

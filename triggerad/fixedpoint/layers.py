@@ -1,0 +1,293 @@
+"""Layers of an integer fixed-point network, each with the semantics of hls4ml 1.3's C simulation.
+
+Every layer maps raw inputs to raw outputs of its ``result`` type (raw integers held exactly in
+float64, see :mod:`triggerad.fixedpoint.types`), and knows the hls4ml precision keys it stands
+for (:meth:`Layer.precisions`):
+
+* :class:`Input` - floats assigned to the input type (the top function's ``input_t``).
+* :class:`ScaleShift` - ``res = x * scale + bias`` computed exactly, one rounding into ``result``
+  (hls4ml ``BatchNormalization``, ``nnet::normalize``).
+* :class:`Dense` - ``nnet::dense_latency``, and pointwise ``Conv1D`` (kernel 1) over the last
+  axis: ``acc = (accum_t) bias; acc += (accum_t)(x_i * w_i)`` in input order, then
+  ``(result_t) acc``. When the accumulator can neither round nor overflow (the usual exact
+  types) the sum is one exact matrix product; otherwise every step is rounded and saturated or
+  wrapped as in C.
+* :class:`Activation` - ``relu`` (``res = x > 0 ? x : 0``) or ``linear``, cast into ``result``
+  (a ``quantized_relu(b, i)`` is ``ap_ufixed<b, i, AP_RND_CONV, AP_SAT>``).
+* :class:`GlobalAveragePooling1D` - ``nnet::global_pooling1d_cl`` average: ``accum_t y = 0;
+  y += x_i`` over the steps, ``y /= n`` (integer division truncating towards zero, in ``accum_t``),
+  then ``(result_t) y``.
+* :class:`SumSquares` - ``sum_i x_i^2`` accumulated exactly, one rounding into ``result``.
+* :class:`ThresholdBit` - ``raw(score) > threshold_units`` as ``ap_uint<1>``.
+
+Exactness: when a layer is built, the bounds of all its intermediate integers are computed from
+its input type and constants and checked against :data:`~triggerad.fixedpoint.types.EXACT_LIMIT`.
+Matrix products are float64 BLAS calls on these integers: every partial sum is an exactly
+representable integer, so the result is exact and the same for any summation order, thread
+count or CPU.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from triggerad.fixedpoint.types import EXACT_LIMIT, Fixed, FixedPointError
+
+
+def _check_limit(bound: int, what: str) -> None:
+    if bound >= EXACT_LIMIT:
+        raise FixedPointError(f"{what}: intermediate values reach 2^{int(bound).bit_length()}, "
+                              "beyond the exact integer arithmetic of triggerad.fixedpoint (2^52)")
+
+
+def _max_abs(t: Fixed) -> int:
+    return max(-t.min_raw, t.max_raw)
+
+
+class Layer:
+    """Base class: ``name``, the names of the input layers, the ``result`` type and ``forward``."""
+
+    kind: ClassVar[str] = "Layer"
+
+    def __init__(self, name: str, inputs: tuple[str, ...], result: Fixed):
+        self.name, self.inputs, self.result = name, tuple(inputs), result
+
+    def forward(self, *raw: np.ndarray) -> np.ndarray:
+        """Raw output values from the raw values of the input layers."""
+        raise NotImplementedError
+
+    def precisions(self) -> dict[str, Fixed]:
+        """hls4ml precision keys of this layer (``result``, ``accum``, ``weight``, ...) -> type."""
+        return {"result": self.result}
+
+    def params(self) -> dict:
+        """Constants of the layer (raw integers as lists), for :meth:`FixedGraph.to_dict`."""
+        return {}
+
+    def to_dict(self) -> dict:
+        """JSON-ready description: kind, inputs, types (HLS strings) and constants."""
+        return {"name": self.name, "kind": self.kind, "inputs": list(self.inputs),
+                "types": {k: t.hls() for k, t in self.precisions().items()}, **self.params()}
+
+
+def _ints(values) -> list[int]:
+    return [int(v) for v in np.ravel(values)]
+
+
+class Input(Layer):
+    """Floats (physical inputs) assigned to the input type."""
+
+    kind = "Input"
+
+    def __init__(self, name: str, result: Fixed):
+        super().__init__(name, (), result)
+
+    def forward(self, x) -> np.ndarray:
+        return self.result.to_raw(x, compact=True)  # may be float32: later layers upcast
+
+
+class ScaleShift(Layer):
+    """``result = x * scale + bias`` per feature (last axis), exact product and sum, one rounding."""
+
+    kind = "ScaleShift"
+
+    def __init__(self, name: str, source: str, input_type: Fixed, scale: np.ndarray,
+                 scale_type: Fixed, bias: np.ndarray, bias_type: Fixed, result: Fixed):
+        super().__init__(name, (source,), result)
+        self.input_type, self.scale_type, self.bias_type = input_type, scale_type, bias_type
+        self.scale = np.asarray(scale, dtype=np.float64)
+        self.bias = np.asarray(bias, dtype=np.float64)
+        prod_frac = input_type.frac + scale_type.frac
+        frac = max(prod_frac, bias_type.frac)
+        bound = _max_abs(input_type) * max(map(abs, _ints(self.scale)), default=0) * 2 ** (
+            frac - prod_frac) + max(map(abs, _ints(self.bias)), default=0) * 2 ** (frac - bias_type.frac)
+        _check_limit(bound, f"layer {name!r}")
+        # x * s + b in LSB units of the result, the scalings by powers of two folded in (exact)
+        self._scale = np.ldexp(self.scale, result.frac - prod_frac)
+        self._bias = np.ldexp(self.bias, result.frac - bias_type.frac)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = x * self._scale
+        if self._bias.any():
+            y += self._bias
+        return self.result.assign(y)
+
+    def precisions(self) -> dict[str, Fixed]:
+        return {"scale": self.scale_type, "bias": self.bias_type, "result": self.result}
+
+    def params(self) -> dict:
+        return {"scale": _ints(self.scale), "bias": _ints(self.bias)}
+
+
+class Dense(Layer):
+    """Dense layer (or pointwise Conv1D over the last axis) with hls4ml's accumulation.
+
+    Parameters
+    ----------
+    name, source : str
+        Layer name and the name of its input layer.
+    input_type : Fixed
+        Type of the inputs.
+    weight, bias : integer arrays
+        Raw weights ``(n_in, n_out)`` and biases ``(n_out,)`` of ``weight_type``/``bias_type``.
+    accum, result : Fixed
+        Accumulator and output types.
+    pointwise : bool
+        A pointwise ``Conv1D`` (hls4ml ``PointwiseConv1D``) rather than a ``Dense``.
+    """
+
+    kind = "Dense"
+
+    def __init__(self, name: str, source: str, input_type: Fixed, weight: np.ndarray,
+                 weight_type: Fixed, bias: np.ndarray, bias_type: Fixed, accum: Fixed,
+                 result: Fixed, pointwise: bool = False):
+        super().__init__(name, (source,), result)
+        self.kind = "PointwiseConv1D" if pointwise else "Dense"
+        self.input_type, self.weight_type, self.bias_type, self.accum = (
+            input_type, weight_type, bias_type, accum)
+        self.weight = np.asarray(weight, dtype=np.float64)
+        self.bias = np.asarray(bias, dtype=np.float64)
+        self.prod_frac = input_type.frac + weight_type.frac
+        self.sum_frac = max(self.prod_frac, bias_type.frac)
+        # bounds of every partial sum (any order), from the input type's range, as python ints
+        w = np.array(_ints(self.weight), dtype=object).reshape(self.weight.shape)
+        b = np.array(_ints(self.bias), dtype=object) * 2 ** (self.sum_frac - bias_type.frac)
+        lo, hi = input_type.min_raw, input_type.max_raw
+        shift = 2 ** (self.sum_frac - self.prod_frac)
+        low = [int(v) for v in np.minimum(w * lo, w * hi).sum(axis=0) * shift + np.minimum(b, 0)]
+        high = [int(v) for v in np.maximum(w * lo, w * hi).sum(axis=0) * shift + np.maximum(b, 0)]
+        _check_limit(max(map(abs, low + high), default=0), f"layer {name!r}")
+        self.exact_accum = accum.contains(min(low, default=0), max(high, default=0), self.sum_frac)
+        # the result needs no rounding or overflow handling when it holds every possible sum
+        self._identity = result.contains(min(low, default=0), max(high, default=0), self.sum_frac)
+        # products and bias in LSB units of the result (scalings by powers of two: exact)
+        self._weight = np.ldexp(self.weight, result.frac - self.prod_frac)
+        self._bias = np.ldexp(self.bias, result.frac - bias_type.frac)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if not self.exact_accum:
+            x = np.asarray(x, dtype=np.float64)
+            return self.result.cast(self._stepwise_sum(x), self.accum.frac, inplace=True)
+        y = x @ self._weight  # exact: integers (times powers of two) below 2^52
+        y += self._bias
+        return y if self._identity else self.result.assign(y)
+
+    def _stepwise_sum(self, x: np.ndarray) -> np.ndarray:
+        """``acc = (accum_t) b; for i: acc += (accum_t)(x_i * w_i)``, every step in ``accum_t``."""
+        acc = np.broadcast_to(self.accum.cast(self.bias, self.bias_type.frac),
+                              x.shape[:-1] + self.bias.shape).copy()
+        for i in range(self.weight.shape[0]):
+            acc += self.accum.cast(x[..., i:i + 1] * self.weight[i], self.prod_frac, inplace=True)
+            acc = self.accum.assign(acc)
+        return acc
+
+    def precisions(self) -> dict[str, Fixed]:
+        return {"weight": self.weight_type, "bias": self.bias_type, "accum": self.accum,
+                "result": self.result}
+
+    def params(self) -> dict:
+        return {"weight": _ints(self.weight), "bias": _ints(self.bias)}
+
+
+class Activation(Layer):
+    """``relu`` or ``linear`` activation: the (rectified) input cast into ``result``."""
+
+    kind = "Activation"
+    FUNCTIONS = ("relu", "linear")
+
+    def __init__(self, name: str, source: str, input_type: Fixed, function: str, result: Fixed):
+        if function not in self.FUNCTIONS:
+            raise FixedPointError(f"layer {name!r}: activation {function!r} has no integer "
+                                  f"version; supported: {self.FUNCTIONS}")
+        super().__init__(name, (source,), result)
+        self.input_type, self.function = input_type, function
+        # a saturating unsigned result already maps every negative value to 0 (rounding is
+        # monotonic), so relu(x) cast into it equals x cast into it
+        self._clips_negatives = not result.signed and result.saturation in ("AP_SAT", "AP_SAT_SYM")
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if self.function == "relu" and not self._clips_negatives:
+            return self.result.cast(np.maximum(x, 0.0), self.input_type.frac, inplace=True)
+        return self.result.cast(x, self.input_type.frac)
+
+    def params(self) -> dict:
+        return {"function": self.function}
+
+
+class GlobalAveragePooling1D(Layer):
+    """Mean over the steps (axis -2) of ``(n, steps, channels)`` inputs, as hls4ml computes it."""
+
+    kind = "GlobalAveragePooling1D"
+
+    def __init__(self, name: str, source: str, input_type: Fixed, steps: int, accum: Fixed,
+                 result: Fixed):
+        super().__init__(name, (source,), result)
+        self.input_type, self.steps, self.accum = input_type, int(steps), accum
+        self.frac = max(accum.frac, input_type.frac)
+        low, high = min(input_type.min_raw, 0) * self.steps, max(input_type.max_raw, 0) * self.steps
+        self.exact_accum = accum.contains(low, high, input_type.frac)
+        _check_limit(max(-low, high) * 2 ** (self.frac - input_type.frac), f"layer {name!r}")
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if x.shape[-2] != self.steps:
+            raise FixedPointError(f"layer {self.name!r}: expected {self.steps} steps, found "
+                                  f"shape {x.shape}")
+        x = np.asarray(x, dtype=np.float64)
+        if self.exact_accum:
+            y = self.accum.cast(x.sum(axis=-2), self.input_type.frac, inplace=True)
+        else:
+            y = np.zeros(x.shape[:-2] + x.shape[-1:])
+            up_acc, up_in = 2.0 ** (self.frac - self.accum.frac), 2.0 ** (self.frac - self.input_type.frac)
+            for i in range(self.steps):
+                y = self.accum.cast(y * up_acc + x[..., i, :] * up_in, self.frac, inplace=True)
+        y -= np.fmod(y, self.steps)  # y /= steps in accum_t: truncation towards zero, exact
+        y /= self.steps
+        return self.result.cast(y, self.accum.frac, inplace=True)
+
+    def precisions(self) -> dict[str, Fixed]:
+        return {"accum": self.accum, "result": self.result}
+
+    def params(self) -> dict:
+        return {"steps": self.steps}
+
+
+class SumSquares(Layer):
+    """``result = sum_i x_i^2`` over the last axis, exact accumulation, one rounding."""
+
+    kind = "SumSquares"
+
+    def __init__(self, name: str, source: str, input_type: Fixed, n_in: int, result: Fixed):
+        super().__init__(name, (source,), result)
+        self.input_type, self.n_in = input_type, int(n_in)
+        _check_limit(_max_abs(input_type) ** 2 * self.n_in, f"layer {name!r}")
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        return self.result.cast(np.einsum("...i,...i->...", x, x), 2 * self.input_type.frac,
+                                inplace=True)
+
+    def params(self) -> dict:
+        return {"n_in": self.n_in}
+
+
+class ThresholdBit(Layer):
+    """The trigger bit ``raw(score) > units`` as ``ap_uint<1>``.
+
+    ``units`` comes from :func:`triggerad.fixedpoint.types.threshold_units`, so the bit equals the
+    offline selection ``score > value`` on the same score, event by event.
+    """
+
+    kind = "ThresholdBit"
+    BIT = Fixed(1, 1, signed=False)
+
+    def __init__(self, name: str, source: str, units: int):
+        super().__init__(name, (source,), self.BIT)
+        self.units = int(units)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return (x > self.units).astype(np.float64)
+
+    def params(self) -> dict:
+        return {"threshold_units": self.units}
