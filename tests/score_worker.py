@@ -23,11 +23,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def main(argv: list[str]) -> None:
     """Score and write ``OUT.npz`` (see the module docstring)."""
     import pandas as pd
-    from anomaly.stream.writer import read_part
 
     from anomaly.artifact import load_artifact
     from anomaly.stream.scoring import StreamScorer
     from triggerad.cli import main as cli
+    from triggerad.stream.writer import read_part
 
     model, inputs, stream, out, batch, chunk = argv
     batch, chunk = int(batch), int(chunk)
