@@ -27,8 +27,8 @@ class Particles:
     Attributes
     ----------
     offsets : int64 (n + 1,)
-    id, status, daughter1 : int32 (m,)
-        PDG id, Pythia status and index (within its event) of the first daughter.
+    id, status, mother1, daughter1 : int32 (m,)
+        PDG id, Pythia status and index (within its event) of the first mother and first daughter.
     px, py, pz, e : float64 (m,)
     charge : float64 (m,)
         Electric charge in units of e.
@@ -37,6 +37,7 @@ class Particles:
     offsets: np.ndarray
     id: np.ndarray
     status: np.ndarray
+    mother1: np.ndarray
     daughter1: np.ndarray
     px: np.ndarray
     py: np.ndarray
@@ -44,7 +45,7 @@ class Particles:
     e: np.ndarray
     charge: np.ndarray
 
-    FIELDS = ("id", "status", "daughter1", "px", "py", "pz", "e", "charge")
+    FIELDS = ("id", "status", "mother1", "daughter1", "px", "py", "pz", "e", "charge")
 
     @property
     def n_events(self) -> int:
@@ -134,6 +135,7 @@ def particles_from_batch(batch: ak.Array, charges: ChargeTable) -> Particles:
         offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         id=ids,
         status=ak.to_numpy(flat["status"]),
+        mother1=ak.to_numpy(flat["mother1"]),
         daughter1=ak.to_numpy(flat["daughter1"]),
         px=ak.to_numpy(mom["px"]),
         py=ak.to_numpy(mom["py"]),
