@@ -223,7 +223,7 @@ class Detector:
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Anti-kT jets (fastjet) of the given deposits, smeared, b-tagged, padded.
 
-        Returns the padded jets and the (n, 3) raw (px, py, scalar pT) sums of the reconstructed
+        Returns the padded jets and the (n, 3) sums of the raw px, py and pT of the reconstructed
         jets (what the unclustered sum must not count again).
         """
         jcfg = self.cfg.jet
