@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from generation_samples import particles
 
 from triggerad.cli import main
 from triggerad.config import build
@@ -16,16 +17,8 @@ from triggerad.errors import ConfigError
 from triggerad.events import EventBatch
 from triggerad.generation import run as grun
 from triggerad.generation.cocktail import published_comparison, weighted_fractions
-from triggerad.generation.config import (
-    DetectorConfig,
-    GenerateConfig,
-    QcdModelConfig,
-    TriggerConfig,
-    load_config,
-)
-from triggerad.generation.detector import Reco, cone_sums, pad, pairs
-from triggerad.generation.pythia import Particles
-from triggerad.generation.qcd import apply_fakes, forced_decay_weight
+from triggerad.generation.config import GenerateConfig, TriggerConfig, load_config
+from triggerad.generation.detector import cone_sums, pad, pairs
 from triggerad.generation.trigger import single_lepton
 from triggerad.io.adc2021 import Adc2021Reader, write_h5
 
@@ -120,6 +113,34 @@ def test_summary_fractions_and_printed_table(run_w1, capsys):
     assert (run_w1 / "config.resolved.yaml").is_file()
 
 
+def test_summary_validation_recomputed_from_the_written_events(run_w1):
+    from triggerad.generation.validation import dilepton_mass, leading_lepton
+
+    val = json.loads((run_w1 / "summary.json").read_text())["validation"]
+    bkg = Adc2021Reader().read(run_w1 / "background.h5")
+    z = bkg.take(bkg.process == "Z")
+    masses = dilepton_mass(z)
+    assert 80 < val["z_mass_peak_gev"] < 100 and 2 < val["z_mass_fwhm_gev"] < 20
+    assert np.nanmedian(masses) == pytest.approx(91.0, abs=3.0)
+    assert 70 < val["w_mt_edge_gev"] < 95
+    for name, group in (("W", "W"), ("Z", "Z"), ("QCD_fake", "QCD")):
+        p, ev = val["processes"][name], bkg.take(bkg.process == group)
+        assert p["selected"] == len(ev)
+        if group != "QCD":   # equal weights within W and Z: the plain median
+            np.testing.assert_allclose(p["met_median"], np.median(ev.met[:, 0]), rtol=0.05)
+        np.testing.assert_allclose(
+            p["lepton_iso_zero_fraction"],
+            np.average(leading_lepton(ev)["iso"] == 0, weights=ev.weight), rtol=1e-6)
+        assert 0 < p["n_eff"] <= p["selected"] + 1e-9
+    assert val["processes"]["QCD_fake"]["lepton_sources"]["fake"] > 0.9
+    assert val["qcd_processes"] == {"QCD_fake": pytest.approx(1.0)}
+    groups = val["groups"]
+    assert groups["W"]["published_sigma_nb"] == 58.0
+    np.testing.assert_allclose(sum(g["fraction"] for g in groups.values()), 1.0, rtol=1e-9)
+    table = (run_w1 / "validation.md").read_text()
+    assert "| QCD_fake |" in table and "published" in table
+
+
 def test_cli_prints_comparison(small_config, tmp_path, capsys):
     small = dict(SMALL, processes={"W": SMALL["processes"]["W"]})
     path = tmp_path / "w.yaml"
@@ -195,29 +216,6 @@ def test_pileup_adds_particles(small_config):
 
 # --- unit tests on hand-built arrays -------------------------------------------------------------
 
-def _particles(events: list[list[tuple]]) -> Particles:
-    """Particles from per-event lists of (id, status, daughter1, px, py, pz, charge)."""
-    rows = [r for ev in events for r in ev]
-    cols = list(zip(*rows, strict=True))
-    px, py, pz = (np.array(c, float) for c in cols[3:6])
-    return Particles(
-        offsets=np.concatenate([[0], np.cumsum([len(e) for e in events])]),
-        id=np.array(cols[0]), status=np.array(cols[1]), daughter1=np.array(cols[2]),
-        px=px, py=py, pz=pz, e=np.sqrt(px**2 + py**2 + pz**2), charge=np.array(cols[6], float),
-    )
-
-
-def test_forced_decay_weight_counts_each_decayed_hadron_once():
-    parts = _particles([
-        # B0 that mixed (first daughter is the B0bar copy) then decayed, and a decayed B+
-        [(511, -92, 1, 5, 0, 0, 0), (-511, -91, 3, 5, 0, 0, 0), (521, -91, 4, 3, 0, 0, 1),
-         (11, 91, 0, 1, 0, 0, -1), (13, 91, 0, 1, 0, 0, -1)],
-        [(211, 1, 0, 1, 0, 0, 1)],                        # no forced hadron -> weight 1
-    ])
-    w = forced_decay_weight(parts, {511: 0.2, 521: 0.25})
-    np.testing.assert_allclose(w, [0.2 * 0.25, 1.0])
-
-
 def test_pairs_pad_and_cone_sums():
     offsets = np.array([0, 3, 3, 5])
     oi, pi = pairs(np.array([0, 2, 2]), offsets)
@@ -225,7 +223,7 @@ def test_pairs_pad_and_cone_sums():
     np.testing.assert_array_equal(pi, [0, 1, 2, 3, 4, 3, 4])
     padded = pad(np.array([0, 0, 2]), 3, {"pt": np.array([5.0, 7.0, 9.0])})["pt"]
     np.testing.assert_array_equal(padded, [[5, 7], [0, 0], [9, 0]])
-    parts = _particles([[
+    parts = particles([[
         (11, 1, 0, 30, 0, 0, -1),        # the lepton itself
         (211, 1, 0, 2, 0.2, 0, 1),       # charged, DR 0.1
         (22, 1, 0, 3, -0.3, 0, 0),       # photon, DR 0.1
@@ -235,27 +233,6 @@ def test_pairs_pad_and_cone_sums():
     sums = cone_sums(parts, np.array([0]), np.array([0.0]), np.array([0.0]), 0.3,
                      exclude=np.array([0]))
     np.testing.assert_allclose(sums, [[np.hypot(2, 0.2), np.hypot(3, 0.3), 4.0]])
-
-
-def test_fakes_weight_is_probability_of_any_fake():
-    qcd = QcdModelConfig(fake_ele_rate=0.1, fake_mu_rate=0.05, fake_pt_ref=30.0, fake_power=0.0,
-                         fake_pt_scale=0.8, fake_jet_pt_min=20.0)
-    jets = {"pt": np.array([[40.0, 30.0], [10.0, 0.0]]), "eta": np.array([[0.5, 2.5], [0, 0]]),
-            "phi": np.zeros((2, 2)), "mass": np.ones((2, 2)), "btag": np.zeros((2, 2), bool)}
-    empty = {"pt": np.zeros((2, 1)), "eta": np.zeros((2, 1)), "phi": np.zeros((2, 1)),
-             "charge": np.zeros((2, 1), np.int8), "iso": np.zeros((2, 1, 3))}
-    reco = Reco(electrons={k: v.copy() for k, v in empty.items()},
-                muons={k: v.copy() for k, v in empty.items()}, jets=jets,
-                met_pt=np.zeros(2), met_phi=np.zeros(2), n_ch_had=np.zeros(2, np.int32),
-                n_neu_had=np.zeros(2, np.int32),
-                iso_particles=_particles([[(211, 1, 0, 40, 0, 0, 1)], [(211, 1, 0, 1, 0, 0, 1)]]))
-    weight = apply_fakes(reco, qcd, DetectorConfig(), np.random.default_rng(1))
-    # event 0: jet 1 e (0.1) + mu (0.05); jet 2 (|eta| 2.5) e only (0.1) ; event 1: none
-    np.testing.assert_allclose(weight, [1 - 0.9 * 0.95 * 0.9, 0.0])
-    lep_pt = reco.electrons["pt"][0].sum() + reco.muons["pt"][0].sum()
-    assert lep_pt in (32.0, 24.0)
-    assert (reco.jets["pt"][0] > 0).sum() == 1
-    assert reco.electrons["pt"][1].sum() == 0 and reco.muons["pt"][1].sum() == 0
 
 
 def test_weighted_fractions_and_comparison():
@@ -284,27 +261,3 @@ def test_packaged_configs_load(name):
         "LQ_btau", "A_4l", "h0_tautau", "hplus_taunu"}
     assert {p.group for p in cfg.processes.values() if p.kind == "sm"} == {
         "W", "Z", "ttbar", "QCD"}
-
-
-def test_fake_choice_proportional_to_probability():
-    n = 20000
-    qcd = QcdModelConfig(fake_ele_rate=0.02, fake_mu_rate=0.01, fake_power=-1.0)
-    jets = {"pt": np.tile([60.0, 30.0], (n, 1)), "eta": np.tile([0.0, 2.5], (n, 1)),
-            "phi": np.tile([0.0, 3.0], (n, 1)), "mass": np.zeros((n, 2)),
-            "btag": np.zeros((n, 2), bool)}
-    empty = {"pt": np.zeros((n, 0)), "eta": np.zeros((n, 0)), "phi": np.zeros((n, 0)),
-             "charge": np.zeros((n, 0), np.int8), "iso": np.zeros((n, 0, 3))}
-    reco = Reco(electrons=dict(empty), muons=dict(empty), jets=jets, met_pt=np.zeros(n),
-                met_phi=np.zeros(n), n_ch_had=np.zeros(n, np.int32),
-                n_neu_had=np.zeros(n, np.int32),
-                iso_particles=_particles([[(211, 1, 0, 0.0, -1.0, 0.0, 1)]] * n))
-    apply_fakes(reco, qcd, DetectorConfig(), np.random.default_rng(2))
-    # p: jet0 e 0.01, jet0 mu 0.005, jet1 e 0.02, jet1 mu 0 (|eta| 2.5 > 2.1); total 0.035
-    ele_from_jet0 = np.mean(reco.electrons["pt"][:, 0] == 0.8 * 60.0)
-    mu_from_jet0 = np.mean(reco.muons["pt"][:, 0] == 0.8 * 60.0)
-    ele_from_jet1 = np.mean(reco.electrons["pt"][:, 0] == 0.8 * 30.0)
-    np.testing.assert_allclose([ele_from_jet0, mu_from_jet0, ele_from_jet1],
-                               [0.01 / 0.035, 0.005 / 0.035, 0.02 / 0.035], atol=0.015)
-    assert np.all(reco.muons["pt"][:, 0] != 0.8 * 30.0)
-    np.testing.assert_array_equal(reco.electrons["charge"][:, 0] != 0,
-                                  reco.electrons["pt"][:, 0] > 0)

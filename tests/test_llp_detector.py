@@ -30,7 +30,7 @@ def decays(n_events: int, vertex=VERTEX, momenta=MOMENTA, ids=IDS) -> Particles:
     tile = lambda a: np.tile(a, n_events)  # noqa: E731
     return Particles(
         offsets=np.arange(0, k * n_events + 1, k), id=tile(ids), status=np.ones(k * n_events, int),
-        daughter1=np.zeros(k * n_events, int), px=tile(momenta[:, 0]), py=tile(momenta[:, 1]),
+        mother1=np.zeros(k * n_events, int), daughter1=np.zeros(k * n_events, int), px=tile(momenta[:, 0]), py=tile(momenta[:, 1]),
         pz=tile(momenta[:, 2]), e=tile(e), charge=tile(np.sign(ids) * (np.abs(ids) == 211)),
         vx=np.full(k * n_events, float(vertex[0])), vy=np.full(k * n_events, float(vertex[1])),
         vz=np.full(k * n_events, float(vertex[2])),

@@ -15,7 +15,7 @@ from triggerad.cli import main
 @pytest.mark.slow
 def test_quickstart_reduced(tmp_path, capsys):
     out = tmp_path / "qs"
-    code = main(["-q", "quickstart", "--out", str(out), "--events", "1500", "--epochs", "2",
+    code = main(["-q", "quickstart", "--out", str(out), "--events", "600", "--epochs", "2",
                  "--rate", "10kHz", "--input-rate", "100kHz", "--workers", "2"])
     assert code == 0
     printed = capsys.readouterr().out

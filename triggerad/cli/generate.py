@@ -46,6 +46,7 @@ def run(args) -> int:
     from triggerad.generation.cocktail import format_table
     from triggerad.generation.config import load_config
     from triggerad.generation.run import generate
+    from triggerad.generation.validation import format_validation
     from triggerad.provenance import write_provenance
 
     cfg = load_config(args.config)
@@ -61,6 +62,8 @@ def run(args) -> int:
         "executor": summary["executor"], "workers": args.workers, "scheduler": args.scheduler,
     })
     print(format_table(summary["processes"], summary["published_comparison"]))
+    print("\nValidation (also in summary.json and validation.md):")
+    print(format_validation(summary["validation"]))
     print(f"wall time {summary['wall_seconds']:.0f} s; "
           f"{summary['background_events']} background events -> {args.out}", file=sys.stdout)
     return 0

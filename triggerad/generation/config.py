@@ -13,9 +13,16 @@ from typing import Literal
 
 from triggerad import config as tconfig
 
-#: Cocktail groups of Cerri et al. 2019 and their published fractions after the single-lepton
-#: trigger (arXiv:1811.10276).
-PUBLISHED_FRACTIONS = {"W": 0.592, "QCD": 0.338, "Z": 0.067, "ttbar": 0.003}
+#: Cocktail groups of Cerri et al. 2019 (arXiv:1811.10276): fraction after the single-lepton
+#: trigger, cross-section, acceptance and trigger efficiency as published.
+PUBLISHED_PROCESSES = {
+    "W": {"fraction": 0.592, "sigma_nb": 58.0, "acceptance": 0.556, "trigger_efficiency": 0.68},
+    "QCD": {"fraction": 0.338, "sigma_nb": 1.6e5, "acceptance": 0.0008,
+            "trigger_efficiency": 0.096},
+    "Z": {"fraction": 0.067, "sigma_nb": 20.0, "acceptance": 0.16, "trigger_efficiency": 0.77},
+    "ttbar": {"fraction": 0.003, "sigma_nb": 0.7, "acceptance": 0.37, "trigger_efficiency": 0.49},
+}
+PUBLISHED_FRACTIONS = {group: p["fraction"] for group, p in PUBLISHED_PROCESSES.items()}
 
 #: The four BSM benchmarks of the anomaly-detection literature (signal file stems).
 SIGNAL_NAMES = ("LQ_btau", "A_4l", "h0_tautau", "hplus_taunu")
@@ -58,8 +65,10 @@ class ProcessConfig:
     forced_decays : list of int
         Particles (e.g. B hadrons 511, 521, 531, 5122 for the heavy-flavour QCD sample, or the
         tau for a signal whose trigger needs a leptonic tau) whose decays are forced to the
-        channels containing one of ``forced_products``; each event is weighted by the product of
-        the forced branching fractions of its decayed forced particles.
+        channels containing one of ``forced_products``; each event is weighted by the
+        probability that at least one of them decays into an accepted (triggering) lepton,
+        1 - prod(1 - BR_i) over the forced particles whose lepton is accepted (see
+        docs/generation.md).
     forced_products : list of int
         Decay products selecting the forced channels (default electron and muon).
     particle : int, optional
@@ -131,12 +140,14 @@ class LeptonConfig:
 class IsolationConfig:
     """Lepton isolation: pT sums of visible particles in a cone, relative to the lepton pT.
 
-    ``object_max``: leptons with total relative isolation above this are not reconstructed as
-    leptons (they stay in the jets).
+    Charged particles (tracks) enter above ``charged_pt_min``, photons and neutral hadrons
+    (calorimeter deposits) above ``neutral_pt_min``. ``object_max``: leptons with total relative
+    isolation above this are not reconstructed as leptons (they stay in the jets).
     """
 
-    cone: float = 0.3
-    particle_pt_min: float = 0.5
+    cone: float = 0.5
+    charged_pt_min: float = 0.2
+    neutral_pt_min: float = 0.5
     object_max: float = 1.0
 
 
@@ -178,8 +189,13 @@ class DetectorConfig:
     ----------
     calo_eta_max : float
         Visible particles beyond this |eta| are lost (MET, jets, isolation).
-    met_res_stochastic : float
-        Gaussian smearing of each MET component: sigma = this x sqrt(scalar sum ET) in GeV.
+    unclustered_res_stochastic : float
+        Resolution of the unclustered deposits (visible particles in neither a reconstructed
+        lepton nor a reconstructed jet): each is measured with a Gaussian error of this x
+        sqrt(pT) GeV per transverse component, so their sum with this x sqrt(sum pT).
+    muon_mip_deposit : float
+        Energy (GeV) a muon deposits in the calorimeters (minimum ionising): muons that are not
+        reconstructed as muons enter jets and the unclustered sum with at most this energy.
     hadron_pt_min : float
         pT threshold of the charged / neutral hadron counts.
     charged_eta_max, neutral_eta_max : float
@@ -197,7 +213,8 @@ class DetectorConfig:
     jet: JetConfig = field(default_factory=JetConfig)
     btag: BTagConfig = field(default_factory=BTagConfig)
     calo_eta_max: float = 5.0
-    met_res_stochastic: float = 0.5
+    unclustered_res_stochastic: float = 1.0
+    muon_mip_deposit: float = 3.0
     hadron_pt_min: float = 1.0
     charged_eta_max: float = 2.5
     neutral_eta_max: float = 3.0
@@ -224,20 +241,28 @@ class PileupConfig:
 class QcdModelConfig:
     """The jet -> lepton fake model of ordinary QCD (see docs/generation.md).
 
-    Heavy-flavour QCD is configured per process with ``forced_decays`` (B hadrons forced to
-    semileptonic channels). Fakes (``qcd_model: jet_fake``): each jet of pT > ``fake_jet_pt_min`` fakes an electron
-    (muon) with probability ``fake_ele_rate (fake_mu_rate) x (pT / fake_pt_ref)^fake_power``
-    inside the electron (muon) acceptance. One (jet, flavour) is chosen with probability
-    proportional to its fake probability, becomes a lepton of pT = ``fake_pt_scale`` x jet pT and
-    the event weight is multiplied by P(at least one fake) = 1 - prod(1 - p).
+    Heavy-flavour QCD is configured per process with ``forced_decays`` (B or D hadrons forced
+    to semileptonic channels). Fakes (``qcd_model: jet_fake``): each jet of
+    pT > ``fake_jet_pt_min`` is misidentified as an electron (muon) with probability
+    ``fake_ele_rate (fake_mu_rate) x (pT / fake_pt_ref)^fake_power`` inside the electron (muon)
+    acceptance; the fake lepton carries a fraction f ~ Beta(``fake_fraction_a``,
+    ``fake_fraction_b``) of the jet's momentum, the rest of the jet stays in the event.
     """
 
     fake_ele_rate: float = 2e-4
     fake_mu_rate: float = 1e-4
     fake_pt_ref: float = 30.0
     fake_power: float = -1.0
-    fake_pt_scale: float = 0.8
+    fake_fraction_a: float = 2.5
+    fake_fraction_b: float = 2.2
     fake_jet_pt_min: float = 20.0
+
+    def __post_init__(self) -> None:
+        if min(self.fake_fraction_a, self.fake_fraction_b) <= 0:
+            raise ValueError(
+                "fake_fraction_a and fake_fraction_b (Beta parameters) must be positive, found "
+                f"{self.fake_fraction_a!r}, {self.fake_fraction_b!r}"
+            )
 
 
 @dataclass

@@ -118,18 +118,31 @@ def efficiency(cfg: LeptonConfig, pt: np.ndarray) -> np.ndarray:
 class Reco:
     """Reconstructed objects of a batch: padded collections and per-event quantities.
 
-    ``electrons``/``muons`` have keys pt, eta, phi, charge, iso (n, m, 3); ``jets`` pt, eta, phi,
-    mass, btag. ``iso_particles`` are the particles entering isolation sums (kept for fakes).
+    ``electrons``/``muons`` have keys pt, eta, phi, charge, iso (n, m, 3) and mother (index of
+    the lepton's decay mother in the detector's input particles, -1 for empty slots, fakes and
+    mothers not tracked); ``jets`` pt, eta, phi, mass, btag and raw_pt (the unsmeared clustered
+    pT). ``unclustered`` (n, 2) is the measured (px, py) sum of the visible deposits in neither a
+    reconstructed lepton nor a reconstructed jet. ``iso_particles`` are the particles entering
+    isolation sums (kept for fakes).
     """
 
     electrons: dict[str, np.ndarray]
     muons: dict[str, np.ndarray]
     jets: dict[str, np.ndarray]
+    unclustered: np.ndarray
     met_pt: np.ndarray
     met_phi: np.ndarray
     n_ch_had: np.ndarray
     n_neu_had: np.ndarray
     iso_particles: Particles
+
+    def update_met(self) -> None:
+        """MET = minus the vector sum of the reconstructed leptons, jets and unclustered deposits."""
+        mex, mey = -self.unclustered[:, 0].copy(), -self.unclustered[:, 1].copy()
+        for coll in (self.electrons, self.muons, self.jets):
+            mex -= (coll["pt"] * np.cos(coll["phi"])).sum(axis=1)
+            mey -= (coll["pt"] * np.sin(coll["phi"])).sum(axis=1)
+        self.met_pt, self.met_phi = np.hypot(mex, mey), np.arctan2(mey, mex)
 
 
 class Detector:
@@ -140,37 +153,54 @@ class Detector:
         self.rng = rng
 
     def __call__(self, particles: Particles) -> Reco:
-        """Reconstruct a batch of events."""
+        """Reconstruct a batch of events.
+
+        Electrons and muons are found among the visible particles; every other visible particle
+        is a calorimeter deposit (a muon only its minimum-ionising ``muon_mip_deposit``), clustered
+        into jets; what is in no reconstructed object is the unclustered sum, and MET is minus
+        the vector sum of all of them, each with its own resolution.
+        """
         cfg = self.cfg
         n = particles.n_events
         abs_id = np.abs(particles.id)
-        final = particles.status > 0
-        visible = final & ~np.isin(abs_id, INVISIBLE) & (np.abs(particles.eta) < cfg.calo_eta_max)
+        visible = (
+            (particles.status > 0) & ~np.isin(abs_id, INVISIBLE)
+            & (np.abs(particles.eta) < cfg.calo_eta_max)
+        )
+        vis_global = np.flatnonzero(visible)
         vis = particles.select(visible)
-        iso_parts = vis.select(vis.pt > cfg.isolation.particle_pt_min)
-        iso_index = np.flatnonzero(vis.pt > cfg.isolation.particle_pt_min)
+        icfg = cfg.isolation
+        in_iso = vis.pt > np.where(vis.charge != 0, icfg.charged_pt_min, icfg.neutral_pt_min)
+        iso_index = np.flatnonzero(in_iso)
+        iso_parts = vis.select(in_iso)
         leptons = {
-            pdg: self._leptons(iso_parts, iso_index, pdg, lcfg)
+            pdg: self._leptons(iso_parts, pdg, lcfg)
             for pdg, lcfg in ((11, cfg.electron), (13, cfg.muon))
         }
-        used = np.concatenate([leptons[11].pop("vis_index"), leptons[13].pop("vis_index")])
-        keep = (vis.pt > cfg.jet.constituent_pt_min) & (
-            np.abs(vis.eta) < cfg.jet.eta_max + cfg.jet.radius
+        used = np.zeros(len(vis.id), dtype=bool)
+        for lep in leptons.values():
+            vis_idx = iso_index[lep.pop("index")]
+            used[vis_idx] = True
+            lep["mother"] = decay_mother(particles, vis_global[vis_idx])
+        calo = calorimeter_deposits(vis.select(~used), cfg.muon_mip_deposit)
+        keep = (calo.pt > cfg.jet.constituent_pt_min) & (
+            np.abs(calo.eta) < cfg.jet.eta_max + cfg.jet.radius
         )
-        keep[used] = False
-        jets = self._jets(vis.select(keep), particles, n)
-        met_pt, met_phi = self._met(vis)
+        jets, clustered = self._jets(calo.select(keep), particles, n)
+        unclustered = self._unclustered(calo, clustered)
         n_ch, n_neu = self._hadron_counts(vis)
-        return Reco(
-            electrons=pad(leptons[11].pop("event"), n, leptons[11]),
-            muons=pad(leptons[13].pop("event"), n, leptons[13]),
-            jets=jets, met_pt=met_pt, met_phi=met_phi, n_ch_had=n_ch, n_neu_had=n_neu,
+        electrons, muons = (
+            _pad_leptons(leptons[pdg].pop("event"), n, leptons[pdg]) for pdg in (11, 13)
+        )
+        reco = Reco(
+            electrons=electrons, muons=muons, jets=jets, unclustered=unclustered,
+            met_pt=np.zeros(n), met_phi=np.zeros(n), n_ch_had=n_ch, n_neu_had=n_neu,
             iso_particles=iso_parts,
         )
+        reco.update_met()
+        return reco
 
-    def _leptons(
-        self, p: Particles, vis_index: np.ndarray, pdg: int, cfg: LeptonConfig
-    ) -> dict[str, np.ndarray]:
+    def _leptons(self, p: Particles, pdg: int, cfg: LeptonConfig) -> dict[str, np.ndarray]:
         """Efficiency, smearing and isolation of the final-state electrons or muons."""
         idx = np.flatnonzero(
             (np.abs(p.id) == pdg) & (p.pt > 0.8 * cfg.pt_min) & (np.abs(p.eta) < cfg.eta_max)
@@ -185,11 +215,17 @@ class Detector:
         return {
             "event": event[ok], "pt": pt[ok], "eta": eta[ok], "phi": phi[ok],
             "charge": -np.sign(p.id[idx][ok]).astype(np.int8), "iso": rel_iso[ok],
-            "vis_index": vis_index[idx[ok]],
+            "index": idx[ok],
         }
 
-    def _jets(self, p: Particles, truth: Particles, n: int) -> dict[str, np.ndarray]:
-        """Anti-kT jets (fastjet) of the given particles, smeared, b-tagged, padded."""
+    def _jets(
+        self, p: Particles, truth: Particles, n: int
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Anti-kT jets (fastjet) of the given deposits, smeared, b-tagged, padded.
+
+        Returns the padded jets and the (n, 3) sums of the raw px, py and pT of the reconstructed
+        jets (what the unclustered sum must not count again).
+        """
         jcfg = self.cfg.jet
         counts = np.diff(p.offsets)
         inputs = ak.unflatten(ak.zip({"px": p.px, "py": p.py, "pz": p.pz, "E": p.e}), counts)
@@ -198,18 +234,22 @@ class Detector:
         flat = ak.flatten(jets, axis=1)
         px, py, pz, e = (ak.to_numpy(flat[c]).astype(np.float64) for c in ("px", "py", "pz", "E"))
         event = np.repeat(np.arange(n), njet)
-        pt = np.hypot(px, py)
-        eta = np.arcsinh(pz / np.maximum(pt, 1e-9))
+        raw_pt = np.hypot(px, py)
+        eta = np.arcsinh(pz / np.maximum(raw_pt, 1e-9))
         phi = np.arctan2(py, px)
         mass = np.sqrt(np.maximum(e**2 - px**2 - py**2 - pz**2, 0.0))
-        res = np.hypot(jcfg.res_stochastic / np.sqrt(np.maximum(pt, 1e-3)), jcfg.res_constant)
-        scale = np.maximum(1.0 + res * self.rng.normal(size=len(pt)), 0.0)
-        pt, mass = pt * scale, mass * scale
+        res = np.hypot(jcfg.res_stochastic / np.sqrt(np.maximum(raw_pt, 1e-3)), jcfg.res_constant)
+        scale = np.maximum(1.0 + res * self.rng.normal(size=len(raw_pt)), 0.0)
+        pt, mass = raw_pt * scale, mass * scale
         ok = (pt > jcfg.pt_min) & (np.abs(eta) < jcfg.eta_max)
         btag = self._btag(truth, event[ok], eta[ok], phi[ok])
+        clustered = np.stack([
+            np.bincount(event[ok], weights=w[ok], minlength=n) for w in (px, py, raw_pt)
+        ], axis=1)
         return pad(event[ok], n, {
             "pt": pt[ok], "eta": eta[ok], "phi": phi[ok], "mass": mass[ok], "btag": btag,
-        })
+            "raw_pt": raw_pt[ok],
+        }), clustered
 
     def _btag(
         self, truth: Particles, event: np.ndarray, eta: np.ndarray, phi: np.ndarray
@@ -227,15 +267,20 @@ class Detector:
         prob = np.where(np.abs(eta) < bcfg.eta_max, prob, 0.0)
         return self.rng.random(len(event)) < prob
 
-    def _met(self, vis: Particles) -> tuple[np.ndarray, np.ndarray]:
-        """MET from the visible particles, each component smeared by a x sqrt(sum ET)."""
-        evt, n = vis.event_index, vis.n_events
-        mex = -np.bincount(evt, weights=vis.px, minlength=n)
-        mey = -np.bincount(evt, weights=vis.py, minlength=n)
-        sigma = self.cfg.met_res_stochastic * np.sqrt(np.bincount(evt, weights=vis.pt, minlength=n))
-        mex = mex + sigma * self.rng.normal(size=n)
-        mey = mey + sigma * self.rng.normal(size=n)
-        return np.hypot(mex, mey), np.arctan2(mey, mex)
+    def _unclustered(self, calo: Particles, clustered: np.ndarray) -> np.ndarray:
+        """Measured (px, py) of the deposits in no reconstructed jet (leptons are not deposits).
+
+        Each unclustered deposit of transverse momentum pT is measured with a Gaussian error of
+        ``unclustered_res_stochastic`` x sqrt(pT) (GeV) along each axis, i.e. the sum is smeared
+        by ``unclustered_res_stochastic`` x sqrt(sum pT) per component.
+        """
+        evt, n = calo.event_index, calo.n_events
+        total = np.stack([
+            np.bincount(evt, weights=w, minlength=n) for w in (calo.px, calo.py, calo.pt)
+        ], axis=1)
+        rest = total - clustered
+        sigma = self.cfg.unclustered_res_stochastic * np.sqrt(np.maximum(rest[:, 2], 0.0))
+        return rest[:, :2] + sigma[:, None] * self.rng.normal(size=(n, 2))
 
     def _hadron_counts(self, vis: Particles) -> tuple[np.ndarray, np.ndarray]:
         """Numbers of charged and neutral hadrons above threshold in their |eta| ranges."""
@@ -249,6 +294,52 @@ class Detector:
             np.bincount(evt[charged], minlength=n).astype(np.int32),
             np.bincount(evt[neutral], minlength=n).astype(np.int32),
         )
+
+
+def _pad_leptons(event: np.ndarray, n: int, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """:func:`pad` for leptons, with ``mother`` -1 in the empty slots."""
+    out = pad(event, n, arrays)
+    out["mother"] = np.where(out["pt"] > 0, out["mother"], -1)
+    return out
+
+
+def calorimeter_deposits(vis: Particles, mip: float) -> Particles:
+    """The visible particles as calorimeter deposits: a muon deposits min(E, ``mip``) GeV.
+
+    Muons cross the calorimeters as minimum-ionising particles, so a muon (found or not) never
+    enters a jet or the unclustered sum with its full momentum; its four-momentum is scaled to
+    the deposit, direction kept.
+    """
+    scale = np.where(np.abs(vis.id) == 13, np.minimum(1.0, mip / np.maximum(vis.e, 1e-9)), 1.0)
+    if np.all(scale == 1.0):
+        return vis
+    arrays = vis.arrays()
+    for f in ("px", "py", "pz", "e"):
+        arrays[f] = arrays[f] * scale
+    return Particles(vis.offsets, **arrays)
+
+
+def decay_mother(particles: Particles, index: np.ndarray) -> np.ndarray:
+    """Index (into ``particles``) of the particle whose decay produced each ``index`` particle.
+
+    Copies of the same particle (a lepton after photon radiation, recoil copies) are skipped: the
+    result is the first ancestor with another PDG id, or -1 if there is none.
+    """
+    evt = particles.event_index[index]
+    first = particles.offsets[evt]
+    current = index.copy()
+    mother = np.full(len(index), -1, dtype=np.int64)
+    todo = np.arange(len(index))
+    while len(todo):
+        local = particles.mother1[current[todo]]
+        has = local > 0
+        todo, local = todo[has], local[has]
+        up = first[todo] + local
+        same = particles.id[up] == particles.id[index[todo]]
+        mother[todo[~same]] = up[~same]
+        current[todo] = up
+        todo = todo[same]
+    return mother
 
 
 @functools.cache

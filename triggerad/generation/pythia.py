@@ -27,8 +27,8 @@ class Particles:
     Attributes
     ----------
     offsets : int64 (n + 1,)
-    id, status, daughter1 : int32 (m,)
-        PDG id, Pythia status and index (within its event) of the first daughter.
+    id, status, mother1, daughter1 : int32 (m,)
+        PDG id, Pythia status and index (within its event) of the first mother and first daughter.
     px, py, pz, e : float64 (m,)
     charge : float64 (m,)
         Electric charge in units of e.
@@ -36,15 +36,17 @@ class Particles:
         Production vertex in mm (``xProd``, ``yProd``, ``zProd``; Pythia's origin is the hard
         interaction). Opt-in (``generate(..., vertices=True)``): None when not requested, and
         then every operation skips them.
-    mother1, mother2 : int32 (m,), optional
-        Pythia's mother indices (within the event's full record). Opt-in
-        (``generate(..., history=True)``); they refer to positions in the unselected record, so
-        they are meaningful only before :meth:`select` / :meth:`merge`.
+    mother2 : int32 (m,), optional
+        Pythia's second mother index (within the event's full record). Opt-in
+        (``generate(..., history=True)``). Like ``mother1`` and ``daughter1`` it refers to
+        positions in the unselected record, so it is meaningful only before :meth:`select` /
+        :meth:`merge`.
     """
 
     offsets: np.ndarray
     id: np.ndarray
     status: np.ndarray
+    mother1: np.ndarray
     daughter1: np.ndarray
     px: np.ndarray
     py: np.ndarray
@@ -54,12 +56,11 @@ class Particles:
     vx: np.ndarray | None = None
     vy: np.ndarray | None = None
     vz: np.ndarray | None = None
-    mother1: np.ndarray | None = None
     mother2: np.ndarray | None = None
 
-    FIELDS = ("id", "status", "daughter1", "px", "py", "pz", "e", "charge")
+    FIELDS = ("id", "status", "mother1", "daughter1", "px", "py", "pz", "e", "charge")
     VERTEX_FIELDS = ("vx", "vy", "vz")
-    HISTORY_FIELDS = ("mother1", "mother2")
+    HISTORY_FIELDS = ("mother2",)
 
     @property
     def has_vertices(self) -> bool:
@@ -67,7 +68,7 @@ class Particles:
 
     @property
     def has_history(self) -> bool:
-        return self.mother1 is not None
+        return self.mother2 is not None
 
     def fields(self) -> tuple[str, ...]:
         """Names of the per-particle arrays present (the opt-in fields only if set)."""
@@ -173,7 +174,7 @@ def particles_from_batch(
     """Flatten the event records of ``pythia.nextBatch`` into :class:`Particles`.
 
     ``vertices=True`` also fills the production vertices (Pythia leaves ``vProd`` unset, here 0,
-    for particles made at the origin); ``history=True`` the mother indices.
+    for particles made at the origin); ``history=True`` the second mother index.
     """
     prt = batch["prt"]
     counts = ak.to_numpy(ak.num(prt, axis=1)).astype(np.int64)
@@ -193,6 +194,7 @@ def particles_from_batch(
         offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         id=ids,
         status=ak.to_numpy(flat["status"]),
+        mother1=ak.to_numpy(flat["mother1"]),
         daughter1=ak.to_numpy(flat["daughter1"]),
         px=ak.to_numpy(mom["px"]),
         py=ak.to_numpy(mom["py"]),
@@ -209,7 +211,7 @@ def generate(
     """Generate ``n_events`` events (failed events are retried by Pythia) as :class:`Particles`.
 
     ``vertices=True`` fills the production vertices (``vx``, ``vy``, ``vz``, mm),
-    ``history=True`` the mother indices (``mother1``, ``mother2``).
+    ``history=True`` the second mother index (``mother2``; ``mother1`` is always filled).
     """
     return particles_from_batch(
         pythia.nextBatch(n_events), charges, vertices=vertices, history=history

@@ -20,16 +20,17 @@ import numpy as np
 from triggerad import atomic
 from triggerad.events import EventBatch, from_collections
 from triggerad.executor import Executor, make_executor
-from triggerad.generation import cocktail
+from triggerad.generation import cocktail, validation
 from triggerad.generation import pythia as py
 from triggerad.generation.config import GenerateConfig, ProcessConfig
 from triggerad.generation.detector import Detector
-from triggerad.generation.qcd import apply_fakes, forced_decay_weight
+from triggerad.generation.qcd import apply_fakes, forced_decay_weight, lepton_source
 from triggerad.generation.trigger import single_lepton
 
 log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "summary.json"
+VALIDATION_FILE = "validation.md"
 BACKGROUND_STEM = "background"
 
 
@@ -47,11 +48,16 @@ class Job:
 
 @dataclass
 class JobResult:
-    """What a job returns: triggered events (weight = extra weight only) and bookkeeping."""
+    """What a job returns: triggered events (weight = extra weight only) and bookkeeping.
+
+    ``source`` is the origin of each event's leading accepted lepton
+    (:func:`~triggerad.generation.qcd.lepton_source`), aligned with ``batch``.
+    """
 
     name: str
     index: int
     batch: EventBatch
+    source: np.ndarray
     generated: int
     sigma_pb: float
     sigma_err_pb: float
@@ -116,30 +122,33 @@ def run_job(job: Job) -> JobResult:
     init_seconds = time.perf_counter() - start
     rng = np.random.default_rng(seq)
     detector = Detector(cfg.detector, rng)
-    selected = []
+    selected, sources = [], []
     first_event = job.index * cfg.output.job_size
     for lo in range(0, job.n_events, cfg.output.batch_size):
         k = min(cfg.output.batch_size, job.n_events - lo)
         particles = py.generate(pythia, k, charges)
         weight = np.ones(k)
-        if fractions is not None:
-            weight *= forced_decay_weight(particles, fractions)
         n_pu = np.zeros(k)
         if pileup is not None:
             particles, n_pu = pileup.overlay(particles, rng)
         reco = detector(particles)
+        if fractions is not None:
+            weight *= forced_decay_weight(reco, particles, fractions, cfg.trigger)
         if proc.qcd_model == "jet_fake":
-            weight *= apply_fakes(reco, cfg.qcd_model, cfg.detector, rng)
+            weight *= apply_fakes(reco, cfg.qcd_model, cfg.detector, cfg.trigger, rng)
         batch = from_collections(
             reco.met_pt, reco.met_phi, reco.electrons, reco.muons, reco.jets,
             event=np.arange(first_event + lo, first_event + lo + k, dtype=np.int64),
             process=np.full(k, proc.group, dtype=object), weight=weight,
             pileup=n_pu.astype(np.float32), n_ch_had=reco.n_ch_had, n_neu_had=reco.n_neu_had,
         )
-        selected.append(batch.take(single_lepton(batch, cfg.trigger) & (weight > 0)))
+        keep = single_lepton(batch, cfg.trigger) & (weight > 0)
+        selected.append(batch.take(keep))
+        sources.append(lepton_source(reco, particles, cfg.trigger)[keep])
     sigma, sigma_err = py.sigma_pb(pythia)
     return JobResult(
-        job.name, job.index, EventBatch.concatenate(selected), job.n_events, sigma, sigma_err,
+        job.name, job.index, EventBatch.concatenate(selected), np.concatenate(sources),
+        job.n_events, sigma, sigma_err,
         time.perf_counter() - start, init_seconds, time.process_time() - cpu_start,
     )
 
@@ -206,9 +215,11 @@ def run_jobs(
         return execute(jobs, owned, progress=progress, runner=runner), name
 
 
-def combine(results: list[JobResult], cfg: GenerateConfig) -> tuple[dict[str, EventBatch], dict]:
-    """Per process: concatenated triggered events with final weights, and the summary entries."""
-    batches, processes = {}, {}
+def combine(
+    results: list[JobResult], cfg: GenerateConfig
+) -> tuple[dict[str, EventBatch], dict[str, np.ndarray], dict]:
+    """Per process: triggered events with final weights, their lepton sources, summary entries."""
+    batches, sources, processes = {}, {}, {}
     for run_number, (name, proc) in enumerate(cfg.processes.items(), start=1):
         mine = [r for r in results if r.name == name]
         generated = sum(r.generated for r in mine)
@@ -219,6 +230,7 @@ def combine(results: list[JobResult], cfg: GenerateConfig) -> tuple[dict[str, Ev
         batch.weight = batch.weight * (sigma / generated)
         batch.run = np.full(len(batch), run_number, dtype=np.int64)
         batches[name] = batch
+        sources[name] = np.concatenate([r.source for r in mine])
         processes[name] = {
             "kind": proc.kind, "group": proc.group, "generated": generated,
             "selected": len(batch), "sigma_pb": sigma, "sigma_err_pb": sigma_err,
@@ -227,7 +239,7 @@ def combine(results: list[JobResult], cfg: GenerateConfig) -> tuple[dict[str, Ev
             "events_per_s": generated / sum(r.seconds for r in mine),
             "events_per_cpu_s": generated / sum(r.cpu_seconds for r in mine),
         }
-    return batches, processes
+    return batches, sources, processes
 
 
 def background(batches: dict[str, EventBatch], cfg: GenerateConfig, seed: int) -> EventBatch:
@@ -290,7 +302,7 @@ def generate(
         progress=progress,
     )
     outdir.mkdir(parents=True, exist_ok=True)
-    batches, processes = combine(results, cfg)
+    batches, sources, processes = combine(results, cfg)
     bkg = background(batches, cfg, seed)
     comparison = cocktail.published_comparison(cocktail.weighted_fractions(bkg.weight, bkg.process))
     sm_total = float(bkg.weight.sum())
@@ -308,10 +320,13 @@ def generate(
         "background_events": len(bkg),
         "processes": processes,
         "published_comparison": comparison,
+        "validation": validation.validate(batches, sources, processes, cfg),
         "files": [p.name for p in files],
         "model": model_description(cfg),
     }
     atomic.write_json(outdir / SUMMARY_FILE, summary)
+    atomic.write_text(outdir / VALIDATION_FILE, validation.format_validation(summary["validation"])
+                      + "\n")
     return summary
 
 
@@ -321,11 +336,12 @@ def model_description(cfg: GenerateConfig) -> dict:
 
     return {
         "qcd": (
-            "QCD = heavy-flavour enrichment (HardQCD:hardbbbar, B hadrons forced to channels with "
-            "an e or mu via the process' forced_decays, event weight x forced branching "
-            "fractions) + ordinary QCD (HardQCD:all) "
-            "with a jet -> e/mu fake probability rate x (pT/pt_ref)^power per jet carried as the "
-            "event weight (one jet becomes a lepton of pT = pt_scale x jet pT)"
+            "QCD = heavy-flavour samples (B or D hadrons forced to channels with an e or mu via "
+            "the process' forced_decays; event weight = P(at least one forced hadron decays into "
+            "an accepted lepton) = 1 - prod(1 - BR_i) over the hadrons whose lepton is accepted) "
+            "+ ordinary QCD (HardQCD:all) with a jet -> e/mu fake probability "
+            "rate x (pT/pt_ref)^power per jet; the fake carries a Beta(a, b) fraction of the jet, "
+            "the rest stays in the event; event weight = P(at least one accepted fake)"
         ),
         "qcd_model": to_dict(cfg.qcd_model),
         "detector": to_dict(cfg.detector),
