@@ -1,4 +1,4 @@
-"""``trigger-ad tagger``: the LLP jet tagger's commands (``generate``; more follow).
+"""``trigger-ad tagger generate``: the LLP jet samples.
 
 ``trigger-ad tagger generate CONFIG --out DIR`` generates the LLP jet samples: long-lived
 particle signals, QCD and ttbar backgrounds and a shifted ("data-like") simulation, through the
@@ -10,22 +10,14 @@ from __future__ import annotations
 
 import sys
 
-from triggerad.cli import HelpFormatter, add_command
+from triggerad.cli import HelpFormatter
 from triggerad.cli.generate import add_generation_options
 
 COMMAND = "tagger generate"
 
 
-def register(subparsers) -> None:
-    """Add the ``tagger`` command group and its subcommands."""
-    parser = add_command(
-        subparsers, "tagger", "LLP jet tagger: generate samples (more subcommands to come)",
-        example="trigger-ad tagger generate tagger-generate-fast --out llp_samples/\n"
-                "trigger-ad tagger generate --help",
-        description=__doc__,
-    )
-    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
-    sub = parser.add_subparsers(dest="tagger_command", metavar="SUBCOMMAND")
+def register(sub) -> None:
+    """Add ``trigger-ad tagger generate`` to the tagger group's subparsers."""
     gen = sub.add_parser(
         "generate", help="generate the LLP jet samples (signal, SM, shifted simulation)",
         description=(

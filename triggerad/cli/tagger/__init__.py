@@ -1,0 +1,32 @@
+"""``trigger-ad tagger``: the LLP jet tagger's command group.
+
+Each module of this package is one subcommand (``trigger-ad tagger NAME``) and defines
+``register(subparsers)``, like the top-level commands of :mod:`triggerad.cli`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from triggerad.cli import add_command
+
+#: Order in which the subcommands are listed in ``trigger-ad tagger --help`` (the data flow).
+ORDER = ("quickstart", "generate", "train", "evaluate", "score")
+
+
+def register(subparsers) -> None:
+    """Add the ``tagger`` command group and every subcommand module of this package."""
+    parser = add_command(
+        subparsers, "tagger", "LLP jet tagger: generate samples, train, evaluate, score",
+        example="trigger-ad tagger generate tagger-generate-fast --out llp_samples/\n"
+                "trigger-ad tagger SUBCOMMAND --help",
+        description="The long-lived-particle (LLP) jet tagger: generate displaced-jet samples, "
+                    "train the c-tau-parametrised tagger, evaluate it and score jet files. "
+                    "See docs/tagger.md.",
+    )
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    sub = parser.add_subparsers(dest="tagger_command", metavar="SUBCOMMAND")
+    found = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+    for name in [n for n in ORDER if n in found] + sorted(found - set(ORDER)):
+        importlib.import_module(f"{__name__}.{name}").register(sub)
