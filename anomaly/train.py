@@ -69,6 +69,10 @@ class TrainingConfig:
         for name in ("epochs", "batch_size", "patience", "lr_patience"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, found {getattr(self, name)!r}")
+        for name in ("learning_rate", "min_lr"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
+                raise ValueError(f"{name} must be a positive finite number, found {value!r}")
         if not 0 < self.lr_factor < 1:
             raise ValueError(f"lr_factor must be in (0, 1), found {self.lr_factor!r}")
 
