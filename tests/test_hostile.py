@@ -371,3 +371,73 @@ def test_nan_hint_names_options_that_exist(tmp_path, capsys):
             "to skip them (counted) use --nonfinite drop (trigger-ad features, score)")
     assert main(["features", str(path), "--out", str(tmp_path / "f.parquet"),
                  "--nonfinite", "drop"]) == 0
+
+
+def test_threshold_without_rates_refused_for_score(model, stream, tmp_path, capsys):
+    bad = edited(model, tmp_path, "threshold.json", lambda d: d.pop("input_rate_hz"))
+    refused(score(bad, stream, tmp_path / "out"), capsys,
+            "threshold.json lacks 'input_rate_hz' (a cut set by hand?)")
+    assert not (tmp_path / "out").exists()
+
+
+# Rate monitor -------------------------------------------------------------------------------------
+def test_one_block_is_not_plotted(model, stream, tmp_path, capsys):
+    """400 events without lumi information: one block, no one-point plot on a [-0.05, 0.05] axis."""
+    out = tmp_path / "out"
+    assert main(score(model, stream, out)) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["monitor"]["blocks"], summary["monitor"]["plots"]) == (1, False)
+    assert not (out / "rate_vs_block.png").exists()
+    assert f"{out}: one block (no lumi-block information" in capsys.readouterr().err
+    assert len((out / "blocks.csv").read_text().splitlines()) == 2
+
+
+def test_particles_stored_as_strings_refused(stream, tmp_path, capsys):
+    import h5py
+
+    path = tmp_path / "strings.h5"
+    with h5py.File(stream[0]) as src, h5py.File(path, "w") as dst:
+        for name in src:
+            data = src[name][:]
+            if name == "Particles":
+                data = np.char.mod("%.1f", data).astype("S8")  # b"12.5": numpy would convert it
+            dst.create_dataset(name, data=data)
+    refused(["features", path, "--out", tmp_path / "f.parquet"], capsys,
+            f"{path}: dataset 'Particles' holds |S8 values (kind 'S'); expected numbers")
+
+
+# Write errors: read-only folder, full disk ---------------------------------------------------------
+def test_read_only_output_folder_is_a_message(stream, tmp_path, monkeypatch, capsys):
+    import errno
+    import tempfile
+
+    def denied(*args, dir=None, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(dir))
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    refused(["features", stream[0], "--out", tmp_path / "f.parquet"], capsys,
+            f"trigger-ad features: error: cannot write {tmp_path}: Permission denied (outputs are "
+            "written atomically: nothing half-written is left; re-run once it is fixed)")
+
+
+def test_full_disk_during_features_and_score(model, stream, tmp_path, monkeypatch, capsys):
+    import errno
+
+    import pyarrow.parquet as pq
+
+    from triggerad.stream import runner
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
+    refused(["features", stream[0], "--out", tmp_path / "f.parquet"], capsys,
+            "cannot write the output: No space left on device (outputs are written atomically")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    monkeypatch.setattr(runner, "write_part", full)
+    refused(score(model, stream, tmp_path / "out"), capsys,
+            "cannot write the output: No space left on device")
+    assert (tmp_path / "out" / "run.json").is_file()
+    monkeypatch.undo()  # space again: the unfinished run is recognised as score's and resumed
+    assert main(score(model, stream, tmp_path / "out")) == 0
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["events"] == 400

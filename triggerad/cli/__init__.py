@@ -191,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         if err.errno not in WRITE_ERRNOS:
             raise
-        where = f"{err.filename}: " if err.filename else ""
-        print(f"trigger-ad {args.command}: error: cannot write {where}{err.strerror} (outputs "
+        where = err.filename or "the output"
+        print(f"trigger-ad {args.command}: error: cannot write {where}: {err.strerror} (outputs "
               "are written atomically: nothing half-written is left; re-run once it is fixed)",
               file=sys.stderr)
         return 2

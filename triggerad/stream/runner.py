@@ -212,6 +212,12 @@ def run_stream(
             f"{model}: the model has no threshold.json; set one first with "
             "`trigger-ad threshold MODEL --rate 1kHz --input-rate 100kHz`"
         )
+    missing = [k for k in ("input_rate_hz", "target_rate_hz") if k not in thr]
+    if missing:
+        raise InputFileError(
+            f"{model}: threshold.json lacks {', '.join(map(repr, missing))} (a cut set by hand?); "
+            "the rate monitor needs them: set it with `trigger-ad threshold`"
+        )
     plan = make_plan(files, reader_for, chunk_size=config.chunking.chunk_size, on_error=on_error,
                      executor=executor)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -295,8 +301,12 @@ def _finalise(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
     changes = _threshold_log(table)
     atomic.write_text(outdir / "threshold_log.jsonl",
                       "".join(json.dumps(c) + "\n" for c in changes))
-    if cfg.monitor.plots and len(table):
+    plotted = cfg.monitor.plots and len(table) > 1
+    if plotted:
         monitor.plot_rates(table, target_rate, cfg.monitor.band, outdir)
+    elif cfg.monitor.plots:
+        log.info("%s: one block (no lumi-block information and at most chunking.block_events "
+                 "events): no rate plots, the block's rate is in blocks.csv", outdir)
     n_anomalies = None
     if cfg.output.anomalies:
         n_anomalies = concatenate_parts(driver.parts(entries, "anomalies"),
@@ -320,7 +330,7 @@ def _finalise(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
         "units": len(driver.plan.units),
         "files": driver.files,
         "monitor": {**monitor.rate_summary(table, input_rate), "band": cfg.monitor.band,
-                    "table": "blocks.csv"},
+                    "table": "blocks.csv", "plots": plotted},
         "controller": {**to_dict(cfg.control), "threshold_changes": len(changes),
                        "final_threshold": driver.controller.state.threshold,
                        "log": "threshold_log.jsonl"},
