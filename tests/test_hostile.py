@@ -441,3 +441,20 @@ def test_full_disk_during_features_and_score(model, stream, tmp_path, monkeypatc
     monkeypatch.undo()  # space again: the unfinished run is recognised as score's and resumed
     assert main(score(model, stream, tmp_path / "out")) == 0
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["events"] == 400
+
+
+# Generation config --------------------------------------------------------------------------------
+def test_invalid_pythia_setting_refused_before_generation(tmp_path, capsys):
+    import yaml
+
+    from triggerad.config import resolve_config
+
+    cfg = yaml.safe_load(resolve_config("generate-fast").read_text())
+    cfg["processes"]["W"]["settings"].append("WeakSingleBoson:ffbar2Wprime = on")
+    path = tmp_path / "gen.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "out"
+    refused(["generate", path, "--events", "10", "--workers", "1", "--out", out], capsys,
+            f"{path}: processes.W: Pythia rejects the setting 'WeakSingleBoson:ffbar2Wprime = on' "
+            "(unknown name, or a value that is not meaningful for it)")
+    assert not out.exists()

@@ -51,7 +51,8 @@ def run(args) -> int:
     from triggerad.errors import ConfigError
     from triggerad.generation.cocktail import format_table
     from triggerad.generation.config import load_config
-    from triggerad.generation.run import generate
+    from triggerad.generation.pythia import check_settings
+    from triggerad.generation.run import generate, pythia_settings
     from triggerad.generation.validation import format_validation
     from triggerad.provenance import write_provenance
 
@@ -62,6 +63,11 @@ def run(args) -> int:
             f"--events and --workers must be positive, found {events!r}, {args.workers!r}"
         )
     check_out(args, "generate")
+    groups = {f"processes.{name}": pythia_settings(cfg, proc)
+              for name, proc in cfg.processes.items()}
+    if cfg.pileup.settings:
+        groups["pileup"] = [f"Beams:eCM = {cfg.beam.ecm}", *cfg.pileup.settings]
+    check_settings(groups, str(args.config))
     summary = generate(cfg, events, args.out, seed=args.seed, workers=args.workers,
                        executor=args.executor, scheduler=args.scheduler)
     write_provenance(args.out, "generate", cfg, {
