@@ -239,6 +239,11 @@ def _scale(index, value):
     ("artifact.json", _set("kind", "l1_vea"), "unknown model kind 'l1_vea'; did you mean "
      "'l1_vae'?"),
     ("artifact.json", '{"format_version": 1, "kind": "l1_', "cannot read model description"),
+    ("artifact.json", lambda d: d.__setitem__("input_names", d["input_names"][:5]),
+     "normalisation.mean has shape (57,), expected (5,) (one per input name)"),
+    ("artifact.json", lambda d: d["normalisation"].__setitem__("scale", [1.0] * 56),
+     "normalisation.scale has shape (56,), expected (57,)"),
+    ("artifact.json", lambda d: d.pop("normalisation"), "l1_vae model without 'normalisation'"),
 ])
 def test_bad_artifact_json_refused(file, change, match, model, stream, tmp_path, capsys):
     bad = edited(model, tmp_path, file, change)
@@ -458,3 +463,29 @@ def test_invalid_pythia_setting_refused_before_generation(tmp_path, capsys):
             f"{path}: processes.W: Pythia rejects the setting 'WeakSingleBoson:ffbar2Wprime = on' "
             "(unknown name, or a value that is not meaningful for it)")
     assert not out.exists()
+
+
+# Executor -----------------------------------------------------------------------------------------
+def test_unreachable_or_malformed_scheduler(model, stream, tmp_path, monkeypatch, capsys):
+    import dask.distributed
+
+    refused(score(model, stream, tmp_path / "o1", "--executor", "dask", "--scheduler",
+                  "tcp://host:abc"), capsys,
+            "--scheduler 'tcp://host:abc': cannot connect (invalid literal for int() with base "
+            "10: 'abc'); expected the address of a running Dask scheduler, e.g. tcp://host:8786")
+
+    def unreachable(address, timeout):
+        raise OSError(f"Timed out trying to connect to {address} after {timeout}")
+
+    monkeypatch.setattr(dask.distributed, "Client", unreachable)
+    refused(score(model, stream, tmp_path / "o2", "--executor", "dask", "--scheduler",
+                  "tcp://127.0.0.1:1"), capsys,
+            "--scheduler 'tcp://127.0.0.1:1': cannot connect (Timed out trying to connect to "
+            "tcp://127.0.0.1:1 after 30s)")
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_folder_given_to_features_without_reader(stream, tmp_path, capsys):
+    refused(["features", stream[0].parent, "--out", tmp_path / "f.parquet"], capsys,
+            f"{stream[0].parent}: cannot tell the reader from the suffix '' (known: .h5, .hdf5, "
+            ".parquet, .pq, .root); pass --reader explicitly")
