@@ -489,3 +489,23 @@ def test_folder_given_to_features_without_reader(stream, tmp_path, capsys):
     refused(["features", stream[0].parent, "--out", tmp_path / "f.parquet"], capsys,
             f"{stream[0].parent}: cannot tell the reader from the suffix '' (known: .h5, .hdf5, "
             ".parquet, .pq, .root); pass --reader explicitly")
+
+
+def test_diverged_training_is_not_saved():
+    from anomaly.train import check_converged
+    from triggerad.errors import TriggerADError
+
+    check_converged([5.0, 3.0, 2.5, 2.6])
+    check_converged([-40.0, -60.0, -55.0])  # a negative log-likelihood may be negative
+    with pytest.raises(TriggerADError, match=r"validation loss rose from 12 \(epoch 1\) to "
+                       r"1\.5e\+06 \(epoch 3\); lower training.learning_rate"):
+        check_converged([12.0, 900.0, 1.5e6])
+    with pytest.raises(TriggerADError, match=r"validation loss nan at epoch 2"):
+        check_converged([12.0, float("nan")])
+
+
+def test_evaluate_threshold_without_fpr_refused(model, stream, tmp_path, capsys):
+    bad = edited(model, tmp_path, "threshold.json", lambda d: None)  # the test model has no fpr
+    refused(["evaluate", bad, "--data", stream[0].parent, "--out", tmp_path / "r"], capsys,
+            f"{bad / 'threshold.json'}: lacks 'fpr' (a cut set by hand?)")
+    assert not (tmp_path / "r").exists()
