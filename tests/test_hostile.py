@@ -175,6 +175,7 @@ def test_score_force_and_own_rerun(model, stream, tmp_path):
     again = json.loads((out / "summary.json").read_text())
     assert (again["events"], again["accepted"], again["events_this_run"]) == (
         400, first["accepted"], 0)
+    assert first["events_dropped"] == 0
     assert not (out / lockfile.LOCK_FILE).exists()
 
 
@@ -362,7 +363,8 @@ def test_unphysical_inputs_in_score(model, tmp_path, capsys):
     refused(score(model, [path], tmp_path / "o1", "--on-error", "fail"), capsys,
             "hold physically impossible objects: pT < 0 (1 events)")
     assert main(score(model, [path], tmp_path / "o2", "--unphysical", "drop")) == 0
-    assert json.loads((tmp_path / "o2" / "summary.json").read_text())["events"] == 49
+    summary = json.loads((tmp_path / "o2" / "summary.json").read_text())
+    assert (summary["events"], summary["events_dropped"]) == (49, 1)
 
 
 def test_nan_hint_names_options_that_exist(tmp_path, capsys):

@@ -319,6 +319,9 @@ def _finalise(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
         "accepted": accepted,
         "files_failed": _files_failed(driver.plan, entries),
         "files_empty": driver.plan.empty,
+        # read but dropped by --nonfinite drop / --unphysical drop
+        "events_dropped": sum(e["stop"] - e["start"] - e["n_events"] for e in entries
+                              if not e.get("error")),
         **run_info,
         "accepted_fraction": accepted / events if events else 0.0,
         "accepted_fraction_weighted": weighted,
