@@ -285,7 +285,8 @@ def test_impossible_counts_refused_by_the_parser(argv, match, capsys):
 
 
 @pytest.mark.parametrize(("value", "shown"), [("0", "0"), ("=-1e34", "-1e+34"),
-                                               ("1e300", "1e+300"), ("nan", "nan")])
+                                               ("-1e34", "-1e+34"), ("1e300", "1e+300"),
+                                               ("nan", "nan")])
 def test_threshold_luminosity_must_be_physical(value, shown, model, capsys):
     option = ["--luminosity" + value] if value.startswith("=") else ["--luminosity", value]
     err = refused(["threshold", model, "--rate", "1kHz", *option], capsys,

@@ -13,6 +13,7 @@ import importlib
 import logging
 import os
 import pkgutil
+import re
 import sys
 
 from triggerad.errors import TriggerADError
@@ -31,6 +32,9 @@ EPILOG = """examples:
   trigger-ad <command> --help                    # details and an example for each command
 """
 
+
+#: A negative number, also in exponent notation (argparse's own pattern misses "-1e34").
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 #: Errors of writing outputs that the user fixes (full disk, read-only or forbidden folder).
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
@@ -56,13 +60,17 @@ def add_command(subparsers, name: str, summary: str, example: str, description: 
     description : str
         Longer text shown at the top of the subcommand's help.
     """
-    return subparsers.add_parser(
+    parser = subparsers.add_parser(
         name,
         help=summary,
         description=description or summary,
         epilog="example:\n" + "\n".join("  " + line for line in example.strip().splitlines()),
         formatter_class=HelpFormatter,
     )
+    # Python < 3.13 takes "-1e34" for an option ("expected one argument"): let the option's own
+    # check refuse the negative number with a message.
+    parser._negative_number_matcher = NEGATIVE_NUMBER
+    return parser
 
 
 def add_executor_options(parser, *, default: str | None, workers: int | None,
