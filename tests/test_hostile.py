@@ -279,6 +279,9 @@ def test_missing_or_corrupt_weights_refused(model, stream, tmp_path, capsys):
      "argument --chunk-size: expected a positive integer, found '0'"),
     (["generate", "generate-fast", "--out", "o", "--events", "-1"],
      "argument --events: expected a positive integer, found '-1'"),
+    (["quickstart", "--events", "0"], "argument --events: expected a positive integer, found '0'"),
+    (["quickstart", "--workers", "0"],
+     "argument --workers: expected a positive integer, found '0'"),
 ])
 def test_impossible_counts_refused_by_the_parser(argv, match, capsys):
     usage_error(argv, capsys, match)
