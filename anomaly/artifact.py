@@ -16,7 +16,6 @@ Keras/QKeras deserialisation of custom objects is involved.
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 from importlib import metadata
@@ -166,6 +165,57 @@ def load_artifact(path: str | Path) -> ModelArtifact:
     return model
 
 
+def _checked_normalisation(path: Path, meta: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The normalisation of ``artifact.json``, its latent size and weight files, checked.
+
+    Raises
+    ------
+    ModelFolderError
+        Naming the file and what is wrong (edited or incomplete folder).
+    """
+    file = path / ARTIFACT_FILE
+    names = meta.get("input_names")
+    if not isinstance(names, list) or not names:
+        raise ModelFolderError(f"{file}: input_names must be a non-empty list, found {names!r}")
+    norm = meta.get("normalisation")
+    arrays = []
+    for key in ("mean", "scale"):
+        try:
+            values = np.asarray(norm[key], dtype=np.float32)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelFolderError(
+                f"{file}: normalisation.{key} missing or not a list of numbers ({err!r}); the "
+                "folder is incomplete or was edited. Retrain the model"
+            ) from err
+        if values.shape != (len(names),):
+            raise ModelFolderError(
+                f"{file}: normalisation.{key} has shape {values.shape}, expected "
+                f"({len(names)},) (one per input name)"
+            )
+        bad = ~np.isfinite(values) if key == "mean" else ~(np.isfinite(values) & (values > 0))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            need = "finite" if key == "mean" else "finite and > 0"
+            raise ModelFolderError(
+                f"{file}: normalisation.{key} of {names[i]!r} is {float(values[i])!r}, must be "
+                f"{need} ({int(bad.sum())} bad values); the file was edited. Retrain the model"
+            )
+        arrays.append(values)
+    model_cfg = (meta.get("config") or {}).get("model") or {}
+    if "latent_dim" in model_cfg and meta.get("latent_dim") != model_cfg["latent_dim"]:
+        raise ModelFolderError(
+            f"{file}: latent_dim {meta.get('latent_dim')!r} differs from config.model.latent_dim "
+            f"{model_cfg['latent_dim']!r} the weights were trained with; the file was edited"
+        )
+    missing = [w for w in (VAE_WEIGHTS, QUANTIZED_WEIGHTS) if not (path / w).is_file()]
+    if missing:
+        raise ModelFolderError(
+            f"{path}: weight file {', '.join(missing)} missing; the folder is incomplete. Copy "
+            "the whole model folder, or retrain the model"
+        )
+    return arrays[0], arrays[1]
+
+
 class ModelArtifact:
     """A trained model folder: inputs, normalisation, scores, encoders and threshold.
 
@@ -175,8 +225,7 @@ class ModelArtifact:
     def __init__(self, path: Path, meta: dict):
         self.path = Path(path)
         self.meta = meta
-        self.mean = np.asarray(meta["normalisation"]["mean"], dtype=np.float32)
-        self.scale = np.asarray(meta["normalisation"]["scale"], dtype=np.float32)
+        self.mean, self.scale = _checked_normalisation(self.path, meta)
         self._models = None
         self._score_fn = None
         self._graph = None
@@ -221,10 +270,7 @@ class ModelArtifact:
     @property
     def threshold(self) -> dict | None:
         """Contents of ``MODEL/threshold.json``, or None before ``trigger-ad threshold`` ran."""
-        file = self.path / THRESHOLD_FILE
-        if not file.is_file():
-            return None
-        return json.loads(file.read_text())
+        return models.read_threshold(self.path, self.score_names)
 
     def write_threshold(self, data: dict) -> None:
         """Write ``MODEL/threshold.json`` atomically."""
@@ -290,9 +336,15 @@ class ModelArtifact:
             mcfg = build(m.ModelConfig, self.config["model"], where=f"{where}.model")
             qcfg = self.quantization_config()
             vae = m.build_vae(mcfg)
-            vae.load_weights(str(self.path / VAE_WEIGHTS))
             qenc = m.build_quantized_encoder(len(self.input_names), mcfg, qcfg)
-            qenc.load_weights(str(self.path / QUANTIZED_WEIGHTS))
+            for net, name in ((vae, VAE_WEIGHTS), (qenc, QUANTIZED_WEIGHTS)):
+                try:
+                    net.load_weights(str(self.path / name))
+                except (OSError, ValueError, KeyError) as err:
+                    raise ModelFolderError(
+                        f"{self.path / name}: cannot load the weights ({err}); the file is "
+                        "corrupt or belongs to another model. Retrain the model"
+                    ) from err
             self._models = (vae, qenc)
         return self._models
 

@@ -161,6 +161,12 @@ def evaluate(
             f"`trigger-ad threshold {model} --rate RATE --input-rate RATE` (or --events-per-day / "
             "--fpr) first"
         )
+    missing = [k for k in ("fpr", "input_rate_hz") if k not in threshold]
+    if missing:
+        raise InputFileError(
+            f"{Path(model) / 'threshold.json'}: lacks {', '.join(map(repr, missing))} (a cut set "
+            f"by hand?); the report needs them: set it with `trigger-ad threshold {model}`"
+        )
     any_baseline = any(getattr(cfg, k).enabled for k in
                        ("autoencoder", "isolation_forest", "classifier", "single_variable"))
     bar = tqdm(total=4 + any_baseline, desc="evaluate", file=sys.stderr, disable=not progress)

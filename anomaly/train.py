@@ -69,6 +69,10 @@ class TrainingConfig:
         for name in ("epochs", "batch_size", "patience", "lr_patience"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, found {getattr(self, name)!r}")
+        for name in ("learning_rate", "min_lr"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
+                raise ValueError(f"{name} must be a positive finite number, found {value!r}")
         if not 0 < self.lr_factor < 1:
             raise ValueError(f"lr_factor must be in (0, 1), found {self.lr_factor!r}")
 
@@ -161,6 +165,41 @@ def _early_stopping(patience: int):
 
 def _subset(inputs: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
     return {k: v[idx] for k, v in inputs.items()}
+
+
+#: A validation loss that grows by more than this factor of (|first epoch's| + 1) has diverged.
+DIVERGENCE_FACTOR = 100.0
+
+
+def check_converged(val_loss: list[float]) -> None:
+    """Refuse a training whose validation loss is not finite or has run away.
+
+    Parameters
+    ----------
+    val_loss : list of float
+        Validation loss per epoch.
+
+    Raises
+    ------
+    TrainingError
+        Naming the epochs and values; nothing is written (the model folder is atomic).
+    """
+    from triggerad.errors import TriggerADError
+
+    losses = np.asarray(val_loss, dtype=float)
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:
+        raise TriggerADError(
+            f"training diverged: validation loss {losses[bad[0]]!r} at epoch {bad[0] + 1}; lower "
+            "training.learning_rate or check the inputs. No model was written"
+        )
+    first, worst = losses[0], losses.max()
+    if worst - first > DIVERGENCE_FACTOR * (abs(first) + 1):
+        raise TriggerADError(
+            f"training diverged: validation loss rose from {first:.4g} (epoch 1) to {worst:.4g} "
+            f"(epoch {int(losses.argmax()) + 1}); lower training.learning_rate. No model was "
+            "written"
+        )
 
 
 def fit_vae(cfg: TrainConfig, train: dict, val: dict, w_train, w_val, outdir: Path):
@@ -278,6 +317,7 @@ def train(cfg: TrainConfig, out: str | Path, extra: dict | None = None) -> dict:
 
     with atomic.atomic_dir(out) as tmp:
         vae, hist = fit_vae(cfg, train_in, val_in, w[idx["train"]], w[idx["val"]], tmp)
+        check_converged(hist["val_loss"])
         qenc, qhist = fit_quantized_encoder(cfg, vae, train_in, val_in)
         best = int(np.argmin(hist["val_loss"]))
         summary = {

@@ -167,7 +167,7 @@ def nan_nano(tmp_path):
 def test_nonfinite_root_error_names_branch(tmp_path):
     path, _ = nan_nano(tmp_path)
     with pytest.raises(NonFiniteError, match=rf"{path}:Events: 1 of 12 events .* hold NaN or inf "
-                       r"in branches Electron_pt \(1 events\); set reader option nonfinite: drop"):
+                       r"in branches Electron_pt \(1 events\); to skip them \(counted\) use --nonfinite drop"):
         NanoAODReader().read(path)
 
 

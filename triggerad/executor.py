@@ -329,8 +329,11 @@ class DaskExecutor(_Windowed):
         if scheduler:
             try:
                 self.client = Client(scheduler, timeout="30s")
-            except OSError as err:
-                raise ConfigError(f"--scheduler {scheduler!r}: cannot connect ({err})") from err
+            except (OSError, ValueError, TypeError) as err:  # unreachable / malformed address
+                raise ConfigError(
+                    f"--scheduler {scheduler!r}: cannot connect ({err}); expected the address of "
+                    "a running Dask scheduler, e.g. tcp://host:8786"
+                ) from err
         else:
             if workers < 1:
                 raise ConfigError(f"dask executor: workers must be >= 1, found {workers!r}")

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
@@ -281,6 +282,58 @@ def read_meta(path: str | Path) -> tuple[ModelKind, dict]:
     return kind, meta
 
 
+#: The one selection a ``threshold.json`` describes (events above the cut are kept).
+SELECTION = "score > value"
+#: Numeric fields of ``threshold.json`` that must be finite when present.
+THRESHOLD_NUMBERS = ("value", "fpr", "target_rate_hz", "input_rate_hz", "achieved_rate_hz")
+
+
+def read_threshold(path: str | Path, score_names: list[str] | None = None) -> dict | None:
+    """Read and check ``path/threshold.json``; None if the model has no threshold yet.
+
+    Parameters
+    ----------
+    path : str or Path
+        The model folder.
+    score_names : list of str, optional
+        The model's scores; the threshold's ``score`` must be one of them.
+
+    Raises
+    ------
+    ModelFolderError
+        If the file is not a JSON object, lacks ``score`` or ``value``, has a value that is not a
+        finite number, names a score the model does not have, or an edited ``selection``.
+    """
+    file = Path(path) / THRESHOLD_FILE
+    if not file.is_file():
+        return None
+    redo = "set it again with `trigger-ad threshold`"
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelFolderError(f"{file}: unreadable or truncated ({err}); {redo}") from err
+    if not isinstance(data, dict):
+        raise ModelFolderError(f"{file}: expected a JSON object, found {type(data).__name__}; "
+                               f"{redo}")
+    missing = [k for k in ("score", "value") if k not in data]
+    if missing:
+        raise ModelFolderError(f"{file}: missing {', '.join(map(repr, missing))} (found keys "
+                               f"{sorted(data)}); {redo}")
+    for key in THRESHOLD_NUMBERS:
+        value = data.get(key)
+        if key in data and (isinstance(value, bool) or not isinstance(value, (int, float))
+                            or not math.isfinite(value)):
+            raise ModelFolderError(f"{file}: {key} must be a finite number, found {value!r}; "
+                                   f"{redo}")
+    if score_names is not None and data["score"] not in score_names:
+        raise ModelFolderError(f"{file}: score {data['score']!r} is not a score of this model; "
+                               f"{did_you_mean(str(data['score']), score_names)}")
+    if data.get("selection", SELECTION) != SELECTION:
+        raise ModelFolderError(f"{file}: selection {data['selection']!r}; trigger-ad applies "
+                               f"only {SELECTION!r} (the file was edited); {redo}")
+    return data
+
+
 def load_model(path: str | Path) -> Model:
     """Open model folder ``path`` through its kind (see :func:`read_meta` for the checks)."""
     kind, meta = read_meta(path)
@@ -294,6 +347,6 @@ def kind_of(model: Model | str | Path) -> ModelKind:
     return get_kind(model.kind)
 
 
-__all__ = ["ARTIFACT_FILE", "ENTRY_POINT_GROUP", "THRESHOLD_FILE", "Model", "ModelFolderError",
+__all__ = ["ARTIFACT_FILE", "SELECTION", "read_threshold", "ENTRY_POINT_GROUP", "THRESHOLD_FILE", "Model", "ModelFolderError",
            "ModelKind", "get_kind", "kind_names", "kind_of", "load_model", "read_meta",
            "register_kind"]

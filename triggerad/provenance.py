@@ -81,33 +81,97 @@ def write_provenance(
     atomic.write_json(outdir / PROVENANCE_FILE, provenance(command, extra))
 
 
-def check_output_dir(outdir: str | Path, command: str) -> None:
+#: Files a command's output folder may hold without making it "not empty" (a stale lock).
+IGNORED_FILES = (".lock",)
+
+
+def written_by(path: str | Path) -> str | None:
+    """The command named by the provenance record of output ``path``, or None.
+
+    A folder's record is ``path/provenance.json``; a file's is the sidecar
+    ``path.stem + ".provenance.json"`` next to it (``features``).
+    """
+    import json
+
+    path = Path(path)
+    record = (path / PROVENANCE_FILE if path.is_dir()
+              else path.with_name(path.stem + ".provenance.json"))
+    try:
+        command = json.loads(record.read_text()).get("command")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return command if isinstance(command, str) else None
+
+
+def check_output_dir(outdir: str | Path, command: str, *, force: bool = False,
+                     own_markers: tuple[str, ...] = (), option: str = "--out") -> None:
     """Refuse an existing, non-empty output folder that ``command`` did not write.
 
-    A folder is ours if its ``provenance.json`` names ``command``; then it may be replaced.
+    The one guard of every command's output folder. A folder is ours if its ``provenance.json``
+    names ``command`` (or it holds one of ``own_markers``, e.g. the ``run.json`` of an
+    unfinished, resumable ``score`` run); then it may be replaced or resumed. ``force`` accepts
+    any folder (``--force``/``--overwrite``).
+
+    Parameters
+    ----------
+    outdir : str or Path
+        The folder given to ``option``.
+    command : str
+        The subcommand name (``"evaluate"``, ``"tagger generate"``, ...).
+    force : bool
+        Accept a foreign non-empty folder.
+    own_markers : tuple of str
+        File names whose presence marks the folder as this command's (unfinished) output.
+    option : str
+        The option name, for the message.
 
     Raises
     ------
     ConfigError
-        If ``outdir`` is a file, or a non-empty folder without such a provenance record.
+        If ``outdir`` is a file, or a non-empty folder of another origin and not ``force``.
     """
-    import json
-
     from triggerad.errors import ConfigError
 
     out = Path(outdir)
     if not out.exists():
         return
     if not out.is_dir():
-        raise ConfigError(f"--out {out}: exists and is not a folder")
-    if not any(out.iterdir()):
+        raise ConfigError(f"{option} {out}: exists and is a file, expected a folder; choose "
+                          "another name")
+    if force or not any(p.name not in IGNORED_FILES for p in out.iterdir()):
         return
-    try:
-        written_by = json.loads((out / PROVENANCE_FILE).read_text()).get("command")
-    except (OSError, ValueError, AttributeError):
-        written_by = None
-    if written_by != command:
+    if any((out / m).exists() for m in own_markers):
+        return
+    by = written_by(out)
+    if by != command:
+        origin = (f"its {PROVENANCE_FILE} names 'trigger-ad {by}'" if by
+                  else f"it has no {PROVENANCE_FILE} of trigger-ad")
         raise ConfigError(
-            f"--out {out}: exists, is not empty and was not written by 'trigger-ad {command}' "
-            f"(its {PROVENANCE_FILE} names {written_by!r}); choose another folder or remove it"
+            f"{option} {out}: exists, is not empty and was not written by 'trigger-ad {command}' "
+            f"({origin}); its content would be lost. Choose another folder, or pass --force to "
+            "replace it"
         )
+
+
+def check_output_file(path: str | Path, command: str, *, force: bool = False,
+                      option: str = "--out") -> None:
+    """Refuse an existing output file that ``command`` did not write (see :func:`check_output_dir`).
+
+    A file is ours if its sidecar provenance (``X.provenance.json``) names ``command``.
+
+    Raises
+    ------
+    ConfigError
+        If ``path`` is a folder, or an existing file of another origin and not ``force``.
+    """
+    from triggerad.errors import ConfigError
+
+    out = Path(path)
+    if out.is_dir():
+        raise ConfigError(f"{option} {out}: is a folder, expected a file name")
+    if not out.exists() or force or written_by(out) == command:
+        return
+    raise ConfigError(
+        f"{option} {out}: exists and was not written by 'trigger-ad {command}'; its content "
+        "would be lost. Choose another name, or pass --force to replace it"
+    )

@@ -13,7 +13,7 @@ The model needs a threshold first (trigger-ad threshold).
 
 from __future__ import annotations
 
-from triggerad.cli import add_command
+from triggerad.cli import add_command, add_out_option, check_out, positive_int
 
 #: Baseline switches: flag suffix -> config section.
 BASELINES = {
@@ -39,13 +39,13 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, metavar="DIR",
                    help="folder with signal_<name>.h5 files (from trigger-ad generate), or a "
                    "sample list (*.yaml) whose is_signal: true samples are the signals")
-    p.add_argument("--out", required=True, metavar="REPORT", help="report folder to write")
+    add_out_option(p, "report folder to write", metavar="REPORT")
     p.add_argument("--config", default="evaluate", help="evaluation config (YAML or packaged name)")
     p.add_argument("--no-baselines", action="store_true", help="skip every baseline")
     for flag, section in BASELINES.items():
         p.add_argument(f"--no-{flag}", dest=f"no_{section}", action="store_true",
                        help=f"skip the {flag.replace('-', ' ')} baseline")
-    p.add_argument("--max-signal-events", type=int, default=None,
+    p.add_argument("--max-signal-events", type=positive_int, default=None,
                    help="use at most this many events per signal file")
     p.set_defaults(func=run)
 
@@ -53,6 +53,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     """Build the report (through the model's kind) and print the per-signal summary."""
     from triggerad.models import kind_of
+
+    check_out(args, "evaluate")
 
     overrides: dict = {
         section: {"enabled": False}

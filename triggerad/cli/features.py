@@ -18,7 +18,13 @@ import logging
 import sys
 from pathlib import Path
 
-from triggerad.cli import add_command
+from triggerad.cli import (
+    add_command,
+    add_out_option,
+    add_policy_options,
+    check_out,
+    positive_int,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +52,9 @@ def register(subparsers) -> None:
                    help="YAML overriding keys of the reader's default branch map "
                    "(configs/branch_maps/<reader>.yaml; NanoAOD: the preset detected per file, "
                    "configs/branch_maps/nanoaod-<preset>.yaml, or `preset: NAME` to choose one)")
-    p.add_argument("--out", required=True, metavar="FILE.parquet", help="output parquet file")
-    p.add_argument("--chunk-size", type=int, default=100_000, help="events read per chunk")
-    p.add_argument("--nonfinite", choices=("error", "drop"), default="error",
-                   help="events with NaN/inf inputs: stop with an error, or drop them (counted)")
+    add_out_option(p, "output parquet file", metavar="FILE.parquet")
+    p.add_argument("--chunk-size", type=positive_int, default=100_000, help="events read per chunk")
+    add_policy_options(p)
     p.set_defaults(func=run)
 
 
@@ -84,8 +89,10 @@ def run(args) -> int:
     from triggerad.io.base import ReadOptions
     from triggerad.samples import resolve_inputs
 
+    check_out(args, "features", file=True)
     options = config.build(
-        ReadOptions, {"chunk_size": args.chunk_size, "nonfinite": args.nonfinite},
+        ReadOptions, {"chunk_size": args.chunk_size, "nonfinite": args.nonfinite,
+                      "unphysical": args.unphysical},
         where="trigger-ad features options",
     )
     inputs, sample_sets = resolve_inputs(args.inputs, args.reader, args.branch_map, options)
@@ -120,6 +127,8 @@ def run(args) -> int:
         described[path] = info
     n_written = sum(written.values())
     n_dropped = sum(totals.values()) - n_written
+    dropped = {"unphysical": sum({id(r): r.dropped["unphysical"]
+                                  for r in readers.values()}.values())}
     extra = {
         "inputs": [
             {"path": p, **described[p], "entries": totals[p], "written": written[p],
@@ -130,11 +139,14 @@ def run(args) -> int:
         "output": str(out),
         "columns": schema.names,
         "events_written": n_written,
-        "events_dropped_nonfinite": n_dropped,
+        "events_dropped_nonfinite": n_dropped - dropped["unphysical"],
+        "events_dropped_unphysical": dropped["unphysical"],
         "options": {"reader": args.reader, "branch_map": args.branch_map,
-                    "chunk_size": options.chunk_size, "nonfinite": options.nonfinite},
+                    "chunk_size": options.chunk_size, "nonfinite": options.nonfinite,
+                    "unphysical": options.unphysical},
     }
     atomic.write_json(provenance_path(out), provenance.provenance("features", extra))
-    log.info("wrote %d events (%d dropped for NaN/inf) from %d files to %s",
-             n_written, n_dropped, len(paths), out)
+    log.info("wrote %d events (%d dropped for NaN/inf, %d as physically impossible) from %d "
+             "files to %s", n_written, n_dropped - dropped["unphysical"], dropped["unphysical"],
+             len(paths), out)
     return 0

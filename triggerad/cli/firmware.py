@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from triggerad.cli import add_command
+from triggerad.cli import add_command, add_out_option, check_out, count
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,8 @@ def register(subparsers) -> None:
     p.add_argument("model", help="trained model folder (with threshold.json)")
     p.add_argument("--config", default="firmware",
                    help="firmware YAML file or packaged config name")
-    p.add_argument("--out", required=True, help="HLS project folder to write")
-    p.add_argument("--events", type=int, default=None,
+    add_out_option(p, "HLS project folder to write")
+    p.add_argument("--events", type=count, default=None,
                    help="validation events to C-simulate (default: the config's n_events; 0: all)")
     p.add_argument("--data", nargs="+", default=None, metavar="FILE",
                    help="validate on all events of these files (background and signals; globs "
@@ -53,6 +53,7 @@ def run(args) -> int:
     from triggerad.models import kind_of, load_model
     from triggerad.provenance import write_provenance
 
+    check_out(args, "firmware")
     config_path = resolve_config(args.config)
     cfg = load_config(config_path)
     art = load_model(args.model)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 import sys
 
-from triggerad.cli import add_command, add_executor_options
+from triggerad.cli import (
+    add_command,
+    add_executor_options,
+    add_out_option,
+    check_out,
+    positive_int,
+)
 
 
 def register(subparsers) -> None:
@@ -29,10 +35,10 @@ def add_generation_options(parser, configs: str, out_help: str) -> None:
     """CONFIG, --events, --out, --seed and --workers of the generation commands."""
     parser.add_argument("config", help=f"generation config: a YAML file or a packaged name "
                         f"({configs})")
-    parser.add_argument("--events", type=int, default=None,
+    parser.add_argument("--events", type=positive_int, default=None,
                         help="generated events per process, times each process' events_fraction "
                         "(default: the config's output.events)")
-    parser.add_argument("--out", required=True, help=out_help)
+    add_out_option(parser, out_help)
     parser.add_argument("--seed", type=int, default=1,
                         help="master seed (same seed -> bit-identical output for any --executor "
                         "and --workers)")
@@ -45,7 +51,8 @@ def run(args) -> int:
     from triggerad.errors import ConfigError
     from triggerad.generation.cocktail import format_table
     from triggerad.generation.config import load_config
-    from triggerad.generation.run import generate
+    from triggerad.generation.pythia import check_settings
+    from triggerad.generation.run import generate, pythia_settings
     from triggerad.generation.validation import format_validation
     from triggerad.provenance import write_provenance
 
@@ -55,6 +62,12 @@ def run(args) -> int:
         raise ConfigError(
             f"--events and --workers must be positive, found {events!r}, {args.workers!r}"
         )
+    check_out(args, "generate")
+    groups = {f"processes.{name}": pythia_settings(cfg, proc)
+              for name, proc in cfg.processes.items()}
+    if cfg.pileup.settings:
+        groups["pileup"] = [f"Beams:eCM = {cfg.beam.ecm}", *cfg.pileup.settings]
+    check_settings(groups, str(args.config))
     summary = generate(cfg, events, args.out, seed=args.seed, workers=args.workers,
                        executor=args.executor, scheduler=args.scheduler)
     write_provenance(args.out, "generate", cfg, {

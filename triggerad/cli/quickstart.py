@@ -14,7 +14,7 @@ import logging
 import time
 from pathlib import Path
 
-from triggerad.cli import add_command
+from triggerad.cli import add_command, count, positive_int
 from triggerad.errors import TriggerADError
 
 log = logging.getLogger(__name__)
@@ -40,16 +40,16 @@ def register(subparsers) -> None:
         description=__doc__,
     )
     p.add_argument("--out", default="quickstart", help="output folder")
-    p.add_argument("--events", type=int, default=None,
+    p.add_argument("--events", type=positive_int, default=None,
                    help=f"generated events per process x events_fraction (default "
                         f"{DEFAULT_EVENTS})")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--epochs", type=positive_int, default=None,
                    help="training epochs (default: the fast training configs' own)")
     p.add_argument("--seed", type=int, default=1, help="generation seed")
-    p.add_argument("--workers", type=int, default=2, help="generation worker processes")
+    p.add_argument("--workers", type=positive_int, default=2, help="generation worker processes")
     p.add_argument("--rate", default=DEFAULT_RATE, help="target trigger rate")
     p.add_argument("--input-rate", default=DEFAULT_INPUT_RATE, help="rate of the input stream")
-    p.add_argument("--firmware-events", type=int, default=0,
+    p.add_argument("--firmware-events", type=count, default=0,
                    help="events for the C simulation (default 0: every generated background and "
                         "signal event)")
     p.set_defaults(func=run)

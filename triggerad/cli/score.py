@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from triggerad.cli import add_command, add_executor_options
+from triggerad.cli import (
+    add_command,
+    add_executor_options,
+    add_out_option,
+    add_policy_options,
+    check_out,
+    positive_int,
+)
 
 DESCRIPTION = """Score many input files (ADC2021 HDF5, Delphes, NanoAOD, flat ROOT, parquet; files,
 globs, text lists or sample lists: samples.yaml, whose events get the sample's process label and
@@ -30,12 +37,12 @@ def register(subparsers) -> None:
     p.add_argument("inputs", metavar="INPUTS", nargs="+",
                    help="input files, globs, text files listing paths (@list.txt), or sample "
                    "lists (*.yaml)")
-    p.add_argument("--out", required=True, help="output folder (re-run to resume)")
+    add_out_option(p, "output folder (re-run to resume)")
     p.add_argument("--config", default=None,
                    help="score config (default: the packaged configs/score.yaml)")
     p.add_argument("--reader", default="auto", help="reader name, or auto (from the file)")
     p.add_argument("--branch-map", default=None, help="YAML branch map for the reader")
-    p.add_argument("--chunk-size", type=int, default=None, help="events per work unit")
+    p.add_argument("--chunk-size", type=positive_int, default=None, help="events per work unit")
     p.add_argument("--score", action="append", default=None, dest="scores", metavar="NAME",
                    help="compute only this score (repeatable; the threshold's score is always "
                    "computed; default: every score of the model). Encoder-only scores (mu2, "
@@ -43,6 +50,7 @@ def register(subparsers) -> None:
     p.add_argument("--rate-control", default=None, metavar="CONFIG",
                    help="YAML with a `control` section (e.g. the packaged rate-control): enable "
                    "the threshold controller")
+    add_policy_options(p)
     add_executor_options(p, default="local", workers=2)
     p.add_argument("--format", choices=("parquet", "root"), default=None,
                    help="format of the per-chunk score parts (default: config, parquet)")
@@ -61,10 +69,11 @@ def run(args) -> int:
     from triggerad.samples import ReaderTable, is_sample_list, resolve_inputs
     from triggerad.stream.config import control_from_file, load_score_config
     from triggerad.stream.plan import ReaderChooser
-    from triggerad.stream.runner import run_stream
+    from triggerad.stream.runner import RUN_FILE, run_stream
 
+    check_out(args, "score", own_markers=(RUN_FILE,))
     overrides: dict = {}
-    if args.chunk_size:
+    if args.chunk_size is not None:
         overrides["chunking"] = {"chunk_size": args.chunk_size}
     if args.format:
         overrides["output"] = {"format": args.format}
@@ -73,11 +82,14 @@ def run(args) -> int:
         config.control = control_from_file(args.rate_control)
     if any(is_sample_list(i) for i in args.inputs):  # readers that normalise each sample
         inputs, _ = resolve_inputs(args.inputs, args.reader, args.branch_map,
-                                   ReadOptions(chunk_size=config.chunking.chunk_size))
+                                   ReadOptions(chunk_size=config.chunking.chunk_size,
+                                               nonfinite=args.nonfinite,
+                                               unphysical=args.unphysical))
         files, reader_for = [i.path for i in inputs], ReaderTable(inputs)
     else:
         files = expand_inputs(args.inputs)
-        reader_for = ReaderChooser(args.reader, args.branch_map, config.chunking.chunk_size)
+        reader_for = ReaderChooser(args.reader, args.branch_map, config.chunking.chunk_size,
+                                   nonfinite=args.nonfinite, unphysical=args.unphysical)
     with make_executor(args.executor, workers=args.workers, scheduler=args.scheduler) as executor:
         summary = run_stream(args.model, files, args.out, config=config, reader_for=reader_for,
                              executor=executor, scores=args.scores, on_error=args.on_error,

@@ -27,6 +27,9 @@ from triggerad.cli import add_command
 
 log = logging.getLogger(__name__)
 
+#: Largest accepted --luminosity in cm^-2 s^-1 (100 times any collider's design).
+MAX_LUMINOSITY = 1e37
+
 
 def register(subparsers) -> None:
     """Add the ``threshold`` subcommand."""
@@ -67,9 +70,13 @@ def run(args) -> int:
     from triggerad import rates
     from triggerad.config import load_section, resolve_config, to_dict
     from triggerad.data import load_sample
+    from triggerad.errors import ConfigError
     from triggerad.models import kind_of, load_model
     from triggerad.threshold import RatesConfig, Target, input_rate_from_luminosity, set_threshold
 
+    if args.luminosity is not None and not 0 < args.luminosity < MAX_LUMINOSITY:
+        raise ConfigError(f"--luminosity: expected an instantaneous luminosity in cm^-2 s^-1 in "
+                          f"(0, {MAX_LUMINOSITY:.0e}) (LHC: ~2e34), found {args.luminosity:.4g}")
     cfg = load_section(RatesConfig, resolve_config(args.config), "rates")
     target = Target(
         rate=None if args.rate is None else rates.parse_rate(args.rate, "--rate"),
@@ -95,7 +102,8 @@ def run(args) -> int:
             max_events=info.get("max_events"),
         )
         sigma = float(full.weight.sum())
-        lumi = args.luminosity or rates.mean_luminosity_cm2s(cfg.luminosity_fb_per_month)
+        lumi = (rates.mean_luminosity_cm2s(cfg.luminosity_fb_per_month)
+                if args.luminosity is None else args.luminosity)
         input_rate = input_rate_from_luminosity(sigma, lumi)
         extra.update(sigma_total_pb=sigma, luminosity_cm2s=lumi)
         log.info("input rate %.4g Hz = %.4g pb x %.4g cm^-2 s^-1", input_rate, sigma, lumi)

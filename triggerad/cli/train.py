@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from triggerad.cli import add_command
+from triggerad.cli import add_command, add_out_option, check_out
 from triggerad.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,8 @@ def register(subparsers) -> None:
     )
     p.add_argument("config", metavar="CONFIG",
                    help="training YAML file, or a packaged config name (e.g. train-hlf)")
-    p.add_argument("--out", default=None, metavar="MODEL",
-                   help="model folder to write (default: models/<config name>)")
+    add_out_option(p, "model folder to write (default: models/<config name>)", required=False,
+                   metavar="MODEL")
     p.add_argument("--data", nargs="+", default=None, metavar="DIR_OR_FILE",
                    help="background sample: generated-data folders (DIR/background.h5), files, "
                    "globs or sample lists (*.yaml: their is_signal: false samples); overrides "
@@ -51,9 +51,14 @@ def run(args) -> int:
         raise ConfigError(f"--epochs: expected a positive integer, found {args.epochs!r}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     from anomaly.train import TrainConfig, train
-    from triggerad.config import load, resolve_config
+    from triggerad.config import load, read_yaml, resolve_config
 
     path = resolve_config(args.config)
+    out = Path(args.out) if args.out else Path("models") / path.stem
+    check_out(args, "train", out=out)
+    if not read_yaml(path):
+        raise ConfigError(f"{path}: the config is empty; expected the sections data, model, "
+                          "training, quantization (start from a packaged one, e.g. train-l1-fast)")
     overrides: dict = {}
     if args.data:
         overrides["data"] = {"background": list(args.data)}
@@ -62,7 +67,6 @@ def run(args) -> int:
     if args.epochs is not None:
         overrides["training"] = {"epochs": args.epochs}
     cfg = load(TrainConfig, path, overrides)
-    out = Path(args.out) if args.out else Path("models") / path.stem
     summary = train(cfg, out, extra={"config_file": str(path), "out": str(out)})
     print(
         f"trained {summary['kind']} on {summary['events']['train']} events "

@@ -241,3 +241,37 @@ def forcing_settings(hadrons: list[int], products: list[int]) -> list[str]:
     """Pythia settings forcing ``hadrons`` to decay to channels containing one of ``products``."""
     any_of = " ".join(str(p) for p in products)
     return [s for h in hadrons for s in (f"{h}:onMode = off", f"{h}:onIfAny = {any_of}")]
+
+
+def check_settings(groups: dict[str, list[str]], where: str) -> None:
+    """Refuse a setting Pythia does not accept, before any worker starts.
+
+    Parameters
+    ----------
+    groups : dict
+        Config key (``processes.W``, ``pileup``) -> its Pythia settings.
+    where : str
+        The config file, for the message.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, the key and the rejected line.
+    """
+    import contextlib
+    import io
+
+    import pythia8mc
+
+    from triggerad.errors import ConfigError
+
+    pythia = pythia8mc.Pythia("", False)
+    for key, lines in groups.items():
+        for line in lines:
+            with contextlib.redirect_stdout(io.StringIO()):
+                accepted = pythia.readString(line)
+            if not accepted:
+                raise ConfigError(
+                    f"{where}: {key}: Pythia rejects the setting {line!r} (unknown name, or a "
+                    "value that is not meaningful for it); see the Pythia 8 settings manual"
+                )

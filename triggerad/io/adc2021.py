@@ -115,6 +115,7 @@ class Adc2021Reader(Reader):
         arrays = {}
         failed = f"{path}: cannot read entries [{start}, {stop}) of dataset"
         if fields is None or "objects" in fields:
+            _check_numeric(path, particles)
             with reading(f"{failed} {particles.name.lstrip('/')!r}"):
                 raw = particles[start:stop]
             arrays["objects"] = raw.astype(np.float32, copy=False)
@@ -134,6 +135,8 @@ class Adc2021Reader(Reader):
                     f"{path}: dataset {name!r} ({field}) expected shape "
                     f"{(n_total, *template.shape[1:])}, found {ds.shape}"
                 )
+            if field != "process":
+                _check_numeric(path, ds)
             with reading(f"{failed} {name!r}"):
                 raw = ds.asstr()[start:stop] if field == "process" else ds[start:stop]
             if field == "process":
@@ -152,6 +155,18 @@ def _storage(data: np.ndarray) -> dict:
     if not len(data):
         return {}
     return {"compression": "gzip", "chunks": (min(len(data), CHUNK_EVENTS), *data.shape[1:])}
+
+
+def _check_numeric(path: str, dataset) -> None:
+    """Refuse a dataset of strings or compound records where numbers are expected.
+
+    NumPy would turn the strings ``b"12.5"`` into numbers without a word.
+    """
+    if dataset.dtype.kind not in "biuf":
+        raise ShapeError(
+            f"{path}: dataset {dataset.name.lstrip('/')!r} holds {dataset.dtype} values "
+            f"(kind {dataset.dtype.kind!r}); expected numbers (float or integer)"
+        )
 
 
 def write_h5(path: str | Path, batch: EventBatch) -> None:

@@ -33,6 +33,39 @@ READABLE_FIELDS = (
 
 #: Floating-point fields checked for NaN/inf.
 FLOAT_FIELDS = ("objects", "ele_iso", "mu_iso", "jet_mass", "weight", "pileup", "hlf")
+#: Largest possible pT of an object or of MET (GeV): the LHC collision energy, rounded up.
+MAX_PT_GEV = 14_000.0
+#: Slack on |phi| <= pi for float32 rounding and readers wrapping to [-pi, pi].
+PHI_SLACK = 1e-5
+#: Option names per policy, for the messages (CLI flag and reader option).
+POLICY_HINT = {
+    "nonfinite": "--nonfinite drop (trigger-ad features, score) or reader option nonfinite: drop",
+    "unphysical": "--unphysical drop (trigger-ad features, score) or reader option "
+                  "unphysical: drop",
+}
+
+
+def unphysical_rows(objects: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-event masks of physically impossible trigger objects (slots with pT > 0).
+
+    Parameters
+    ----------
+    objects : (n, N_SLOTS, 4) array
+        pT, eta, phi, class per slot (:attr:`EventBatch.objects`).
+
+    Returns
+    -------
+    dict
+        Problem (``"pT < 0"``, ``"pT > 14000 GeV"``, ``"|phi| > pi"``) -> (n,) bool mask; only
+        problems that occur.
+    """
+    pt, phi = objects[..., 0], objects[..., 2]
+    masks = {
+        "pT < 0": (pt < 0).any(axis=1),
+        f"pT > {MAX_PT_GEV:.0f} GeV": (pt > MAX_PT_GEV).any(axis=1),
+        "|phi| > pi": ((np.abs(phi) > np.pi + PHI_SLACK) & (pt > 0)).any(axis=1),
+    }
+    return {k: m for k, m in masks.items() if m.any()}
 
 
 def select_fields(fields: Iterable[str] | None) -> frozenset[str] | None:
@@ -67,10 +100,14 @@ class ReadOptions:
     nonfinite : {"error", "drop"}
         What to do with events holding NaN or inf: ``error`` stops with the file, field and
         count; ``drop`` removes those events and logs a warning with the count.
+    unphysical : {"error", "drop"}
+        The same for events with physically impossible objects (:func:`unphysical_rows`:
+        negative pT, |phi| > pi, pT above the collision energy).
     """
 
     chunk_size: int = 100_000
     nonfinite: Literal["error", "drop"] = "error"
+    unphysical: Literal["error", "drop"] = "error"
 
     def __post_init__(self) -> None:
         if self.chunk_size <= 0:
@@ -95,6 +132,8 @@ class Reader:
         self.options = options or ReadOptions()
         self.branch_map = branch_map
         self._warned: set[str] = set()
+        #: Events dropped so far by each policy (``nonfinite``, ``unphysical``), for provenance.
+        self.dropped = {"nonfinite": 0, "unphysical": 0}
 
     def num_entries(self, path: str | Path) -> int:
         """Number of events in ``path``."""
@@ -223,6 +262,11 @@ class Reader:
             rows[name] = ~np.isfinite(arr.reshape(len(batch), -1)).all(axis=1)
         start = int(batch.entry[0]) if len(batch) else 0
         bad = self.nonfinite_events(rows, len(batch), path, start=start)
+        if fields is None or "objects" in fields:
+            found = unphysical_rows(np.where(bad[:, None, None], 0, batch.objects))
+            if found:
+                bad |= self.policy_events("unphysical", found, len(batch), path, start=start,
+                                          problem="physically impossible objects: ")
         return batch.take(~bad) if bad.any() else batch
 
     def nonfinite_events(self, rows: dict[str, np.ndarray], n: int, where: str, *, start: int,
@@ -252,6 +296,16 @@ class Reader:
         NonFiniteError
             With ``nonfinite: error``, naming the file, the entry range, the fields and counts.
         """
+        return self.policy_events("nonfinite", rows, n, where, start=start,
+                                  problem=f"NaN or inf in {what}")
+
+    def policy_events(self, policy: str, rows: dict[str, np.ndarray], n: int, where: str, *,
+                      start: int, problem: str) -> np.ndarray:
+        """Apply reader option ``policy`` (``nonfinite``, ``unphysical``) to flagged events.
+
+        Returns the (n,) mask of events to drop; raises :class:`NonFiniteError` in ``error`` mode
+        naming the file, entry range, problems and counts, and the option that drops them.
+        """
         bad = np.zeros(n, dtype=bool)
         found = []
         for name, mask in rows.items():
@@ -261,10 +315,11 @@ class Reader:
         if not bad.any():
             return bad
         message = (f"{where}: {int(bad.sum())} of {n} events in entries [{start}, {start + n}) "
-                   f"hold NaN or inf in {what}{', '.join(found)}")
-        if self.options.nonfinite == "error":
-            raise NonFiniteError(message + "; set reader option nonfinite: drop to skip them")
-        log.warning("%s; dropped (nonfinite: drop)", message)
+                   f"hold {problem}{', '.join(found)}")
+        if getattr(self.options, policy) == "error":
+            raise NonFiniteError(f"{message}; to skip them (counted) use {POLICY_HINT[policy]}")
+        log.warning("%s; dropped (%s: drop)", message, policy)
+        self.dropped[policy] += int(bad.sum())
         return bad
 
 

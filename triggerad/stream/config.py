@@ -121,6 +121,10 @@ class ControlConfig:
                 f"need probe > 0 and 0 < elasticity_smoothing <= 1, found {self.probe!r}, "
                 f"{self.elasticity_smoothing!r}"
             )
+        for name in ("kp", "ki", "kd"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0 (a negative gain drives the rate away "
+                                 f"from the target), found {getattr(self, name)!r}")
         if self.output_min > 0 or self.output_max < 0:
             raise ValueError(
                 f"output limits must bracket 0, found [{self.output_min!r}, {self.output_max!r}]"
@@ -161,8 +165,14 @@ def load_score_config(path: str | Path | None, overrides: dict | None = None) ->
 def control_from_file(path: str | Path) -> ControlConfig:
     """Read the ``control`` section of a rate-control YAML (``--rate-control FILE``), enabled."""
     from triggerad.config import read_yaml
+    from triggerad.errors import ConfigError
 
-    data = read_yaml(resolve_config(path))
-    section = dict(data.get("control", data) or {})
+    file = resolve_config(path)
+    data = read_yaml(file)
+    if "control" not in data:
+        raise ConfigError(f"{file}: no 'control' section (found {sorted(data) or 'nothing'}); "
+                          "a rate-control YAML holds `control:` with the controller settings, "
+                          "e.g. the packaged rate-control")
+    section = dict(data["control"] or {})
     section.setdefault("enabled", True)
     return build(ControlConfig, section, where=f"{path}:control")

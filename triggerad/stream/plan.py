@@ -135,15 +135,20 @@ class ReaderChooser:
         YAML branch map overriding the reader's default.
     chunk_size : int
         Reader chunk size.
+    nonfinite, unphysical : {"error", "drop"}
+        Policies for events with NaN/inf or physically impossible inputs
+        (:class:`~triggerad.io.base.ReadOptions`).
     """
 
     def __init__(self, kind: str = "auto", branch_map: str | None = None,
-                 chunk_size: int = 100_000):
+                 chunk_size: int = 100_000, *, nonfinite: str = "error",
+                 unphysical: str = "error"):
         from triggerad.io.registry import check_reader_name
 
         if kind != "auto":
             check_reader_name(kind)  # before any file is opened
         self.kind, self.branch_map, self.chunk_size = kind, branch_map, chunk_size
+        self.policies = {"nonfinite": nonfinite, "unphysical": unphysical}
         self._readers: dict[str, Reader] = {}
 
     def __call__(self, path: str) -> Reader:
@@ -154,5 +159,6 @@ class ReaderChooser:
         kind = detect_reader(path) if self.kind == "auto" else self.kind
         if kind not in self._readers:
             self._readers[kind] = make_reader(kind, self.branch_map,
-                                              ReadOptions(chunk_size=self.chunk_size))
+                                              ReadOptions(chunk_size=self.chunk_size,
+                                                          **self.policies))
         return self._readers[kind]

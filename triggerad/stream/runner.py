@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from triggerad import atomic
+from triggerad import atomic, lockfile
 from triggerad.config import to_dict
 from triggerad.errors import ConfigError, InputFileError
 from triggerad.executor import LocalExecutor
@@ -212,60 +212,67 @@ def run_stream(
             f"{model}: the model has no threshold.json; set one first with "
             "`trigger-ad threshold MODEL --rate 1kHz --input-rate 100kHz`"
         )
+    missing = [k for k in ("input_rate_hz", "target_rate_hz") if k not in thr]
+    if missing:
+        raise InputFileError(
+            f"{model}: threshold.json lacks {', '.join(map(repr, missing))} (a cut set by hand?); "
+            "the rate monitor needs them: set it with `trigger-ad threshold`"
+        )
     plan = make_plan(files, reader_for, chunk_size=config.chunking.chunk_size, on_error=on_error,
                      executor=executor)
     outdir.mkdir(parents=True, exist_ok=True)
-    _check_run(outdir, {
-        "files": list(files), "plan": plan.fingerprint(), "threshold": thr,
-        "scores": scorer.scores, "config": to_dict(config),
-    })
-    driver = _Driver(outdir, config, scorer, plan)
-    scorer.prepare()
-    entries = list(driver.done)
-    if entries:
-        log.info("%s: resuming after %d of %d units", outdir, len(entries), len(plan.units))
-    todo = driver.todo
-    bar = tqdm(total=sum(u.size for u in todo), unit="ev", disable=not progress, file=sys.stderr,
-               desc="score")
-    start = time.perf_counter()
-    task = UnitTask(reader_for, scorer, driver.decision, driver.controller.lowest_threshold)
-    results = executor.map(task, todo)
+    with lockfile.exclusive(outdir, "trigger-ad score"):
+        _check_run(outdir, {
+            "files": list(files), "plan": plan.fingerprint(), "threshold": thr,
+            "scores": scorer.scores, "config": to_dict(config),
+        })
+        driver = _Driver(outdir, config, scorer, plan)
+        scorer.prepare()
+        entries = list(driver.done)
+        if entries:
+            log.info("%s: resuming after %d of %d units", outdir, len(entries), len(plan.units))
+        todo = driver.todo
+        bar = tqdm(total=sum(u.size for u in todo), unit="ev", disable=not progress, file=sys.stderr,
+                   desc="score")
+        start = time.perf_counter()
+        task = UnitTask(reader_for, scorer, driver.decision, driver.controller.lowest_threshold)
+        results = executor.map(task, todo)
 
-    def commit(write: Callable[[], dict]) -> dict:
-        entry = write()
-        driver.manifest.append(entry)  # only after the unit's part files are complete
-        return entry
+        def commit(write: Callable[[], dict]) -> dict:
+            entry = write()
+            driver.manifest.append(entry)  # only after the unit's part files are complete
+            return entry
 
-    # One writer thread writes the parts and the manifest lines, in plan order, while the next
-    # unit is scored; at most one unit waits to be written.
-    with ThreadPoolExecutor(1, thread_name_prefix="writer") as writer:
-        pending: deque = deque()
+        # One writer thread writes the parts and the manifest lines, in plan order, while the next
+        # unit is scored; at most one unit waits to be written.
+        with ThreadPoolExecutor(1, thread_name_prefix="writer") as writer:
+            pending: deque = deque()
 
-        def finish_oldest() -> None:
-            unit, job = pending.popleft()
-            entries.append(job.result())
-            bar.update(unit.size)
+            def finish_oldest() -> None:
+                unit, job = pending.popleft()
+                entries.append(job.result())
+                bar.update(unit.size)
 
-        try:
-            for result in results:
-                pending.append((result.unit, writer.submit(commit, driver.handle(result, on_error))))
-                while pending and (len(pending) > 1 or pending[0][1].done()):
+            try:
+                for result in results:
+                    pending.append((result.unit, writer.submit(commit, driver.handle(result, on_error))))
+                    while pending and (len(pending) > 1 or pending[0][1].done()):
+                        finish_oldest()
+                while pending:
                     finish_oldest()
-            while pending:
-                finish_oldest()
-        except BaseException:
-            for _, job in pending:
-                job.cancel()
-            raise
-    elapsed = time.perf_counter() - start
-    bar.close()
-    scored = sum(u.size for u in todo)
-    return _finalise(driver, entries, {
-        "events_this_run": scored, "elapsed_s": elapsed,
-        "events_per_s": scored / elapsed if elapsed > 0 else 0.0,
-        "resumed_units": len(driver.done), "executor": getattr(executor, "name", "local"),
-        "fast_path": scorer.fast,
-    })
+            except BaseException:
+                for _, job in pending:
+                    job.cancel()
+                raise
+        elapsed = time.perf_counter() - start
+        bar.close()
+        scored = sum(u.size for u in todo)
+        return _finalise(driver, entries, {
+            "events_this_run": scored, "elapsed_s": elapsed,
+            "events_per_s": scored / elapsed if elapsed > 0 else 0.0,
+            "resumed_units": len(driver.done), "executor": getattr(executor, "name", "local"),
+            "fast_path": scorer.fast,
+        })
 
 
 def _weighted_fraction(parts) -> float:
@@ -294,8 +301,12 @@ def _finalise(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
     changes = _threshold_log(table)
     atomic.write_text(outdir / "threshold_log.jsonl",
                       "".join(json.dumps(c) + "\n" for c in changes))
-    if cfg.monitor.plots and len(table):
+    plotted = cfg.monitor.plots and len(table) > 1
+    if plotted:
         monitor.plot_rates(table, target_rate, cfg.monitor.band, outdir)
+    elif cfg.monitor.plots:
+        log.info("%s: one block (no lumi-block information and at most chunking.block_events "
+                 "events): no rate plots, the block's rate is in blocks.csv", outdir)
     n_anomalies = None
     if cfg.output.anomalies:
         n_anomalies = concatenate_parts(driver.parts(entries, "anomalies"),
@@ -308,6 +319,9 @@ def _finalise(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
         "accepted": accepted,
         "files_failed": _files_failed(driver.plan, entries),
         "files_empty": driver.plan.empty,
+        # read but dropped by --nonfinite drop / --unphysical drop
+        "events_dropped": sum(e["stop"] - e["start"] - e["n_events"] for e in entries
+                              if not e.get("error")),
         **run_info,
         "accepted_fraction": accepted / events if events else 0.0,
         "accepted_fraction_weighted": weighted,
@@ -319,7 +333,7 @@ def _finalise(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
         "units": len(driver.plan.units),
         "files": driver.files,
         "monitor": {**monitor.rate_summary(table, input_rate), "band": cfg.monitor.band,
-                    "table": "blocks.csv"},
+                    "table": "blocks.csv", "plots": plotted},
         "controller": {**to_dict(cfg.control), "threshold_changes": len(changes),
                        "final_threshold": driver.controller.state.threshold,
                        "log": "threshold_log.jsonl"},

@@ -35,8 +35,7 @@ def register(sub) -> None:
         formatter_class=HelpFormatter,
     )
     add_generation_options(gen, "tagger-generate, tagger-generate-fast",
-                           "output folder (refused if it exists, is not empty and was not "
-                           "written by this command)")
+                           "output folder")
     gen.set_defaults(func=run_generate)
 
 
@@ -46,8 +45,9 @@ def run_generate(args) -> int:
     from tagger.samples import load_config
     from tagger.summary import format_table
     from triggerad import atomic
+    from triggerad.cli import check_out
     from triggerad.errors import ConfigError
-    from triggerad.provenance import check_output_dir, write_provenance
+    from triggerad.provenance import write_provenance
 
     cfg = load_config(args.config)
     events = cfg.output.events if args.events is None else args.events
@@ -55,7 +55,7 @@ def run_generate(args) -> int:
         raise ConfigError(
             f"--events and --workers must be positive, found {events!r}, {args.workers!r}"
         )
-    check_output_dir(args.out, COMMAND)
+    check_out(args, COMMAND)
     with atomic.atomic_dir(args.out) as tmp:
         summary = generate(cfg, events, tmp, seed=args.seed, workers=args.workers,
                            executor=args.executor, scheduler=args.scheduler,
