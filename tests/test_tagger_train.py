@@ -146,6 +146,10 @@ def test_validation_split_is_stable_and_sized():
     val = pipeline.validation_mask(b, 0.2)
     assert abs(val.mean() - 0.2) < 0.015
     np.testing.assert_array_equal(val, pipeline.validation_mask(b.take(slice(None)), 0.2))
+    b.source_file[:] = "elsewhere/signal.root"      # the same jets in the PFNano file
+    np.testing.assert_array_equal(val, pipeline.validation_mask(b, 0.2))
+    b.source_file[:] = "x/background.h5"
+    assert np.mean(val == pipeline.validation_mask(b, 0.2)) < 0.8
 
 
 def test_read_chunks_bounded_by_chunks_and_complete(tmp_path):
@@ -270,6 +274,24 @@ def test_bad_inputs_are_refused_before_training(tmp_path):
         f.attrs["sv_features"] = ["pt", "mass"]
     with pytest.raises(SchemaMismatchError, match=r"attribute 'sv_features' expected"):
         prepare(_cfg(tmp_path, domain_adaptation=False))
+
+
+def test_batch_error_during_training_is_raised_and_leaves_no_model(tmp_path):
+    from tagger.train import train
+    from triggerad.io.jeth5 import write_jets_h5
+
+    write_sample(tmp_path, 800, 800, 200)
+    rare = jets(3000, seed=1, labels=(1, 2, 3, 4))
+    rare.label[:6] = 0                     # 6 LLP jets among 3800: most batches have none
+    rare.ctau[:6] = 1.0
+    rare.event[:6] = [1, 2, 3, 4, 5, 6]
+    write_jets_h5(tmp_path / "signal.h5", rare)
+    cfg = _cfg(tmp_path, domain_adaptation=False)
+    cfg.data.validation_fraction = 0.5
+    cfg.training.batch_size = 40
+    with pytest.raises(StatisticsError, match=r"train batch \d+: 0 LLP and \d+ SM .* a batch needs both"):
+        train(cfg, tmp_path / "model", progress=False)
+    assert not (tmp_path / "model").exists() and not list(tmp_path.glob(".model*"))
 
 
 def test_config_errors_name_the_key(tmp_path):
