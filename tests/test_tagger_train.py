@@ -58,6 +58,27 @@ def test_lambda_reaches_90_percent_after_15_epochs_and_phases():
     assert no_da.values(20)["grl_lambda"] == 0.0 and no_da.phase(20) == 1
 
 
+def test_schedule_callback_sets_optimizer_lambda_and_domain_weight():
+    from tagger.schedule import schedule_callback
+
+    net = build_tagger(SMALL, SIZES)
+    trainer = domain_adversarial_model(net)
+    trainer.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+    s = Schedule(alpha0=0.01, kappa=0.1, lambda0=30.0, gamma=0.2, class_only_epochs=2)
+    cb = schedule_callback(s, optimizer=trainer.optimizer, grl=grl_layer(net),
+                           domain_weight=trainer.domain_weight)
+    for epoch in (0, 1, 2, 7):
+        cb.on_epoch_begin(epoch)
+        v = s.values(epoch)
+        assert float(trainer.optimizer.learning_rate.numpy()) == pytest.approx(v["learning_rate"], rel=1e-6)
+        assert float(grl_layer(net).lam.numpy()) == pytest.approx(v["grl_lambda"], rel=1e-6)
+        assert float(trainer.domain_weight.numpy()) == v["domain_weight"]
+        logs = {}
+        cb.on_epoch_end(epoch, logs)
+        assert logs["phase"] == (1 if epoch < 2 else 2)
+    assert float(grl_layer(net).lam.numpy()) == pytest.approx(30 * (2 / (1 + math.exp(-1.0)) - 1), rel=1e-6)
+
+
 # Pipeline ------------------------------------------------------------------------------------
 def _as_dict(b):
     return {f: getattr(b, f) for f in pipeline.KEEP}
