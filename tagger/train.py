@@ -92,7 +92,9 @@ class TaggerTrainingConfig:
         if self.domain_adaptation and self.class_only_epochs >= self.epochs:
             raise ValueError(
                 f"with domain_adaptation, class_only_epochs ({self.class_only_epochs}) must be "
-                f"smaller than epochs ({self.epochs}): phase 2 would never start")
+                f"smaller than epochs ({self.epochs}): phase 2 would never start; raise epochs "
+                "(--epochs), lower class_only_epochs, or train without domain adaptation "
+                "(--no-da)")
 
 
 @dataclass
