@@ -152,6 +152,7 @@ def prepare(cfg: TaggerTrainConfig, *, progress: bool = False) -> dict:
         ts.check_domain(dom)
     sizes = sim.norm_sample.sizes
     norm = tin.fit_normalisation(sim.norm_sample)
+    sim.norm_sample = None   # not kept through training: memory is the shuffle buffers'
     data_info = {"simulation": sim.describe(d.reader),
                  "domain": dom.describe(d.reader) if dom else None,
                  "validation_fraction": d.validation_fraction}
