@@ -148,8 +148,11 @@ class ModelKind:
                       tf_batch_size: int = 8192):
         """The scorer the stream runner (:mod:`triggerad.stream`) uses for this kind.
 
-        It offers ``model``, ``model_ref``, ``scores``, ``read_fields``, ``fast``,
-        ``prepare()`` and ``score_inputs(x)``; it must be picklable (workers).
+        It offers ``model``, ``model_ref``, ``scores``, ``read_fields``, ``table_fields``
+        (record fields of the output table besides the scores), ``decides`` (True: the model
+        has a threshold and the runner applies the trigger decision, rate control and monitor;
+        False: per-row scores only), ``fast``, ``prepare()`` and ``score_inputs(x)``; it must be
+        picklable (workers).
         """
         raise self._cannot("scored on a stream")
 

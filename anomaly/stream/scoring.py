@@ -64,6 +64,11 @@ class StreamScorer:
         Batch size of the TensorFlow scoring pass.
     """
 
+    #: The model takes a trigger decision (threshold, controller, candidate anomalies).
+    decides = True
+    #: Event-record fields of the score table besides the scores.
+    table_fields = TABLE_FIELDS
+
     def __init__(self, model, scores: list[str] | None = None, tf_batch_size: int = 8192):
         self.model_ref = model
         self.tf_batch_size = tf_batch_size
