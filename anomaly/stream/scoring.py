@@ -68,6 +68,8 @@ class StreamScorer:
     decides = True
     #: Event-record fields of the score table besides the scores.
     table_fields = TABLE_FIELDS
+    #: Kind-specific settings recorded in run.json (none: the threshold is recorded there).
+    settings = None
 
     def __init__(self, model, scores: list[str] | None = None, tf_batch_size: int = 8192):
         self.model_ref = model
@@ -125,6 +127,10 @@ class StreamScorer:
         if set(self.scores) & set(FIXED_POINT_SCORES):
             self._graph = self.model.fixed_graph()
         self._prepared = True
+
+    def inputs(self, batch) -> np.ndarray:
+        """Raw inputs (n, d) of an event batch (the model's schema checked)."""
+        return self.model.inputs(batch)
 
     def score_inputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Scores (float64 (n,) each) of raw inputs ``x`` (n, d)."""

@@ -182,6 +182,7 @@ def run_stream(
     scores: list[str] | None = None,
     on_error: str = "skip",
     progress: bool = True,
+    scorer_options: dict | None = None,
 ) -> dict:
     """Score ``files`` with ``model`` into ``outdir`` exactly once (resuming a previous run).
 
@@ -207,6 +208,9 @@ def run_stream(
         Unreadable files or chunks are listed in the summary and skipped, or stop the run.
     progress : bool
         Show a progress bar on stderr.
+    scorer_options : dict, optional
+        Kind-specific settings of the scorer (:meth:`triggerad.models.ModelKind.stream_scorer`),
+        e.g. ``{"ctau_mm": 1.0}`` for the LLP tagger.
 
     Returns
     -------
@@ -218,7 +222,8 @@ def run_stream(
     executor = executor or LocalExecutor()
     outdir = Path(outdir)
     scorer = kind_of(model).stream_scorer(model, scores=scores,
-                                          tf_batch_size=config.chunking.tf_batch_size)
+                                          tf_batch_size=config.chunking.tf_batch_size,
+                                          **(scorer_options or {}))
     thr = scorer.model.threshold if scorer.decides else None
     if scorer.decides and not thr:
         raise InputFileError(
@@ -231,6 +236,7 @@ def run_stream(
     _check_run(outdir, {
         "files": list(files), "plan": plan.fingerprint(), "threshold": thr,
         "scores": scorer.scores, "config": to_dict(config),
+        "scorer_settings": scorer.settings,
     })
     driver = _Driver(outdir, config, scorer, plan)
     scorer.prepare()

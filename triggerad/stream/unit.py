@@ -4,7 +4,7 @@
 :class:`~triggerad.stream.plan.WorkUnit`. The model-specific part, the *scorer*, comes from the
 model's kind (:meth:`triggerad.models.ModelKind.stream_scorer`): it names the record fields its
 inputs need (``read_fields``) and the per-row fields of the output table (``table_fields``),
-turns a batch into raw inputs (``model.inputs``) and computes the scores (``score_inputs``).
+turns a batch into the inputs of ``score_inputs`` (``inputs``) and computes the scores.
 Scorers of models that take a trigger decision (``decides``: anomaly models with a threshold)
 also get candidate anomalies; the others (e.g. the LLP jet tagger's class probabilities) give
 the score table only. The task must stay picklable (workers rebuild the model from its folder).
@@ -112,7 +112,7 @@ class UnitTask:
         """
         if isinstance(batch, str):
             return UnitResult(unit, None, None, batch)
-        x = self.scorer.model.inputs(batch)
+        x = self.scorer.inputs(batch)
         scores = self.scorer.score_inputs(x)
         table = unit_table(batch, scores, self.scorer.table_fields)
         if self.decision_score is None:
