@@ -28,6 +28,7 @@ from anomaly.model import ModelConfig, QuantizationConfig
 from triggerad.config import to_dict
 from triggerad.data import DataConfig
 from triggerad.errors import StatisticsError
+from triggerad.training import distribution_strategy, progress_callback
 
 log = logging.getLogger(__name__)
 
@@ -113,38 +114,6 @@ def sample_weights(weight: np.ndarray, use_weights: bool, negative: str = "abs"
     return (w / w.mean()).astype(np.float32), treatment
 
 
-def distribution_strategy():
-    """``MirroredStrategy`` with more than one visible GPU, else the default strategy."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if len(gpus) > 1:
-        log.info("training on %d GPUs with MirroredStrategy", len(gpus))
-        return tf.distribute.MirroredStrategy()
-    log.info("training on %s", "GPU" if gpus else "CPU")
-    return tf.distribute.get_strategy()
-
-
-def _progress_callback(total: int, desc: str):
-    """A Keras callback showing a tqdm bar over epochs (stderr) with the latest losses."""
-    from tensorflow import keras
-    from tqdm.auto import tqdm
-
-    class EpochProgress(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.bar = tqdm(total=total, desc=desc, unit="epoch", leave=False)
-
-        def on_epoch_end(self, epoch, logs=None):
-            shown = {k: f"{v:.4g}" for k, v in (logs or {}).items() if "loss" in k}
-            self.bar.set_postfix(shown)
-            self.bar.update(1)
-
-        def on_train_end(self, logs=None):
-            self.bar.close()
-
-    return EpochProgress()
-
-
 def _early_stopping(patience: int):
     """EarlyStopping on ``val_loss`` that restores the best epoch's weights also when training
     runs to its last epoch (Keras only restores when it stops early)."""
@@ -190,7 +159,7 @@ def fit_vae(cfg: TrainConfig, train: dict, val: dict, w_train, w_val, outdir: Pa
             str(outdir / "checkpoints" / "vae.best.weights.h5"), monitor="val_loss",
             save_best_only=True, save_weights_only=True,
         ),
-        _progress_callback(t.epochs, f"train {cfg.model.kind}"),
+        progress_callback(t.epochs, f"train {cfg.model.kind}"),
     ]
     # Keras drops sample weights when there is no target, so pass a dummy one (unused by the loss)
     y_train, y_val = np.zeros(len(w_train), np.float32), np.zeros(len(w_val), np.float32)
@@ -222,7 +191,7 @@ def fit_quantized_encoder(cfg: TrainConfig, vae, train: dict, val: dict):
             batch_size=cfg.training.batch_size, shuffle=True, verbose=0,
             callbacks=[
                 _early_stopping(cfg.training.patience),
-                _progress_callback(cfg.quantization.qat_epochs, "QAT (distillation)"),
+                progress_callback(cfg.quantization.qat_epochs, "QAT (distillation)"),
             ],
         ).history
     return qenc, history
