@@ -244,9 +244,40 @@ def model_numbers(model, jets: dict[str, JetBatch], cfg: EvaluateConfig, bar=Non
     return {"roc": roc, "efficiency_vs_ctau": curve, "ctau_scan": scan, "domain": domain}
 
 
-def load_jets(data_dir: str | Path, max_jets: int | None = None) -> tuple[dict[str, JetBatch],
-                                                                           dict[str, Any]]:
+def training_files(model) -> tuple[set[str], float]:
+    """Resolved paths of the files ``model`` was trained on, and its validation fraction."""
+    info = model.data_info or {}
+    files = {f for key in ("simulation", "domain") for f in ((info.get(key) or {}).get("files")
+                                                             or [])}
+    return files, float(info.get("validation_fraction") or 0.0)
+
+
+def held_out(batch: JetBatch, path: Path, models: list) -> tuple[JetBatch, str]:
+    """The jets of ``path`` that no model in ``models`` trained on, and which split that is.
+
+    A file a model was trained on contributes only its validation split (the events that
+    :func:`tagger.pipeline.validation_mask` puts there: used for early stopping, never for the
+    gradient); any other file all its jets.
+    """
+    from tagger.pipeline import validation_mask
+
+    resolved = str(Path(path).resolve())
+    for model in models:
+        files, fraction = training_files(model)
+        if resolved in files and fraction > 0:
+            return batch.take(validation_mask(batch, fraction)), f"validation ({fraction:g})"
+        if resolved in files:
+            raise StatisticsError(f"{path}: the model {model.path} was trained on every jet of "
+                                  "this file (no validation split); evaluate on another sample")
+    return batch, "all"
+
+
+def load_jets(data_dir: str | Path, max_jets: int | None = None, models: list | None = None
+              ) -> tuple[dict[str, JetBatch], dict[str, Any]]:
     """The jet sets of :func:`model_numbers` from a sample folder, and their description.
+
+    Files the ``models`` were trained on contribute their validation split only
+    (:func:`held_out`).
 
     Raises
     ------
@@ -254,7 +285,9 @@ def load_jets(data_dir: str | Path, max_jets: int | None = None) -> tuple[dict[s
         If the folder holds no LLP jet or no labelled SM jet.
     """
     files = sample_files(data_dir)
-    raw = {role: read_jets(path, max_jets) for role, path in files.items()}
+    raw, splits = {}, {}
+    for role, path in files.items():
+        raw[role], splits[role] = held_out(read_jets(path, max_jets), path, models or [])
     labelled = JetBatch.concatenate([raw["signal"], raw["background"]])
     jets = {
         "llp": labelled.take(labelled.label == tm.LLP),
@@ -266,7 +299,7 @@ def load_jets(data_dir: str | Path, max_jets: int | None = None) -> tuple[dict[s
                        ("sim_sm", "simulated SM"), ("data_like", "data-like")):
         if len(jets[name]) == 0:
             raise StatisticsError(f"{data_dir}: no {what} jets in {[str(p) for p in files.values()]}")
-    info = {"files": {role: str(path) for role, path in files.items()},
+    info = {"files": {role: str(path) for role, path in files.items()}, "split": splits,
             "jets": {name: len(b) for name, b in jets.items()},
             "class_counts": labelled.class_counts()}
     return jets, info
@@ -332,7 +365,7 @@ def evaluate(model, data_dir: str | Path, out: str | Path, cfg: EvaluateConfig |
     cfg = cfg or EvaluateConfig()
     model = load(model) if isinstance(model, (str, Path)) else model
     other = load(compare) if isinstance(compare, (str, Path)) else compare
-    jets, info = load_jets(data_dir, cfg.max_jets)
+    jets, info = load_jets(data_dir, cfg.max_jets, [m for m in (model, other) if m is not None])
     for m in (model, other):
         if m is not None:
             m.check_ctau(jets["llp"].ctau, policy="warn", where=f"{data_dir}: LLP jets")

@@ -74,7 +74,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "background jets, the cut sits above every background jet. JSD in bits (log2; 1 = "
         "disjoint).\n\n",
         f"Data `{data['dir']}`: " + ", ".join(f"{k} {v}" for k, v in data["jets"].items())
-        + " jets.\n",
+        + " jets; jets used per file: " + ", ".join(f"{k} {v}" for k, v in data["split"].items())
+        + " (files a model was trained on: its validation split only).\n",
     ]
     parts += _model_sections(report)
     if "compare" in report:

@@ -17,6 +17,7 @@ from tagger.model import ModelConfig, build_tagger
 from triggerad import metrics
 from triggerad.cli import main
 from triggerad.config import to_dict
+from triggerad.errors import StatisticsError
 from triggerad.io.jeth5 import write_jets_h5
 from triggerad.jets import JetBatch
 
@@ -171,3 +172,19 @@ def test_cli_score_equals_predict_and_resumes(sample, model_dir, tmp_path, capsy
     assert main(["tagger", "score", str(model_dir), files[0], "--ctau", "2e4", "--ctau-policy",
                  "warn", "--out", str(tmp_path / "w"), "--no-progress"]) == 0
     assert "c-tau 20000.0 mm" in capsys.readouterr().err
+
+
+def test_files_a_model_trained_on_contribute_their_validation_split(sample, tmp_path):
+    from tagger.pipeline import validation_mask
+
+    fake = FakeTagger()
+    fake.data_info = {"simulation": {"files": [str((sample / "background.h5").resolve())]},
+                      "validation_fraction": 0.3}
+    jets_, info = tev.load_jets(sample, models=[fake])
+    assert info["split"] == {"signal": "all", "background": "validation (0.3)",
+                             "data_like": "all"}
+    bkg = tev.read_jets(sample / "background.h5")
+    assert len(jets_["sim_sm"]) == int(validation_mask(bkg, 0.3).sum()) < 0.4 * len(bkg)
+    fake.data_info = {"simulation": {"files": [str((sample / "signal.h5").resolve())]}}
+    with pytest.raises(StatisticsError, match="trained on every jet of this file"):
+        tev.load_jets(sample, models=[fake])
