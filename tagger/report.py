@@ -4,19 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+from triggerad.mdtable import table
 
 
 def _eff(row: dict) -> str:
@@ -40,7 +28,7 @@ def _model_sections(rep: dict[str, Any]) -> list[str]:
                 continue
             rows.append([key, against, r["n_signal"], r["n_background"], r["auc"],
                          *[_eff(r["at_mistag"][m]) for m in mistags]])
-    parts.append(_table(["c-tau", "vs", "LLP jets", "bkg jets", "AUC",
+    parts.append(table(["c-tau", "vs", "LLP jets", "bkg jets", "AUC",
                          *[f"eff. at {m} mistag" for m in mistags]], rows))
     curve = rep["efficiency_vs_ctau"]
     parts.append("\n### LLP efficiency vs true c-tau (udsg mistag)\n\n")
@@ -50,16 +38,16 @@ def _model_sections(rep: dict[str, Any]) -> list[str]:
                for m in mistags]]
             for i, (lo, hi, n) in enumerate(zip(curve["edges_mm"][:-1], curve["edges_mm"][1:],
                                                 curve["n_llp"], strict=True))]
-    parts.append(_table(["c-tau [mm]", "LLP jets", *[f"{m}" for m in mistags]], rows))
+    parts.append(table(["c-tau [mm]", "LLP jets", *[f"{m}" for m in mistags]], rows))
     parts.append("\n### Efficiency vs c-tau hypothesis (fixed true c-tau)\n\n")
     rows = [[key, s["n_llp"], s["mistag"], s["peak_ctau_mm"], max(s["efficiency"])]
             for key, s in rep["ctau_scan"].items() if s is not None]
-    parts.append(_table(["true c-tau", "LLP jets", "udsg mistag", "peak hypothesis [mm]",
+    parts.append(table(["true c-tau", "LLP jets", "udsg mistag", "peak hypothesis [mm]",
                          "peak efficiency"], rows))
     parts.append("\n### Domain check: P_max, simulation vs data-like\n\n")
     rows = [[key, d["n_simulation"], d["n_data_like"], d["jsd_bits"]]
             for key, d in rep["domain"].items()]
-    parts.append(_table(["c-tau hypothesis", "sim. events", "data-like events", "JSD [bits]"],
+    parts.append(table(["c-tau hypothesis", "sim. events", "data-like events", "JSD [bits]"],
                         rows))
     return parts
 
@@ -83,10 +71,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         da = report["domain_adaptation"]
         parts.append("\n## Domain adaptation: cost and benefit\n\n")
         rows = [[key, *[c[a] for a in ("udsg", "b", "c")]] for key, c in da["auc_cost"].items()]
-        parts.append(_table(["c-tau", "AUC cost vs udsg", "vs b", "vs c"], rows))
+        parts.append(table(["c-tau", "AUC cost vs udsg", "vs b", "vs c"], rows))
         parts.append("\n")
         rows = [[key, j["with_da"], j["without_da"], j["ratio"]] for key, j in da["jsd"].items()]
-        parts.append(_table(["c-tau hypothesis", "JSD with DA", "JSD without DA",
+        parts.append(table(["c-tau hypothesis", "JSD with DA", "JSD without DA",
                              "ratio (without / with)"], rows))
     parts.append("\n## Figures\n\n" + "".join(f"![{f}]({f})\n" for f in report.get("figures", [])))
     return "".join(parts)

@@ -14,12 +14,13 @@ import numpy as np
 
 from triggerad.errors import ConfigError, did_you_mean
 from triggerad.jets import JetBatch
+from triggerad.stream.scorer import ModelScorer
 
 #: Per-jet fields of the score table besides ``source_file``, ``entry`` and the probabilities.
 TABLE_FIELDS = ("event", "jet_index", "label", "ctau", "weight")
 
 
-class TaggerStreamScorer:
+class TaggerStreamScorer(ModelScorer):
     """Class probabilities of jet batches at a c-tau hypothesis.
 
     Parameters
@@ -38,13 +39,10 @@ class TaggerStreamScorer:
 
     decides = False
     table_fields = TABLE_FIELDS
-    read_fields = None  # jet readers read every field
-    fast = False
 
     def __init__(self, model, *, ctau_mm: float, ctau_policy: str = "error",
                  scores: list[str] | None = None, tf_batch_size: int = 8192):
-        self.model_ref = model
-        self._model = None if isinstance(model, str) else model
+        super().__init__(model)
         self.ctau_mm = float(ctau_mm)
         self.tf_batch_size = tf_batch_size
         self.model.check_ctau(self.ctau_mm, policy=ctau_policy, where="--ctau")
@@ -57,23 +55,11 @@ class TaggerStreamScorer:
         #: Recorded in run.json: a resumed run must use the same hypothesis.
         self.settings = {"ctau_mm": self.ctau_mm}
 
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        if isinstance(self.model_ref, str):
-            state["_model"] = None
-        return state
+    def load(self, path):
+        """The :class:`~tagger.artifact.TaggerModel` of folder ``path``."""
+        from tagger.artifact import load
 
-    @property
-    def model(self):
-        """The :class:`~tagger.artifact.TaggerModel` (loaded on first use)."""
-        if self._model is None:
-            from tagger.artifact import load
-
-            self._model = load(self.model_ref)
-        return self._model
-
-    def prepare(self) -> None:
-        """Nothing to prepare (the network is built on first use)."""
+        return load(path)
 
     def inputs(self, batch: JetBatch) -> JetBatch:
         """The jets themselves (:meth:`score_inputs` checks their schema)."""

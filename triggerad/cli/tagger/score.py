@@ -50,6 +50,7 @@ def register(sub) -> None:
 def run(args) -> int:
     """Score the jets and print jets, parts and throughput."""
     from tagger.artifact import KIND
+    from triggerad.cli.score import config_overrides
     from triggerad.errors import ConfigError
     from triggerad.executor import make_executor
     from triggerad.io.registry import expand_inputs
@@ -64,12 +65,7 @@ def run(args) -> int:
     if kind != KIND:
         raise ConfigError(f"{args.model}: a {kind} model; `trigger-ad tagger score` scores LLP "
                           f"taggers ({KIND}); use `trigger-ad score`")
-    overrides: dict = {}
-    if args.chunk_size:
-        overrides["chunking"] = {"chunk_size": args.chunk_size}
-    if args.format:
-        overrides["output"] = {"format": args.format}
-    config = load_score_config(args.config, overrides)
+    config = load_score_config(args.config, config_overrides(args))
     files = expand_inputs(args.inputs)
     reader_for = ReaderChooser(args.reader, args.branch_map, config.chunking.chunk_size,
                                record="jets")
