@@ -292,7 +292,7 @@ def assemble(sim: dict, dom: dict | None, *, norm: dict, edges: ResamplingConfig
     class_weight[:n_class] = 1.0
     domain_weight = np.zeros(n, np.float32)
     domain_weight[n_class:] = 1.0
-    x = tin.arrays(_Jets(jets), norm, np.log10(ctau))
+    x = tin.arrays(_Jets(jets), norm, tin.log10_ctau(ctau, where))
     return x, {"class": onehot, "class_weight": class_weight,
                "domain": domain.astype(np.float32).reshape(-1, 1),
                "domain_weight": domain_weight}
