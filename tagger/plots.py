@@ -92,6 +92,7 @@ def pmax(path: Path, checks: dict[str, dict], title: str) -> str:
         ax.stairs(d["data_like"], edges, color=f"C{i}", ls="--",
                   label=f"{name}: data-like (JSD {d['jsd_bits']:.3g} bit)")
     ax.set_yscale("log")
+    ax.set_ylim(bottom=1e-4)
     ax.set_xlabel("P_max = max per event of P(LLP)")
     ax.set_ylabel("fraction of events")
     ax.set_title(title)
