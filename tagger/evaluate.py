@@ -19,6 +19,7 @@ it and ``domain_adaptation`` holds the AUC cost (AUC without DA - AUC with DA) a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -69,6 +70,9 @@ class EvaluateConfig:
         Jets per forward pass.
     max_jets : int or None
         Read at most this many jets per file.
+    weighted : bool
+        Use the jets' event weights (sigma / N: the physics mix of the SM processes); False:
+        every jet counts 1 (more effective background jets at small mistag).
     """
 
     mistags: list[float] = field(default_factory=lambda: list(tm.MISTAGS))
@@ -84,6 +88,7 @@ class EvaluateConfig:
     n_roc_points: int = 100
     batch_size: int = 8192
     max_jets: int | None = None
+    weighted: bool = True
 
 
 def ctau_key(ctau_mm: float) -> str:
@@ -366,6 +371,8 @@ def evaluate(model, data_dir: str | Path, out: str | Path, cfg: EvaluateConfig |
     model = load(model) if isinstance(model, (str, Path)) else model
     other = load(compare) if isinstance(compare, (str, Path)) else compare
     jets, info = load_jets(data_dir, cfg.max_jets, [m for m in (model, other) if m is not None])
+    if not cfg.weighted:
+        jets = {name: dataclasses.replace(b, weight=np.ones(len(b))) for name, b in jets.items()}
     for m in (model, other):
         if m is not None:
             m.check_ctau(jets["llp"].ctau, policy="warn", where=f"{data_dir}: LLP jets")

@@ -58,7 +58,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     parts = [
         f"# LLP tagger evaluation of `{report['model']['path']}`\n\n",
         f"Discriminant: **{report['discriminant']}**; LLP jets at their true c-tau, SM jets at "
-        "the c-tau hypothesis of each comparison. \"(limited)\": fewer than 1/mistag effective "
+        "the c-tau hypothesis of each comparison; jets "
+        + ("weighted by their event weights" if report["settings"]["weighted"] else "unweighted")
+        + ". \"(limited)\": fewer than 1/mistag effective "
         "background jets, the cut sits above every background jet. JSD in bits (log2; 1 = "
         "disjoint).\n\n",
         f"Data `{data['dir']}`: " + ", ".join(f"{k} {v}" for k, v in data["jets"].items())

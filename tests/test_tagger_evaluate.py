@@ -106,6 +106,11 @@ def test_report_numbers_equal_metrics_on_predictions(sample, model_dir, tmp_path
     expected = metrics.auc(p_sm[udsg], sm.weight[udsg], p_sig, llp.weight[sel])
     assert report["roc"]["1mm"]["udsg"]["auc"] == pytest.approx(expected, abs=1e-6)
     assert report["roc"]["1mm"]["udsg"]["n_signal"] == int(sel.sum())
+    unweighted = tev.evaluate(model, sample, tmp_path / "rep_u",
+                              tev.EvaluateConfig(weighted=False, roc_ctau_mm=[1.0],
+                                                 domain_ctau_mm=[1.0]), progress=False)
+    assert unweighted["roc"]["1mm"]["udsg"]["auc"] == pytest.approx(
+        metrics.auc(p_sm[udsg], None, p_sig), abs=1e-6)
     # the same model as its own comparison: no AUC cost, JSD ratio 1
     da = report["domain_adaptation"]
     assert da["auc_cost"]["1mm"]["udsg"] == pytest.approx(0.0, abs=1e-12)

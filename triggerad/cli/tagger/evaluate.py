@@ -36,6 +36,8 @@ def register(sub) -> None:
     p.add_argument("--mistag", type=float, action="append", default=None, dest="mistags",
                    help="udsg mistag of the quoted efficiencies (repeatable; default 1e-4, 1e-3)")
     p.add_argument("--max-jets", type=int, default=None, help="read at most this many jets per file")
+    p.add_argument("--unweighted", action="store_true",
+                   help="every jet counts 1 (default: the jets' event weights, sigma / N)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -57,6 +59,8 @@ def run(args) -> int:
         if args.max_jets <= 0:
             raise ConfigError(f"--max-jets must be positive, found {args.max_jets!r}")
         settings["max_jets"] = args.max_jets
+    if args.unweighted:
+        settings["weighted"] = False
     cfg = build(EvaluateConfig, settings, where=COMMAND)
     check_output_dir(args.out, COMMAND)
     model = load(args.model)
