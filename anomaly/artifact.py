@@ -16,10 +16,7 @@ Keras/QKeras deserialisation of custom objects is involved.
 
 from __future__ import annotations
 
-import json
 import logging
-import platform
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +25,8 @@ from triggerad import atomic, models, schema
 from triggerad.config import build
 from triggerad.errors import SchemaMismatchError, did_you_mean
 from triggerad.events import EventBatch
-from triggerad.models import ARTIFACT_FILE, THRESHOLD_FILE, ModelFolderError
-from triggerad.provenance import git_hash, package_version
+from triggerad.models import ARTIFACT_FILE
+from triggerad.provenance import library_versions
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +80,7 @@ def raw_inputs(kind: str, batch: EventBatch, where: str = "event batch") -> np.n
 
 def versions() -> dict[str, str]:
     """Versions of trigger-ad and the libraries that define the saved model."""
-    out = {"trigger_ad": package_version(), "git_hash": git_hash(), "python": platform.python_version()}
-    for pkg in ("tensorflow", "qkeras", "numpy"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "unknown"
-    return out
+    return library_versions(("tensorflow", "qkeras", "numpy"))
 
 
 def write_artifact_files(
@@ -157,24 +148,19 @@ def load_artifact(path: str | Path) -> ModelArtifact:
         If ``artifact.json`` lacks a key, has another format version, or describes a model kind
         that is not an anomaly VAE.
     """
-    model = models.load_model(path)
-    if not isinstance(model, ModelArtifact):
-        raise ModelFolderError(
-            f"{Path(path) / ARTIFACT_FILE}: a {model.kind} model, not an anomaly VAE "
-            "(hlf_vae, l1_vae)"
-        )
-    return model
+    return models.load_model_as(path, ModelArtifact, "an anomaly VAE (hlf_vae, l1_vae)")
 
 
-class ModelArtifact:
+class ModelArtifact(models.ModelFolder):
     """A trained model folder: inputs, normalisation, scores, encoders and threshold.
 
-    Models are built lazily on first use. See the module docstring for the folder layout.
+    ``path``, ``meta``, ``kind``, ``config``, ``data_info``, ``threshold`` and
+    ``write_threshold`` come from :class:`triggerad.models.ModelFolder`. Models are built lazily
+    on first use. See the module docstring for the folder layout.
     """
 
     def __init__(self, path: Path, meta: dict):
-        self.path = Path(path)
-        self.meta = meta
+        super().__init__(path, meta)
         self.mean = np.asarray(meta["normalisation"]["mean"], dtype=np.float32)
         self.scale = np.asarray(meta["normalisation"]["scale"], dtype=np.float32)
         self._models = None
@@ -182,11 +168,6 @@ class ModelArtifact:
         self._graph = None
 
     # Metadata ----------------------------------------------------------------------------------
-    @property
-    def kind(self) -> str:
-        """``hlf_vae`` or ``l1_vae``."""
-        return self.meta["kind"]
-
     @property
     def input_names(self) -> list[str]:
         """Ordered names of the raw inputs."""
@@ -198,16 +179,6 @@ class ModelArtifact:
         return int(self.meta["latent_dim"])
 
     @property
-    def config(self) -> dict:
-        """The resolved training config (sections ``data``, ``model``, ``training``, ...)."""
-        return self.meta["config"]
-
-    @property
-    def data_info(self) -> dict:
-        """Background files, reader, split seed/fractions, fingerprint and counts."""
-        return self.meta["data_info"]
-
-    @property
     def default_score(self) -> str:
         """Score used when none is asked for (``nll`` for hlf_vae, ``mu2_q`` for l1_vae)."""
         return self.meta["default_score"]
@@ -216,19 +187,6 @@ class ModelArtifact:
     def score_names(self) -> list[str]:
         """Names of the scores :meth:`score` returns."""
         return list(self.meta["scores"])
-
-    # Threshold ---------------------------------------------------------------------------------
-    @property
-    def threshold(self) -> dict | None:
-        """Contents of ``MODEL/threshold.json``, or None before ``trigger-ad threshold`` ran."""
-        file = self.path / THRESHOLD_FILE
-        if not file.is_file():
-            return None
-        return json.loads(file.read_text())
-
-    def write_threshold(self, data: dict) -> None:
-        """Write ``MODEL/threshold.json`` atomically."""
-        atomic.write_json(self.path / THRESHOLD_FILE, data)
 
     # Inputs ------------------------------------------------------------------------------------
     def _check_schema(self, found: list[str], where: str) -> None:

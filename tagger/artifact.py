@@ -23,10 +23,7 @@ Example
 
 from __future__ import annotations
 
-import json
 import logging
-import platform
-from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
@@ -37,8 +34,8 @@ from triggerad import atomic, models
 from triggerad.config import build
 from triggerad.errors import ConfigError, OutOfRangeError
 from triggerad.jets import LABELS, JetBatch
-from triggerad.models import ARTIFACT_FILE, THRESHOLD_FILE, ModelFolderError
-from triggerad.provenance import git_hash, package_version
+from triggerad.models import ARTIFACT_FILE
+from triggerad.provenance import library_versions
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +50,7 @@ CtauPolicy = Literal["error", "warn"]
 
 def versions() -> dict[str, str]:
     """Versions of trigger-ad and the libraries that define the saved model."""
-    out = {"trigger_ad": package_version(), "git_hash": git_hash(),
-           "python": platform.python_version()}
-    for pkg in ("tensorflow", "numpy"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "unknown"
-    return out
+    return library_versions(("tensorflow", "numpy"))
 
 
 def write_artifact_files(folder: str | Path, *, net, sizes: dict[str, int], normalisation: dict,
@@ -125,30 +115,23 @@ def load(path: str | Path) -> TaggerModel:
     ModelFolderError
         If a key is missing, the format version is foreign, or the folder holds another kind.
     """
-    model = models.load_model(path)
-    if not isinstance(model, TaggerModel):
-        raise ModelFolderError(f"{Path(path) / ARTIFACT_FILE}: a {model.kind} model, not an LLP "
-                               f"jet tagger ({KIND})")
-    return model
+    return models.load_model_as(path, TaggerModel, f"an LLP jet tagger ({KIND})")
 
 
-class TaggerModel:
+class TaggerModel(models.ModelFolder):
     """A trained LLP tagger folder: schema, normalisation, c-tau range and the network.
 
-    The network is built lazily on first use.
+    ``path``, ``meta``, ``kind``, ``config``, ``data_info``, ``threshold`` and
+    ``write_threshold`` come from :class:`triggerad.models.ModelFolder`. The network is built
+    lazily on first use.
     """
 
     def __init__(self, path: Path, meta: dict):
-        self.path = Path(path)
-        self.meta = meta
+        super().__init__(path, meta)
         self._net = None
         self._fn = None
 
     # Metadata ----------------------------------------------------------------------------------
-    @property
-    def kind(self) -> str:
-        """``llp_tagger``."""
-        return self.meta["kind"]
 
     @property
     def class_names(self) -> list[str]:
@@ -188,16 +171,6 @@ class TaggerModel:
         return bool(self.meta["domain_adaptation"])
 
     @property
-    def config(self) -> dict:
-        """The resolved training config."""
-        return self.meta["config"]
-
-    @property
-    def data_info(self) -> dict:
-        """Training sample: files, reader, fingerprint, class counts."""
-        return self.meta["data_info"]
-
-    @property
     def score_names(self) -> list[str]:
         """``prob_<class>`` for every class."""
         return [f"prob_{c}" for c in self.class_names]
@@ -206,16 +179,6 @@ class TaggerModel:
     def default_score(self) -> str:
         """``prob_LLP``."""
         return "prob_LLP"
-
-    @property
-    def threshold(self) -> dict | None:
-        """``MODEL/threshold.json``, or None before a working point was set."""
-        file = self.path / THRESHOLD_FILE
-        return json.loads(file.read_text()) if file.is_file() else None
-
-    def write_threshold(self, data: dict) -> None:
-        """Write ``MODEL/threshold.json`` atomically."""
-        atomic.write_json(self.path / THRESHOLD_FILE, data)
 
     def score_digest(self, score: str) -> None:
         """None: the tagger's scores are float."""

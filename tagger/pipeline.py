@@ -5,9 +5,9 @@
    ahead by ``data.read_workers`` threads through the core readers (:mod:`triggerad.io`), which
    check schema and NaN/inf on the way; ``data.interleave_chunks`` consecutive chunks are
    merged and permuted (so a buffer fill mixes several files).
-2. **Split**: a jet belongs to the validation split when a hash of its (file name, event)
+2. **Split**: a jet belongs to the validation split when a hash of its (file stem, event)
    falls below ``data.validation_fraction`` (all jets of an event in the same split, stable
-   across runs and readers).
+   across runs, and the same for the HDF5 and PFNano files of a sample).
 3. **Shuffle buffer** (:class:`ShuffleBuffer`): a fixed-size reservoir of jets; each drawn jet
    is replaced by the next one read, as ``tf.data.Dataset.shuffle`` does. Memory is bounded by
    ``data.shuffle_buffer`` jets per stream, not by the sample size.
@@ -94,11 +94,14 @@ def chunk_index(reader, paths: list[str], chunk_entries: int) -> list[tuple[str,
 
 
 def validation_mask(batch, fraction: float) -> np.ndarray:
-    """(n,) bool: jets of the validation split (hash of file name and event number)."""
+    """(n,) bool: jets of the validation split: a hash of the file's stem (``signal`` of
+    ``signal.h5`` and ``signal.root``: the same jets get the same split in both formats) and the
+    event number."""
     if fraction <= 0:
         return np.zeros(len(batch), bool)
-    salt = np.array([zlib.crc32(Path(str(s)).name.encode()) for s in batch.source_file],
-                    dtype=np.uint64)
+    files, inverse = np.unique(batch.source_file.astype(str), return_inverse=True)
+    crc = np.array([zlib.crc32(Path(f).stem.encode()) for f in files], dtype=np.uint64)
+    salt = crc[inverse]
     h = (batch.event.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + salt) & np.uint64(2**32 - 1)
     h = (h * np.uint64(2654435761)) & np.uint64(2**32 - 1)
     return h.astype(np.float64) / 2**32 < fraction
@@ -114,21 +117,25 @@ def read_chunks(reader, chunks: list[tuple[str, int, int]], *, rng: np.random.Ge
     ``interleave`` consecutive chunks (of any files) are merged and permuted before they are
     yielded, so that even the first fill of a shuffle buffer mixes several files.
     """
+    def load(chunk):
+        batch = reader.read(*chunk)
+        if split is not None:
+            val = validation_mask(batch, fraction)
+            batch = batch.take(val if split == "val" else ~val)
+        return {f: getattr(batch, f) for f in KEEP}
+
     with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
         while True:
             order = rng.permutation(len(chunks))
             ahead = max(workers, interleave)
-            pending = [pool.submit(reader.read, *chunks[i]) for i in order[:ahead]]
+            pending = [pool.submit(load, chunks[i]) for i in order[:ahead]]
             group: list[dict] = []
             for k in range(len(order)):
-                batch = pending[k].result()
+                jets = pending[k].result()
                 if k + ahead < len(order):
-                    pending.append(pool.submit(reader.read, *chunks[order[k + ahead]]))
-                if split is not None:
-                    val = validation_mask(batch, fraction)
-                    batch = batch.take(val if split == "val" else ~val)
-                if len(batch):
-                    group.append({f: getattr(batch, f) for f in KEEP})
+                    pending.append(pool.submit(load, chunks[order[k + ahead]]))
+                if len(jets["label"]):
+                    group.append(jets)
                 if group and (len(group) == interleave or k == len(order) - 1):
                     merged = {f: np.concatenate([g[f] for g in group]) for f in KEEP}
                     perm = rng.permutation(len(merged["label"]))

@@ -58,6 +58,27 @@ def test_lambda_reaches_90_percent_after_15_epochs_and_phases():
     assert no_da.values(20)["grl_lambda"] == 0.0 and no_da.phase(20) == 1
 
 
+def test_schedule_callback_sets_optimizer_lambda_and_domain_weight():
+    from tagger.schedule import schedule_callback
+
+    net = build_tagger(SMALL, SIZES)
+    trainer = domain_adversarial_model(net)
+    trainer.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+    s = Schedule(alpha0=0.01, kappa=0.1, lambda0=30.0, gamma=0.2, class_only_epochs=2)
+    cb = schedule_callback(s, optimizer=trainer.optimizer, grl=grl_layer(net),
+                           domain_weight=trainer.domain_weight)
+    for epoch in (0, 1, 2, 7):
+        cb.on_epoch_begin(epoch)
+        v = s.values(epoch)
+        assert float(trainer.optimizer.learning_rate.numpy()) == pytest.approx(v["learning_rate"], rel=1e-6)
+        assert float(grl_layer(net).lam.numpy()) == pytest.approx(v["grl_lambda"], rel=1e-6)
+        assert float(trainer.domain_weight.numpy()) == v["domain_weight"]
+        logs = {}
+        cb.on_epoch_end(epoch, logs)
+        assert logs["phase"] == (1 if epoch < 2 else 2)
+    assert float(grl_layer(net).lam.numpy()) == pytest.approx(30 * (2 / (1 + math.exp(-1.0)) - 1), rel=1e-6)
+
+
 # Pipeline ------------------------------------------------------------------------------------
 def _as_dict(b):
     return {f: getattr(b, f) for f in pipeline.KEEP}
@@ -146,6 +167,10 @@ def test_validation_split_is_stable_and_sized():
     val = pipeline.validation_mask(b, 0.2)
     assert abs(val.mean() - 0.2) < 0.015
     np.testing.assert_array_equal(val, pipeline.validation_mask(b.take(slice(None)), 0.2))
+    b.source_file[:] = "elsewhere/signal.root"      # the same jets in the PFNano file
+    np.testing.assert_array_equal(val, pipeline.validation_mask(b, 0.2))
+    b.source_file[:] = "x/background.h5"
+    assert np.mean(val == pipeline.validation_mask(b, 0.2)) < 0.8
 
 
 def test_read_chunks_bounded_by_chunks_and_complete(tmp_path):
@@ -270,6 +295,24 @@ def test_bad_inputs_are_refused_before_training(tmp_path):
         f.attrs["sv_features"] = ["pt", "mass"]
     with pytest.raises(SchemaMismatchError, match=r"attribute 'sv_features' expected"):
         prepare(_cfg(tmp_path, domain_adaptation=False))
+
+
+def test_batch_error_during_training_is_raised_and_leaves_no_model(tmp_path):
+    from tagger.train import train
+    from triggerad.io.jeth5 import write_jets_h5
+
+    write_sample(tmp_path, 800, 800, 200)
+    rare = jets(3000, seed=1, labels=(1, 2, 3, 4))
+    rare.label[:6] = 0                     # 6 LLP jets among 3800: most batches have none
+    rare.ctau[:6] = 1.0
+    rare.event[:6] = [1, 2, 3, 4, 5, 6]
+    write_jets_h5(tmp_path / "signal.h5", rare)
+    cfg = _cfg(tmp_path, domain_adaptation=False)
+    cfg.data.validation_fraction = 0.5
+    cfg.training.batch_size = 40
+    with pytest.raises(StatisticsError, match=r"train batch \d+: 0 LLP and \d+ SM .* a batch needs both"):
+        train(cfg, tmp_path / "model", progress=False)
+    assert not (tmp_path / "model").exists() and not list(tmp_path.glob(".model*"))
 
 
 def test_config_errors_name_the_key(tmp_path):

@@ -182,6 +182,52 @@ class ModelKind:
         return f"<model kind {self.name!r}>"
 
 
+class ModelFolder:
+    """Base of the loaded models of every kind: the folder, its ``artifact.json`` and the
+    ``threshold.json`` written later. Kinds subclass it and add their inputs and scores.
+
+    Attributes
+    ----------
+    path : Path
+        The model folder.
+    meta : dict
+        ``artifact.json``.
+    """
+
+    def __init__(self, path: str | Path, meta: dict):
+        self.path = Path(path)
+        self.meta = meta
+
+    @property
+    def kind(self) -> str:
+        """The kind written in ``artifact.json``."""
+        return self.meta["kind"]
+
+    @property
+    def config(self) -> dict:
+        """The resolved training config."""
+        return self.meta["config"]
+
+    @property
+    def data_info(self) -> dict:
+        """Where the training sample came from (files, reader, split, fingerprint, counts)."""
+        return self.meta["data_info"]
+
+    @property
+    def threshold(self) -> dict | None:
+        """Contents of ``MODEL/threshold.json``, or None before a threshold was set."""
+        file = self.path / THRESHOLD_FILE
+        if not file.is_file():
+            return None
+        return json.loads(file.read_text())
+
+    def write_threshold(self, data: dict) -> None:
+        """Write ``MODEL/threshold.json`` atomically."""
+        from triggerad import atomic
+
+        atomic.write_json(self.path / THRESHOLD_FILE, data)
+
+
 _RUNTIME: dict[str, ModelKind] = {}
 
 
@@ -293,6 +339,20 @@ def load_model(path: str | Path) -> Model:
     return kind.load(Path(path), meta)
 
 
+def load_model_as(path: str | Path, cls: type, what: str):
+    """Open model folder ``path`` (:func:`load_model`) and refuse a model that is not a ``cls``.
+
+    Raises
+    ------
+    ModelFolderError
+        ``"MODEL/artifact.json: a <kind> model, not <what>"``.
+    """
+    model = load_model(path)
+    if not isinstance(model, cls):
+        raise ModelFolderError(f"{Path(path) / ARTIFACT_FILE}: a {model.kind} model, not {what}")
+    return model
+
+
 def kind_of(model: Model | str | Path) -> ModelKind:
     """The kind of a loaded model, or of the model folder at a path."""
     if isinstance(model, (str, Path)):
@@ -300,6 +360,7 @@ def kind_of(model: Model | str | Path) -> ModelKind:
     return get_kind(model.kind)
 
 
-__all__ = ["ARTIFACT_FILE", "ENTRY_POINT_GROUP", "THRESHOLD_FILE", "Model", "ModelFolderError",
+__all__ = ["ARTIFACT_FILE", "ENTRY_POINT_GROUP", "THRESHOLD_FILE", "Model", "ModelFolder",
+           "ModelFolderError", "load_model_as",
            "ModelKind", "get_kind", "kind_names", "kind_of", "load_model", "read_meta",
            "register_kind"]

@@ -45,6 +45,19 @@ def git_hash() -> str:
         return "unknown"
 
 
+def library_versions(packages: tuple[str, ...]) -> dict[str, str]:
+    """trigger-ad's version and git hash, Python's and those of ``packages`` (``"unknown"`` when
+    not installed): stored with a saved model."""
+    out = {"trigger_ad": package_version(), "git_hash": git_hash(),
+           "python": platform.python_version()}
+    for pkg in packages:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
 def provenance(command: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The provenance record of a command run."""
     return {
