@@ -260,18 +260,24 @@ def training_files(model) -> tuple[set[str], float]:
 def held_out(batch: JetBatch, path: Path, models: list) -> tuple[JetBatch, str]:
     """The jets of ``path`` that no model in ``models`` trained on, and which split that is.
 
-    A file a model was trained on contributes only its validation split (the events that
-    :func:`tagger.pipeline.validation_mask` puts there: used for early stopping, never for the
-    gradient); any other file all its jets.
+    A file a model was trained on (or its twin in the other format: ``signal.root`` for
+    ``signal.h5`` of the same folder, the same jets) contributes only its validation split (the
+    events that :func:`tagger.pipeline.validation_mask` puts there: used for early stopping,
+    never for the gradient); any other file all its jets.
     """
     from tagger.pipeline import validation_mask
 
-    resolved = str(Path(path).resolve())
+    def same_jets(p) -> tuple[Path, str]:  # signal.h5 and signal.root of a folder hold the same
+        p = Path(p).resolve()
+        return p.parent, p.stem
+
+    key = same_jets(path)
     for model in models:
         files, fraction = training_files(model)
-        if resolved in files and fraction > 0:
+        trained = key in {same_jets(f) for f in files}
+        if trained and fraction > 0:
             return batch.take(validation_mask(batch, fraction)), f"validation ({fraction:g})"
-        if resolved in files:
+        if trained:
             raise StatisticsError(f"{path}: the model {model.path} was trained on every jet of "
                                   "this file (no validation split); evaluate on another sample")
     return batch, "all"

@@ -190,6 +190,10 @@ def test_files_a_model_trained_on_contribute_their_validation_split(sample, tmp_
                              "data_like": "all"}
     bkg = tev.read_jets(sample / "background.h5")
     assert len(jets_["sim_sm"]) == int(validation_mask(bkg, 0.3).sum()) < 0.4 * len(bkg)
+    # the PFNano twin of a training file holds the same jets: the same split
+    fake.data_info = {"simulation": {"files": [str((sample / "background.root").resolve())]},
+                      "validation_fraction": 0.3}
+    assert tev.load_jets(sample, models=[fake])[1]["split"]["background"] == "validation (0.3)"
     fake.data_info = {"simulation": {"files": [str((sample / "signal.h5").resolve())]}}
     with pytest.raises(StatisticsError, match="trained on every jet of this file"):
         tev.load_jets(sample, models=[fake])
