@@ -138,6 +138,11 @@ def test_cli_evaluate_and_score_errors_exit_2(sample, model_dir, tmp_path, capsy
     assert main(["tagger", "score", str(model_dir), str(other), "--ctau", "-1",
                  "--out", str(tmp_path / "s3")]) == 2
     assert "expected a positive c-tau in mm, found -1.0" in capsys.readouterr().err
+    # quickstart: too few epochs for domain adaptation, refused before anything is generated
+    assert main(["tagger", "quickstart", "--out", str(tmp_path / "qs"), "--epochs", "3"]) == 2
+    assert "--epochs 3: tagger-train-fast trains the class branch alone for 3 epochs; use at " \
+           "least 4" in capsys.readouterr().err
+    assert not (tmp_path / "qs").exists()
 
 
 def _table(out: Path) -> pd.DataFrame:

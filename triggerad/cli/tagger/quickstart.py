@@ -32,14 +32,15 @@ def register(sub) -> None:
         "run the LLP tagger chain, small: generate, train with and without DA, evaluate, score "
         "(~10 min on 2 cores)",
         "trigger-ad tagger quickstart --out llp_quickstart/\n"
-        "trigger-ad tagger quickstart --out qs/ --epochs 3 --events 300   # smaller, faster",
+        "trigger-ad tagger quickstart --out qs/ --epochs 4 --events 300   # smaller, faster",
         description=__doc__,
     )
     p.add_argument("--out", default="llp_quickstart", help="output folder")
     p.add_argument("--events", type=int, default=None,
                    help="generated events per sample (default: the fast config's own)")
     p.add_argument("--epochs", type=int, default=None,
-                   help="training epochs (default: the fast training config's own)")
+                   help="training epochs (default: the fast training config's own, 8); more "
+                   "than its class-only epochs (3), so that domain adaptation starts")
     p.add_argument("--seed", type=int, default=1, help="generation seed")
     p.add_argument("--workers", type=int, default=2, help="generation worker processes")
     p.set_defaults(func=run)
@@ -47,6 +48,14 @@ def register(sub) -> None:
 
 def run(args) -> int:
     """Run the chain and print the key numbers and where everything is."""
+    from tagger.train import load_config
+    from triggerad.errors import ConfigError
+
+    class_only = load_config(TRAIN_CONFIG).training.class_only_epochs
+    if args.epochs is not None and args.epochs <= class_only:
+        raise ConfigError(f"--epochs {args.epochs}: {TRAIN_CONFIG} trains the class branch alone "
+                          f"for {class_only} epochs; use at least {class_only + 1} so that domain "
+                          "adaptation starts")
     out = Path(args.out)
     data, test = out / "data", out / "data_eval"
     models, report = out / "models", out / "report"
