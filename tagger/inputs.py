@@ -61,7 +61,7 @@ def check_schema(expected: dict, batch: JetBatch, where: str) -> None:
 
 def _present(block: np.ndarray) -> np.ndarray:
     """(n, k) bool: candidates with any non-zero feature (padding is all zero)."""
-    return np.any(block != 0, axis=-1)
+    return block.any(axis=-1)
 
 
 def fit_normalisation(batch: JetBatch) -> dict:
@@ -104,10 +104,11 @@ def arrays(batch: JetBatch, norm: dict, log10_ct: np.ndarray) -> dict[str, np.nd
     for branch in (*BLOCKS, "globals"):
         arr = getattr(batch, branch)
         mean = np.asarray(norm[branch]["mean"], dtype=np.float32)
-        scale = np.asarray(norm[branch]["scale"], dtype=np.float32)
-        x = (arr - mean) / scale
+        inv = 1.0 / np.asarray(norm[branch]["scale"], dtype=np.float32)
+        x = np.subtract(arr, mean, dtype=np.float32)
+        x *= inv
         if branch in BLOCKS:
-            x *= _present(arr)[..., None]
-        out[branch] = x.astype(np.float32, copy=False)
+            x *= arr.any(axis=-1)[..., None]          # padded candidates stay exactly 0
+        out[branch] = x
     out["log10_ctau"] = np.asarray(log10_ct, dtype=np.float32).reshape(-1, 1)
     return out

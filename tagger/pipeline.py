@@ -247,10 +247,6 @@ def resample_to(pt_eta_ref: tuple[np.ndarray, np.ndarray], pt_eta: tuple[np.ndar
     return rng.choice(len(w), n, replace=True, p=w / w.sum())
 
 
-def _take(jets: dict, idx) -> dict:
-    return {f: v[idx] for f, v in jets.items()}
-
-
 def assemble(sim: dict, dom: dict | None, *, norm: dict, edges: ResamplingConfig,
              rng: np.random.Generator, where: str = "batch") -> tuple[dict, dict]:
     """One training batch from drawn simulation jets ``sim`` and shifted-simulation jets
@@ -278,19 +274,24 @@ def assemble(sim: dict, dom: dict | None, *, norm: dict, edges: ResamplingConfig
     g = sim["globals"]
     pick = sm[resample_to((g[llp, PT], g[llp, ETA]), (g[sm, PT], g[sm, ETA]), len(sm), edges, rng)]
     llp_ctau = sim["ctau"][llp]
-    parts = [_take(sim, llp), _take(sim, pick)]
+    rows = [llp, pick]
     ctau = [llp_ctau, rng.choice(llp_ctau, len(pick))]
     n_class = len(llp) + len(pick)
-    if dom is not None and len(dom["label"]):
-        n_dom = len(dom["label"])
-        parts += [_take(sim, rng.choice(sm, n_dom)), dom]
+    n_dom = 0 if dom is None else len(dom["label"])
+    fields = ("charged", "neutral", "sv", "globals", "label")
+    if n_dom:
+        rows.append(rng.choice(sm, n_dom))
         ctau += [rng.choice(llp_ctau, n_dom), rng.choice(llp_ctau, n_dom)]
-        domain = np.concatenate([np.zeros(n_class + n_dom), np.ones(n_dom)])
-    else:
-        n_dom = 0
-        domain = np.zeros(n_class)
-    jets = {f: np.concatenate([p[f] for p in parts]) for f in ("charged", "neutral", "sv",
-                                                                 "globals", "label")}
+    index = np.concatenate(rows)
+    jets = {}
+    for f in fields:   # one copy of every selected jet: simulation rows, then the domain jets
+        out = np.empty((len(index) + n_dom, *sim[f].shape[1:]), sim[f].dtype)
+        np.take(sim[f], index, axis=0, out=out[:len(index)])
+        if n_dom:
+            out[len(index):] = dom[f]
+        jets[f] = out
+    domain = np.zeros(len(index) + n_dom)
+    domain[n_class + n_dom:] = 1.0
     ctau = np.concatenate(ctau)
     n = len(ctau)
     onehot = np.zeros((n, len(LABELS)), np.float32)
