@@ -62,10 +62,14 @@ def domain_adversarial_model(net, *, domain_weight: float = 0.0):
 
         def train_step(self, data):
             x, t = data
+            # under tf.distribute the replicas' gradients are summed: scale each replica's
+            # (per-replica mean) loss so that the update is that of the global mean
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
             with tf.GradientTape() as tape:
                 values = self.losses_of(x, t, training=True)
+                scaled = values["loss"] / tf.cast(replicas, values["loss"].dtype)
             weights = self.net.trainable_weights
-            grads = tape.gradient(values["loss"], weights)
+            grads = tape.gradient(scaled, weights)
             self.optimizer.apply_gradients(
                 [(g, w) for g, w in zip(grads, weights, strict=True) if g is not None])
             return self._record(values)

@@ -92,7 +92,9 @@ class TaggerTrainingConfig:
         if self.domain_adaptation and self.class_only_epochs >= self.epochs:
             raise ValueError(
                 f"with domain_adaptation, class_only_epochs ({self.class_only_epochs}) must be "
-                f"smaller than epochs ({self.epochs}): phase 2 would never start")
+                f"smaller than epochs ({self.epochs}): phase 2 would never start; raise epochs "
+                "(--epochs), lower class_only_epochs, or train without domain adaptation "
+                "(--no-da)")
 
 
 @dataclass
@@ -150,6 +152,7 @@ def prepare(cfg: TaggerTrainConfig, *, progress: bool = False) -> dict:
         ts.check_domain(dom)
     sizes = sim.norm_sample.sizes
     norm = tin.fit_normalisation(sim.norm_sample)
+    sim.norm_sample = None   # not kept through training: memory is the shuffle buffers'
     data_info = {"simulation": sim.describe(d.reader),
                  "domain": dom.describe(d.reader) if dom else None,
                  "validation_fraction": d.validation_fraction}

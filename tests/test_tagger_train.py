@@ -369,3 +369,51 @@ def test_cli_trains_and_model_predicts(tmp_path, capsys):
     assert main(["-q", "tagger", "train", str(cfg), "--data", str(data), "--out", str(out),
                  "--epochs", "2", "--no-da"]) == 0
     assert not artifact.load(out).domain_adaptation
+
+
+MIRRORED = '''
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import numpy as np
+from tagger_samples import SIZES, jets
+from tagger import inputs as tin, pipeline
+from tagger.dann import domain_adversarial_model
+from tagger.model import ModelConfig, build_tagger
+cfg = ModelConfig(charged=[8], neutral=[4], sv=[4], dense=16, class_layers=[16],
+                  domain_layers=[8], dropout=0.0)
+b = jets(800, seed=1)
+x, t = pipeline.assemble({f: getattr(b, f) for f in pipeline.KEEP}, None,
+                         norm=tin.fit_normalisation(b), edges=pipeline.ResamplingConfig(),
+                         rng=np.random.default_rng(0))
+def run(strategy):
+    tf.keras.utils.set_random_seed(1)
+    with strategy.scope():
+        net = build_tagger(cfg, SIZES)
+        tr = domain_adversarial_model(net)
+        tr.compile(optimizer=tf.keras.optimizers.SGD(0.1))
+    tr.fit(tf.data.Dataset.from_tensors((x, t)).repeat(3), epochs=1, verbose=0)
+    return net.get_weights()
+w1 = run(tf.distribute.get_strategy())
+w2 = run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+print(max(float(np.abs(a - c).max()) for a, c in zip(w1, w2)))
+print(max(float(np.abs(a).max()) for a in w1))
+'''
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_steps_equal_single_device():
+    """Two replicas (logical CPUs, as two GPUs would be) update the weights as one device."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(Path(__file__).parent)}
+    out = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    diff, scale = map(float, out.stdout.split()[-2:])
+    assert diff < 1e-5 * scale, (diff, scale)
