@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from anomaly.artifact import FORMAT_VERSION
+from triggerad.errors import ConfigError
 from triggerad.models import ModelKind
 
 
@@ -49,10 +50,12 @@ class VAEKind(ModelKind):
 
         return ModelArtifact(path, meta)
 
-    def stream_scorer(self, model, *, scores=None, tf_batch_size: int = 8192):
+    def stream_scorer(self, model, *, scores=None, tf_batch_size: int = 8192, **options):
         """:class:`~anomaly.stream.scoring.StreamScorer` (numpy fast path for mu2 scores)."""
         from anomaly.stream.scoring import StreamScorer
 
+        if options:
+            raise ConfigError(f"{self.name} models take no scorer options, found {sorted(options)}")
         return StreamScorer(model, scores, tf_batch_size)
 
     def load_split(self, model, split: str):

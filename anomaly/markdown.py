@@ -4,19 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+from triggerad.mdtable import fmt, table
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -26,25 +14,25 @@ def render_markdown(report: dict[str, Any]) -> str:
     parts = [
         f"# Evaluation of `{report.get('model', 'model')}`\n",
         "\n## Threshold\n\n",
-        _table(
+        table(
             ["score", "cut (score > cut)", "target rate [Hz]", "input rate [Hz]",
              "achieved rate (val) [Hz]", f"CI {thr.get('rate_ci_cl', 0.6827):.4g}", "n above"],
             [[thr["score"], thr["value"], thr["target_rate_hz"], thr["input_rate_hz"],
-              thr["achieved_rate_hz"], f"[{_fmt(thr['rate_ci_low_hz'])}, {_fmt(thr['rate_ci_high_hz'])}]",
+              thr["achieved_rate_hz"], f"[{fmt(thr['rate_ci_low_hz'])}, {fmt(thr['rate_ci_high_hz'])}]",
               thr["n_background_above"]]],
         ),
         f"\n## Rate on the {ev['split']} split\n\n",
-        _table(
+        table(
             ["events", "n_eff", "n above", "achieved rate [Hz]", "CI [Hz]", "low statistics"],
             [[ev["n_events"], ev["n_eff"], ev["n_above"], ev["achieved_rate_hz"],
-              f"[{_fmt(ev['rate_ci_low_hz'])}, {_fmt(ev['rate_ci_high_hz'])}]", ev["low_statistics"]]],
+              f"[{fmt(ev['rate_ci_low_hz'])}, {fmt(ev['rate_ci_high_hz'])}]", ev["low_statistics"]]],
         ),
         "\n## Signals at the threshold\n\n",
         f"Cross-section for {xsec_key.split('_')[1]} selected events per month at "
         f"{report['luminosity_fb_per_month']:g} fb^-1/month.\n\n",
-        _table(
+        table(
             ["signal", "efficiency", "CI", "AUC", "xsec [pb]"],
-            [[n, r["efficiency"], f"[{_fmt(r['efficiency_ci'][0])}, {_fmt(r['efficiency_ci'][1])}]",
+            [[n, r["efficiency"], f"[{fmt(r['efficiency_ci'][0])}, {fmt(r['efficiency_ci'][1])}]",
               r["auc"], r[xsec_key]] for n, r in report["signals"].items()],
         ),
     ]
@@ -57,7 +45,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"fraction {thr['fpr']:.3g} (the table above uses the stored cut). Baselines: plain "
         "autoencoder (MSE), IsolationForest, a supervised classifier per signal (trained on half "
         "of the signal, evaluated on the other half: an upper bound), and single-variable cuts.\n\n",
-        _table(["method", *signals],
+        table(["method", *signals],
                [[m, *(row.get(s, {}).get("efficiency") for s in signals)] for m, row in methods.items()]),
     ]
     if report.get("baselines", {}).get("best_single_variable"):
@@ -70,13 +58,13 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"Pearson {row['pearson']:.4f}, Spearman {row['spearman']:.4f}, weighted decision "
             f"agreement on the SM background {row['decision_agreement_background']:.6f} "
             f"({row['n_disagree_background']} events differ).\n\n",
-            _table(["signal", "decision agreement", *[k for k in next(iter(row["signals"].values()), {})
+            table(["signal", "decision agreement", *[k for k in next(iter(row["signals"].values()), {})
                                                        if k.startswith("efficiency")]],
                    [[s, *r.values()] for s, r in row["signals"].items()]),
         ]
     parts += [
         "\n## SM processes\n\n",
-        _table(["process", "events", "sigma x eff [pb]", "share of input", "n above", "rate above [Hz]"],
+        table(["process", "events", "sigma x eff [pb]", "share of input", "n above", "rate above [Hz]"],
                [[p, *r.values()] for p, r in report["background_processes"].items()]),
         "\n## Figures\n\n",
         *[f"![{name}]({name})\n" for name in report.get("figures", [])],

@@ -1,7 +1,8 @@
 """The numbers of the evaluation report: the model at its threshold and the baselines at its rate.
 
 :func:`model_report` and :func:`baselines_report` turn scores (from the model and the baselines)
-into the records of ``report.json``; the metrics come from :mod:`anomaly.metrics`.
+into the records of ``report.json``; the metrics come from :mod:`triggerad.metrics` (generic)
+and :mod:`anomaly.metrics` (per process, float vs quantized).
 """
 
 from __future__ import annotations
@@ -11,15 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from anomaly.metrics import (
-    auc,
-    efficiencies_at_fraction,
-    float_vs_quantized,
-    process_table,
-    roc,
-    signal_efficiency,
-)
+from anomaly.metrics import float_vs_quantized, process_table
 from triggerad import rates
+from triggerad.metrics import auc, efficiencies_at_fraction, roc, signal_efficiency
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +45,7 @@ def model_report(
         Configuration (sections ``rates`` and ``report``).
     sig_weights : dict of (m,) arrays, optional
         Signed event weights per signal (None: every signal event counts 1) for the
-        efficiencies, AUCs and ROC curves (:mod:`anomaly.metrics`).
+        efficiencies, AUCs and ROC curves (:mod:`triggerad.metrics`).
 
     Returns
     -------

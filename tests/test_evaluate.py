@@ -10,8 +10,8 @@ import pytest
 
 from anomaly import baselines as bl
 from anomaly import evaluate as ev
-from anomaly import markdown, metrics, report
-from triggerad import rates, schema
+from anomaly import markdown, report
+from triggerad import metrics, rates, schema
 from triggerad.events import EventBatch
 
 SIGNAL_SHIFTS = {"hard": 3.0, "soft": 1.0}

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from cms_samples import ERAS, event_branches, random_run3, write_events
 
-from anomaly import metrics as roc
 from anomaly.train import sample_weights
+from triggerad import metrics as roc
 from triggerad import rates
 from triggerad.cli import main
 from triggerad.errors import ConfigError, InputFileError, StatisticsError

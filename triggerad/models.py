@@ -146,11 +146,18 @@ class ModelKind:
         raise self._cannot("loaded")
 
     def stream_scorer(self, model: Model | str, *, scores: list[str] | None = None,
-                      tf_batch_size: int = 8192):
+                      tf_batch_size: int = 8192, **options):
         """The scorer the stream runner (:mod:`triggerad.stream`) uses for this kind.
 
-        It offers ``model``, ``model_ref``, ``scores``, ``read_fields``, ``fast``,
-        ``prepare()`` and ``score_inputs(x)``; it must be picklable (workers).
+        It offers ``model``, ``model_ref``, ``scores``, ``read_fields``, ``table_fields``
+        (record fields of the output table besides the scores), ``settings`` (dict or None,
+        recorded in ``run.json`` and checked on resume), ``decides`` (True: the model
+        has a threshold and the runner applies the trigger decision, rate control and monitor;
+        False: per-row scores only), ``fast``, ``prepare()``, ``inputs(batch)`` and
+        ``score_inputs(inputs)``; it must be picklable (workers). Base class:
+        :class:`triggerad.stream.scorer.ModelScorer`. ``options`` are kind-specific settings
+        (e.g. the LLP tagger's c-tau hypothesis), passed through
+        :func:`triggerad.stream.runner.run_stream`'s ``scorer_options``.
         """
         raise self._cannot("scored on a stream")
 

@@ -19,6 +19,7 @@ from anomaly.quantized import FIXED_POINT_SCORES, quantized_scores
 from anomaly.stream.fastpath import NumpyNet, UnsupportedModelError
 from triggerad.errors import ConfigError, did_you_mean
 from triggerad.models import get_kind
+from triggerad.stream.scorer import ModelScorer
 from triggerad.stream.unit import TABLE_FIELDS
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def encoder_inputs(model, x: np.ndarray) -> np.ndarray:
     return xn
 
 
-class StreamScorer:
+class StreamScorer(ModelScorer):
     """Computes the requested scores of event batches for one model.
 
     Parameters
@@ -65,9 +66,8 @@ class StreamScorer:
     """
 
     def __init__(self, model, scores: list[str] | None = None, tf_batch_size: int = 8192):
-        self.model_ref = model
+        super().__init__(model)
         self.tf_batch_size = tf_batch_size
-        self._model = None if isinstance(model, str) else model
         self._float_net: NumpyNet | None = None
         self._graph = None
         self._prepared = False
@@ -89,21 +89,12 @@ class StreamScorer:
         inputs = get_kind(self.model.kind).input_fields
         return None if inputs is None else (*inputs, *TABLE_FIELDS)
 
-    def __getstate__(self) -> dict:
-        # workers get the extracted numpy networks and reload the (cheap) artifact description
-        state = dict(self.__dict__)
-        if isinstance(self.model_ref, str):
-            state["_model"] = None
-        return state
+    def load(self, path):
+        """The :class:`~anomaly.artifact.ModelArtifact` of folder ``path`` (workers get the
+        extracted numpy networks and reload the cheap artifact description)."""
+        from anomaly.artifact import load_artifact
 
-    @property
-    def model(self):
-        """The model artifact (loaded on first use)."""
-        if self._model is None:
-            from anomaly.artifact import load_artifact
-
-            self._model = load_artifact(self.model_ref)
-        return self._model
+        return load_artifact(path)
 
     def prepare(self) -> None:
         """Build the integer graph and the float fast path (or fall back to TensorFlow for a

@@ -55,7 +55,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _step(name: str, argv: list[str]) -> None:
+def run_step(name: str, argv: list[str]) -> None:
     """Run one subcommand in-process; stop the quickstart if it fails."""
     from triggerad.cli import main
 
@@ -75,21 +75,21 @@ def run(args) -> int:
     epochs = ["--epochs", str(args.epochs)] if args.epochs else []
     start = time.perf_counter()
 
-    _step("generate", ["generate", GENERATE_CONFIG, "--out", str(data), "--seed", str(args.seed),
+    run_step("generate", ["generate", GENERATE_CONFIG, "--out", str(data), "--seed", str(args.seed),
                        "--workers", str(args.workers), "--events", events])
     for kind in ("hlf", "l1"):
         model = models / f"{kind}_vae"
-        _step(f"train {kind}", ["train", f"train-{kind}-fast", "--data", str(data),
+        run_step(f"train {kind}", ["train", f"train-{kind}-fast", "--data", str(data),
                                 "--out", str(model), *epochs])
-        _step(f"threshold {kind}", ["threshold", str(model), "--rate", args.rate,
+        run_step(f"threshold {kind}", ["threshold", str(model), "--rate", args.rate,
                                     "--input-rate", args.input_rate])
-        _step(f"evaluate {kind}", ["evaluate", str(model), "--data", str(data),
+        run_step(f"evaluate {kind}", ["evaluate", str(model), "--data", str(data),
                                    "--out", str(reports / f"{kind}_vae")])
     firmware = ["--events", str(args.firmware_events)]
-    _step("firmware", ["firmware", str(models / "l1_vae"), "--config", "firmware",
+    run_step("firmware", ["firmware", str(models / "l1_vae"), "--config", "firmware",
                        "--out", str(out / "hls_l1_vae"), "--data", str(data / "background.h5"),
                        str(data / "signal_*.h5"), *firmware])
-    _step("score", ["score", str(models / "l1_vae"), str(data / "background.h5"),
+    run_step("score", ["score", str(models / "l1_vae"), str(data / "background.h5"),
                     "--out", str(out / "stream")])
 
     summary = json.loads((out / "stream" / "summary.json").read_text())

@@ -61,6 +61,16 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def config_overrides(args) -> dict:
+    """``--chunk-size`` and ``--format`` as overrides of the score config's sections."""
+    overrides: dict = {}
+    if args.chunk_size is not None:
+        overrides["chunking"] = {"chunk_size": args.chunk_size}
+    if args.format:
+        overrides["output"] = {"format": args.format}
+    return overrides
+
+
 def run(args) -> int:
     """Run the scoring and print events, accepted, accepted rate and throughput."""
     from triggerad.executor import make_executor
@@ -72,12 +82,7 @@ def run(args) -> int:
     from triggerad.stream.runner import RUN_FILE, run_stream
 
     check_out(args, "score", own_markers=(RUN_FILE,))
-    overrides: dict = {}
-    if args.chunk_size is not None:
-        overrides["chunking"] = {"chunk_size": args.chunk_size}
-    if args.format:
-        overrides["output"] = {"format": args.format}
-    config = load_score_config(args.config, overrides)
+    config = load_score_config(args.config, config_overrides(args))
     if args.rate_control:
         config.control = control_from_file(args.rate_control)
     if any(is_sample_list(i) for i in args.inputs):  # readers that normalise each sample

@@ -130,7 +130,8 @@ class ReaderChooser:
     Parameters
     ----------
     kind : str
-        Reader name (``adc2021``, ``delphes``, ``nanoaod``, ``flat``, ``parquet``) or ``auto``.
+        Reader name (``adc2021``, ``delphes``, ``nanoaod``, ``flat``, ``parquet``; for jets
+        ``jets``, ``pfnano``) or ``auto``.
     branch_map : str, optional
         YAML branch map overriding the reader's default.
     chunk_size : int
@@ -138,17 +139,20 @@ class ReaderChooser:
     nonfinite, unphysical : {"error", "drop"}
         Policies for events with NaN/inf or physically impossible inputs
         (:class:`~triggerad.io.base.ReadOptions`).
+    record : {"events", "jets"}
+        What the scorer consumes: event readers, or jet readers (``jets``, ``pfnano``).
     """
 
     def __init__(self, kind: str = "auto", branch_map: str | None = None,
                  chunk_size: int = 100_000, *, nonfinite: str = "error",
-                 unphysical: str = "error"):
+                 unphysical: str = "error", record: str = "events"):
         from triggerad.io.registry import check_reader_name
 
         if kind != "auto":
-            check_reader_name(kind)  # before any file is opened
+            check_reader_name(kind, record)  # before any file is opened
         self.kind, self.branch_map, self.chunk_size = kind, branch_map, chunk_size
         self.policies = {"nonfinite": nonfinite, "unphysical": unphysical}
+        self.record = record
         self._readers: dict[str, Reader] = {}
 
     def __call__(self, path: str) -> Reader:
@@ -156,9 +160,10 @@ class ReaderChooser:
         from triggerad.io.base import ReadOptions
         from triggerad.io.registry import detect_reader, make_reader
 
-        kind = detect_reader(path) if self.kind == "auto" else self.kind
+        kind = detect_reader(path, self.record) if self.kind == "auto" else self.kind
         if kind not in self._readers:
             self._readers[kind] = make_reader(kind, self.branch_map,
                                               ReadOptions(chunk_size=self.chunk_size,
-                                                          **self.policies))
+                                                          **self.policies),
+                                              record=self.record)
         return self._readers[kind]

@@ -15,6 +15,10 @@ Output folder::
     blocks.csv, rate_vs_block.png, rate_vs_pileup.png    rate per block with Garwood errors
     threshold_log.jsonl       every threshold change and the block it applies to
     summary.json, provenance.json, config.resolved.yaml
+
+A scorer that takes no trigger decision (``scorer.decides`` False, e.g. the LLP jet tagger's
+class probabilities) needs no threshold: its run writes ``run.json``, ``manifest.jsonl``,
+``scores/part-*``, ``summary.json`` and the provenance, with the same exactly-once resumption.
 """
 
 from __future__ import annotations
@@ -70,15 +74,17 @@ class _Driver:
 
     def __init__(self, outdir: Path, config: ScoreConfig, scorer, plan: Plan):
         self.outdir, self.config, self.scorer, self.plan = outdir, config, scorer, plan
-        thr = scorer.model.threshold
-        self.decision = thr["score"]
-        self.target_fraction = float(thr["target_rate_hz"]) / float(thr["input_rate_hz"])
         self.manifest = Manifest(outdir)
         self.done = self.manifest.done_prefix(plan.units)
         self.manifest.rewrite(self.done)
-        state = ControllerState.from_json(self.done[-1]["controller"]) if self.done else None
-        self.controller = RateController(config.control, float(thr["value"]),
-                                         self.target_fraction, state)
+        self.decision = self.controller = None
+        if scorer.decides:
+            thr = scorer.model.threshold
+            self.decision = thr["score"]
+            self.target_fraction = float(thr["target_rate_hz"]) / float(thr["input_rate_hz"])
+            state = ControllerState.from_json(self.done[-1]["controller"]) if self.done else None
+            self.controller = RateController(config.control, float(thr["value"]),
+                                             self.target_fraction, state)
         self.files = list(dict.fromkeys(u.file for u in plan.units))
 
     @property
@@ -87,9 +93,12 @@ class _Driver:
         return self.plan.units[len(self.done):]
 
     def entry(self, unit: WorkUnit, **fields) -> dict:
-        """Manifest line of ``unit`` (with the controller state after it)."""
-        return {"unit": unit.index, "file": unit.file, "start": unit.start, "stop": unit.stop,
-                **fields, "controller": self.controller.state.to_json()}
+        """Manifest line of ``unit`` (with the controller state after it, if any)."""
+        line = {"unit": unit.index, "file": unit.file, "start": unit.start, "stop": unit.stop,
+                **fields}
+        if self.controller is not None:
+            line["controller"] = self.controller.state.to_json()
+        return line
 
     def handle(self, result: UnitResult, on_error: str) -> Callable[[], dict]:
         """Apply the controller to a unit's scores; return the job writing the unit's parts.
@@ -107,6 +116,10 @@ class _Driver:
             entry = self.entry(unit, n_events=0, accepted=0, parts=[], error=result.error)
             return lambda: entry
         table = result.table
+        if self.controller is None:  # no decision: the score table only
+            entry = self.entry(unit, n_events=len(table), accepted=0)
+            return lambda: {**entry, "parts": [self._write(table, "scores", unit.index,
+                                                           self.config.output.format)]}
         stream_index = unit.offset + table["entry"].to_numpy() - unit.start
         keys = block_keys(table["run"].to_numpy(), table["lumi"].to_numpy(), stream_index,
                           self.config.chunking.block_events)
@@ -169,6 +182,7 @@ def run_stream(
     scores: list[str] | None = None,
     on_error: str = "skip",
     progress: bool = True,
+    scorer_options: dict | None = None,
 ) -> dict:
     """Score ``files`` with ``model`` into ``outdir`` exactly once (resuming a previous run).
 
@@ -194,6 +208,9 @@ def run_stream(
         Unreadable files or chunks are listed in the summary and skipped, or stop the run.
     progress : bool
         Show a progress bar on stderr.
+    scorer_options : dict, optional
+        Kind-specific settings of the scorer (:meth:`triggerad.models.ModelKind.stream_scorer`),
+        e.g. ``{"ctau_mm": 1.0}`` for the LLP tagger.
 
     Returns
     -------
@@ -205,9 +222,10 @@ def run_stream(
     executor = executor or LocalExecutor()
     outdir = Path(outdir)
     scorer = kind_of(model).stream_scorer(model, scores=scores,
-                                          tf_batch_size=config.chunking.tf_batch_size)
-    thr = scorer.model.threshold
-    if not thr:
+                                          tf_batch_size=config.chunking.tf_batch_size,
+                                          **(scorer_options or {}))
+    thr = scorer.model.threshold if scorer.decides else None
+    if scorer.decides and not thr:
         raise InputFileError(
             f"{model}: the model has no threshold.json; set one first with "
             "`trigger-ad threshold MODEL --rate 1kHz --input-rate 100kHz`"
@@ -225,6 +243,7 @@ def run_stream(
         _check_run(outdir, {
             "files": list(files), "plan": plan.fingerprint(), "threshold": thr,
             "scores": scorer.scores, "config": to_dict(config),
+            "scorer_settings": scorer.settings,
         })
         driver = _Driver(outdir, config, scorer, plan)
         scorer.prepare()
@@ -235,7 +254,8 @@ def run_stream(
         bar = tqdm(total=sum(u.size for u in todo), unit="ev", disable=not progress, file=sys.stderr,
                    desc="score")
         start = time.perf_counter()
-        task = UnitTask(reader_for, scorer, driver.decision, driver.controller.lowest_threshold)
+        task = UnitTask(reader_for, scorer, driver.decision,
+                        None if driver.controller is None else driver.controller.lowest_threshold)
         results = executor.map(task, todo)
 
         def commit(write: Callable[[], dict]) -> dict:
@@ -292,6 +312,8 @@ def _weighted_fraction(parts) -> float:
 
 def _finalise(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
     """Monitor table, plots, threshold log, anomalies file, summary and provenance."""
+    if driver.controller is None:
+        return _finalise_scores(driver, entries, run_info)
     outdir, cfg, thr = driver.outdir, driver.config, driver.scorer.model.threshold
     input_rate, target_rate = float(thr["input_rate_hz"]), float(thr["target_rate_hz"])
     frames = (read_part(p, monitor.MONITOR_COLUMNS) for p in driver.parts(entries, "scores"))
@@ -342,4 +364,22 @@ def _finalise(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
     atomic.write_json(outdir / "summary.json", summary)
     write_provenance(outdir, "score", cfg, {"model": str(driver.scorer.model_ref),
                                             "inputs": driver.files})
+    return summary
+
+
+def _finalise_scores(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
+    """Summary and provenance of a run without trigger decision (scores only)."""
+    summary = {
+        "events": sum(e["n_events"] for e in entries),
+        "files_failed": _files_failed(driver.plan, entries),
+        "files_empty": driver.plan.empty,
+        **run_info,
+        "scores": driver.scorer.scores,
+        "units": len(driver.plan.units),
+        "files": driver.files,
+        "parts": [str(p.relative_to(driver.outdir)) for p in driver.parts(entries, "scores")],
+    }
+    atomic.write_json(driver.outdir / "summary.json", summary)
+    write_provenance(driver.outdir, "score", driver.config,
+                     {"model": str(driver.scorer.model_ref), "inputs": driver.files})
     return summary

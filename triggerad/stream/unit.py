@@ -1,11 +1,13 @@
-"""One work unit of a stream: read its events, score them, keep the candidate anomalies.
+"""One work unit of a stream: read its rows, score them, keep the candidate anomalies.
 
 :class:`UnitTask` is the task the executors (:mod:`triggerad.executor`) run on each
 :class:`~triggerad.stream.plan.WorkUnit`. The model-specific part, the *scorer*, comes from the
-model's kind (:meth:`triggerad.models.ModelKind.stream_scorer`): it names the event-record fields
-its inputs need (``read_fields``), turns a batch into raw inputs (``model.inputs``) and computes
-the scores (``score_inputs``). The task must stay picklable (workers rebuild the model from its
-folder).
+model's kind (:meth:`triggerad.models.ModelKind.stream_scorer`): it names the record fields its
+inputs need (``read_fields``) and the per-row fields of the output table (``table_fields``),
+turns a batch into the inputs of ``score_inputs`` (``inputs``) and computes the scores.
+Scorers of models that take a trigger decision (``decides``: anomaly models with a threshold)
+also get candidate anomalies; the others (e.g. the LLP jet tagger's class probabilities) give
+the score table only. The task must stay picklable (workers rebuild the model from its folder).
 """
 
 from __future__ import annotations
@@ -54,16 +56,14 @@ def string_column(values: np.ndarray):
     return values
 
 
-def unit_table(batch: EventBatch, scores: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Identifier columns, pile-up, weight and one column per score for the events of ``batch``."""
+def unit_table(batch: EventBatch, scores: dict[str, np.ndarray],
+               fields: tuple[str, ...] = TABLE_FIELDS) -> pd.DataFrame:
+    """``source_file``, ``entry``, the record ``fields`` (default: run, lumi, event, pile-up,
+    weight) and one column per score for the rows of ``batch`` (events, or jets)."""
     return pd.DataFrame({
         "source_file": string_column(batch.source_file),
         "entry": batch.entry,
-        "run": batch.run,
-        "lumi": batch.lumi,
-        "event": batch.event,
-        "pileup": batch.pileup,
-        "weight": batch.weight,
+        **{name: getattr(batch, name) for name in fields},
         **scores,
     })
 
@@ -81,17 +81,17 @@ class UnitTask:
         Path -> reader.
     scorer : stream scorer of the model's kind
         The scores to compute (and the event-record fields to read).
-    decision_score : str
-        Score the trigger decision is taken on.
-    candidate_cut : float
+    decision_score : str or None
+        Score the trigger decision is taken on (None: the scorer takes no decision).
+    candidate_cut : float or None
         The full inputs of events with ``decision_score > candidate_cut`` are kept as candidate
         anomalies (the lowest threshold the controller can set).
     """
 
     reader_for: Callable[[str], Reader]
     scorer: Any
-    decision_score: str
-    candidate_cut: float
+    decision_score: str | None = None
+    candidate_cut: float | None = None
 
     def read(self, unit: WorkUnit) -> EventBatch | str:
         """The events of ``unit`` (only the fields the scorer needs), or the reading error.
@@ -112,9 +112,11 @@ class UnitTask:
         """
         if isinstance(batch, str):
             return UnitResult(unit, None, None, batch)
-        x = self.scorer.model.inputs(batch)
+        x = self.scorer.inputs(batch)
         scores = self.scorer.score_inputs(x)
-        table = unit_table(batch, scores)
+        table = unit_table(batch, scores, self.scorer.table_fields)
+        if self.decision_score is None:
+            return UnitResult(unit, table, None)
         keep = np.flatnonzero(scores[self.decision_score] > self.candidate_cut)
         candidates = pd.concat(
             [

@@ -12,7 +12,7 @@ appears only once training is complete. See docs/tagger.md, "Training".
 
 from __future__ import annotations
 
-from triggerad.cli import add_command
+from triggerad.cli import add_command, add_out_option, check_out
 from triggerad.errors import ConfigError
 
 COMMAND = "tagger train"
@@ -33,9 +33,7 @@ def register(sub) -> None:
     p.add_argument("--data", required=True, metavar="DIR",
                    help="sample folder of `trigger-ad tagger generate` (the data.simulation and "
                    "data.domain file names are relative to it)")
-    p.add_argument("--out", required=True, metavar="MODEL",
-                   help="model folder to write (refused if it exists, is not empty and was not "
-                   "written by this command)")
+    add_out_option(p, "model folder to write", metavar="MODEL")
     p.add_argument("--epochs", type=int, default=None, metavar="N",
                    help="maximum epochs (both phases); overrides training.epochs")
     p.add_argument("--no-da", action="store_true",
@@ -51,7 +49,6 @@ def run(args) -> int:
     from pathlib import Path
 
     from tagger.train import load_config, train
-    from triggerad.provenance import check_output_dir
 
     if args.epochs is not None and args.epochs <= 0:
         raise ConfigError(f"--epochs: expected a positive integer, found {args.epochs!r}")
@@ -69,7 +66,7 @@ def run(args) -> int:
     if training:
         overrides["training"] = training
     cfg = load_config(args.config, overrides)
-    check_output_dir(args.out, COMMAND)
+    check_out(args, COMMAND)
     summary = train(cfg, args.out, progress=not getattr(args, "quiet", False),
                     extra={"config_file": str(args.config), "data": str(args.data),
                            "out": str(args.out), "no_da": bool(args.no_da)})
