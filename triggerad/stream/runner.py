@@ -183,6 +183,7 @@ def run_stream(
     on_error: str = "skip",
     progress: bool = True,
     scorer_options: dict | None = None,
+    command: str = "trigger-ad score",
 ) -> dict:
     """Score ``files`` with ``model`` into ``outdir`` exactly once (resuming a previous run).
 
@@ -211,6 +212,8 @@ def run_stream(
     scorer_options : dict, optional
         Kind-specific settings of the scorer (:meth:`triggerad.models.ModelKind.stream_scorer`),
         e.g. ``{"ctau_mm": 1.0}`` for the LLP tagger.
+    command : str
+        The command, named by the lock a concurrent run into ``outdir`` is refused with.
 
     Returns
     -------
@@ -230,7 +233,7 @@ def run_stream(
             f"{model}: the model has no threshold.json; set one first with "
             "`trigger-ad threshold MODEL --rate 1kHz --input-rate 100kHz`"
         )
-    missing = [k for k in ("input_rate_hz", "target_rate_hz") if k not in thr]
+    missing = [k for k in ("input_rate_hz", "target_rate_hz") if thr and k not in thr]
     if missing:
         raise InputFileError(
             f"{model}: threshold.json lacks {', '.join(map(repr, missing))} (a cut set by hand?); "
@@ -239,7 +242,7 @@ def run_stream(
     plan = make_plan(files, reader_for, chunk_size=config.chunking.chunk_size, on_error=on_error,
                      executor=executor)
     outdir.mkdir(parents=True, exist_ok=True)
-    with lockfile.exclusive(outdir, "trigger-ad score"):
+    with lockfile.exclusive(outdir, command):
         _check_run(outdir, {
             "files": list(files), "plan": plan.fingerprint(), "threshold": thr,
             "scores": scorer.scores, "config": to_dict(config),

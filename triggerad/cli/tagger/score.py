@@ -83,7 +83,8 @@ def run(args) -> int:
                              executor=executor, on_error=args.on_error,
                              progress=not args.no_progress,
                              scorer_options={"ctau_mm": args.ctau,
-                                             "ctau_policy": args.ctau_policy})
+                                             "ctau_policy": args.ctau_policy},
+                             command=f"trigger-ad {COMMAND}")
     print(f"jets: {summary['events']} in {len(summary['parts'])} parts -> {args.out}/scores/  "
           f"throughput: {summary['events_per_s']:.0f} jets/s")
     if summary["files_failed"]:
