@@ -231,10 +231,51 @@ class TriggerConfig:
 
 @dataclass
 class PileupConfig:
-    """Pile-up overlay: N ~ Poisson(mu) minimum-bias events added to each event (0 = off)."""
+    """Pile-up: N ~ Poisson(mu) minimum-bias events added to each event (``mu`` 0 = off).
+
+    Attributes
+    ----------
+    mu : float
+        Mean number of pile-up interactions per event.
+    settings : list of str
+        Pythia settings of the minimum-bias generator (with the beam energy; not
+        ``beam.settings``).
+    route : {"overlay", "library", "hgmm"}
+        Where the minimum-bias events come from (:mod:`triggerad.generation.pileup`):
+        ``overlay`` generates new ones for every event, ``library`` draws them from a pool
+        generated once (cached on disk) with a random rotation in phi and a random z vertex,
+        ``hgmm`` samples synthetic events from a hierarchical Gaussian-mixture model fitted to
+        the pool.
+    pool_size : int
+        Minimum-bias events in the pool (``library``, ``hgmm``).
+    max_reuse : float
+        Largest allowed reuse factor of the pool, overlays / ``pool_size`` (``library``): a run
+        that would exceed it is refused before it starts.
+    cache_dir : str
+        Folder of the cached pools (``~`` expanded); a pool's file name is the hash of its
+        settings, size and seed.
+    seed : int or None
+        Seed of the pool (None: the run's ``--seed``).
+    beamspot_sigma_z : float
+        Gaussian spread (mm) of the z position of each pile-up interaction.
+    """
 
     mu: float = 0.0
     settings: list[str] = field(default_factory=lambda: ["SoftQCD:inelastic = on"])
+    route: Literal["overlay", "library", "hgmm"] = "overlay"
+    pool_size: int = 5000
+    max_reuse: float = 250.0
+    cache_dir: str = "~/.cache/trigger-ad/pileup"
+    seed: int | None = None
+    beamspot_sigma_z: float = 35.0
+
+    def __post_init__(self) -> None:
+        if self.mu < 0 or self.pool_size <= 0 or self.max_reuse <= 0 or self.beamspot_sigma_z < 0:
+            raise ValueError(
+                "pileup: mu and beamspot_sigma_z must be >= 0, pool_size and max_reuse > 0, "
+                f"found mu={self.mu!r}, pool_size={self.pool_size!r}, "
+                f"max_reuse={self.max_reuse!r}, beamspot_sigma_z={self.beamspot_sigma_z!r}"
+            )
 
 
 @dataclass
