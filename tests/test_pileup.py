@@ -152,3 +152,16 @@ def test_library_pileup_is_identical_for_one_and_two_workers(library_cfg):
         assert a.pileup_overlays == b.pileup_overlays
         for f in ("pileup", "n_ch_had", "n_neu_had", "objects", "ele_iso", "event"):
             np.testing.assert_array_equal(getattr(a.batch, f), getattr(b.batch, f), err_msg=f)
+
+
+def test_pileup_config_affords_the_quickstart_size_and_refuses_twice_that():
+    from triggerad.generation.config import load_config
+
+    cfg = load_config("generate-pileup")
+    assert (cfg.pileup.route, cfg.pileup.mu) == ("library", 20.0)
+    quick = grun.make_jobs(cfg, 5000, seed=1)   # the quickstart's --events
+    overlays = sum(j.n_events for j in quick) * cfg.pileup.mu
+    assert pu.check_reuse(cfg.pileup, overlays) == pytest.approx(115.0)
+    double = grun.make_jobs(cfg, 10000, seed=1)
+    with pytest.raises(ConfigError, match=r"reused 230.0 times .*max_reuse = 200.0"):
+        grun.pileup_plan(cfg.pileup, cfg.beam.ecm, 1, double, progress=False)
