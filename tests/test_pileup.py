@@ -165,3 +165,50 @@ def test_pileup_config_affords_the_quickstart_size_and_refuses_twice_that():
     double = grun.make_jobs(cfg, 10000, seed=1)
     with pytest.raises(ConfigError, match=r"reused 230.0 times .*max_reuse = 200.0"):
         grun.pileup_plan(cfg.pileup, cfg.beam.ecm, 1, double, progress=False)
+
+
+def _gaussian_pool(rng, n_events: int) -> tuple[py.Particles, np.ndarray]:
+    """Charged-particle events whose raw HGMM features are Gaussian (known mean, covariance),
+    the event means varying a little; returns the pool and its (m, 5) features."""
+    from triggerad.generation.geometry import reference_point
+    from triggerad.generation.hgmm import D0_SCALE, DZ_SCALE
+
+    counts = rng.poisson(80, n_events)
+    mean = np.array([-0.5, 0.0, 0.3, 0.0, 0.5])
+    cov = np.diag([0.6, 2.0, 0.5, 1.0, 1.5]) ** 2
+    cov[0, 1] = cov[1, 0] = 0.3
+    x = rng.multivariate_normal(mean, cov, int(counts.sum()))
+    x += np.repeat(rng.normal(0, 0.05, (n_events, 5)), counts, axis=0)
+    pt, eta, phi = np.exp(x[:, 0]), x[:, 1], x[:, 2]
+    vertex = reference_point(D0_SCALE * np.sinh(x[:, 3]), DZ_SCALE * np.sinh(x[:, 4]), phi)
+    px, py_, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    m = len(pt)
+    pool = py.Particles(
+        offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        id=np.full(m, 211, np.int32), status=np.ones(m, np.int32), mother1=np.zeros(m, np.int32),
+        daughter1=np.zeros(m, np.int32), px=px, py=py_, pz=pz,
+        e=np.sqrt(px**2 + py_**2 + pz**2 + 0.0195), charge=np.ones(m),
+        vx=vertex[:, 0], vy=vertex[:, 1], vz=vertex[:, 2])
+    return pool, x
+
+
+def test_hgmm_samples_reproduce_mean_and_covariance_of_the_fitted_events():
+    from triggerad.generation import hgmm
+
+    pool, x = _gaussian_pool(np.random.default_rng(8), 120)
+    np.testing.assert_allclose(hgmm.raw_features(pool), x, atol=1e-9)   # features invert
+    model = hgmm.fit(pool, events=120, max_components=3, cov_floor=0.05, seed=1)
+    sample = model.sample(400, np.random.default_rng(9))
+    y = hgmm.raw_features(sample)
+    assert hgmm.particle_class(sample).tolist() == [0] * len(y)
+    counts = np.diff(sample.offsets)
+    assert abs(counts.mean() - np.diff(pool.offsets).mean()) < 3 * counts.std() / 20
+    std = x.std(axis=0)
+    np.testing.assert_allclose(y.mean(axis=0), x.mean(axis=0), atol=0.03 * std.max())
+    np.testing.assert_allclose(np.cov(y.T) / np.outer(std, std), np.cov(x.T) / np.outer(std, std),
+                               atol=0.05)
+    # deterministic for a seed, and the cached model samples the same events
+    again = model.sample(20, np.random.default_rng(9))
+    np.testing.assert_array_equal(again.px, model.sample(20, np.random.default_rng(9)).px)
+    restored = hgmm.HgmmModel.from_arrays(model.arrays())
+    np.testing.assert_array_equal(restored.sample(20, np.random.default_rng(9)).px, again.px)

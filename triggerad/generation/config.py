@@ -230,6 +230,34 @@ class TriggerConfig:
 
 
 @dataclass
+class HgmmConfig:
+    """The hierarchical Gaussian-mixture model of the ``hgmm`` pile-up route
+    (:mod:`triggerad.generation.hgmm`).
+
+    Attributes
+    ----------
+    events : int
+        Pool events fitted (level 1: one mixture per event and particle class).
+    max_components : int
+        Largest number of components of every mixture (chosen by BIC).
+    cov_floor : float
+        Floor of the level-1 covariances (added in quadrature to their diagonal, in units of
+        the standardised features): no narrow "speckle" components.
+    """
+
+    events: int = 500
+    max_components: int = 4
+    cov_floor: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.events <= 0 or self.max_components <= 0 or self.cov_floor <= 0:
+            raise ValueError(
+                "pileup.hgmm: events, max_components and cov_floor must be positive, found "
+                f"{self.events!r}, {self.max_components!r}, {self.cov_floor!r}"
+            )
+
+
+@dataclass
 class PileupConfig:
     """Pile-up: N ~ Poisson(mu) minimum-bias events added to each event (``mu`` 0 = off).
 
@@ -258,6 +286,8 @@ class PileupConfig:
         Seed of the pool (None: the run's ``--seed``).
     beamspot_sigma_z : float
         Gaussian spread (mm) of the z position of each pile-up interaction.
+    hgmm : HgmmConfig
+        The model of the ``hgmm`` route.
     """
 
     mu: float = 0.0
@@ -268,6 +298,7 @@ class PileupConfig:
     cache_dir: str = "~/.cache/trigger-ad/pileup"
     seed: int | None = None
     beamspot_sigma_z: float = 35.0
+    hgmm: HgmmConfig = field(default_factory=HgmmConfig)
 
     def __post_init__(self) -> None:
         if self.mu < 0 or self.pool_size <= 0 or self.max_reuse <= 0 or self.beamspot_sigma_z < 0:

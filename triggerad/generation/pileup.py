@@ -46,6 +46,8 @@ POOL_FORMAT = 1
 POOL_BATCH = 250
 #: Pools already loaded in this process, by file.
 _POOLS: dict[Path, py.Particles] = {}
+#: HGMMs already loaded in this process, by file.
+_MODELS: dict[Path, object] = {}
 
 
 def minbias_settings(cfg: PileupConfig, ecm: float) -> list[str]:
@@ -234,13 +236,16 @@ def prepare(cfg: PileupConfig, ecm: float, seed: int, *, overlays: float,
 
     Returns
     -------
-    dict : ``route``, ``expected_overlays`` and, for the pool routes, ``pool_size``,
-    ``pool_file`` and ``expected_reuse``.
+    dict : ``route``, ``expected_overlays`` and, for the pool routes, ``pool_size`` and
+    ``pool_file`` (``library``: also ``expected_reuse``).
     """
     info = {"route": cfg.route, "expected_overlays": float(overlays)}
     if cfg.route in POOL_ROUTES and overlays > 0:
-        info["expected_reuse"] = check_reuse(cfg, overlays)
+        if cfg.route == "library":
+            info["expected_reuse"] = check_reuse(cfg, overlays)
         load_pool(cfg, ecm, seed, progress=progress)
+        if cfg.route == "hgmm":
+            load_model(cfg, ecm, seed)
         info.update(pool_size=cfg.pool_size, pool_file=str(pool_path(cfg, ecm, seed)))
     return info
 
@@ -275,8 +280,50 @@ class LibrarySource:
         return rotate_phi(events, rng.uniform(-np.pi, np.pi, n))
 
 
+def model_path(cfg: PileupConfig, ecm: float, seed: int) -> Path:
+    """The cache file of the HGMM fitted to the pool of this config and seed."""
+    from triggerad.generation import hgmm
+
+    h = cfg.hgmm
+    digest = hgmm.model_key(pool_key(cfg, ecm, seed), h.events, h.max_components, h.cov_floor)
+    return Path(cfg.cache_dir).expanduser() / f"hgmm-{digest}.npz"
+
+
+def load_model(cfg: PileupConfig, ecm: float, seed: int, *, progress: bool = False):
+    """The HGMM of this config and seed: from memory, the disk cache, or fitted to the pool
+    (and cached)."""
+    from triggerad.generation import hgmm
+
+    path = model_path(cfg, ecm, seed)
+    if path not in _MODELS:
+        if path.exists():
+            _MODELS[path] = hgmm.read_model(path)
+        else:
+            pool = load_pool(cfg, ecm, seed, progress=progress)
+            log.info("fitting the pile-up HGMM to %d pool events", cfg.hgmm.events)
+            model = hgmm.fit(pool, events=cfg.hgmm.events,
+                             max_components=cfg.hgmm.max_components,
+                             cov_floor=cfg.hgmm.cov_floor, seed=pool_seed(cfg, seed))
+            hgmm.write_model(path, model)
+            _MODELS[path] = model
+    return _MODELS[path]
+
+
+class HgmmSource:
+    """Synthetic minimum-bias events sampled from the HGMM fitted to the pool
+    (:mod:`triggerad.generation.hgmm`)."""
+
+    def __init__(self, cfg: PileupConfig, ecm: float, *, pythia_seed: int, seed: int,
+                 charges: py.ChargeTable):
+        self.model = load_model(cfg, ecm, seed)
+
+    def draw(self, n: int, rng: np.random.Generator) -> py.Particles:
+        """``n`` sampled events at the origin."""
+        return self.model.sample(n, rng)
+
+
 #: ``pileup.route`` -> source of minimum-bias events.
-ROUTES = {"overlay": OverlaySource, "library": LibrarySource}
+ROUTES = {"overlay": OverlaySource, "library": LibrarySource, "hgmm": HgmmSource}
 #: Routes that use the cached pool.
 POOL_ROUTES = ("library", "hgmm")
 

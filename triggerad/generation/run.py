@@ -24,7 +24,7 @@ from triggerad.generation import cocktail, validation
 from triggerad.generation import pythia as py
 from triggerad.generation.config import GenerateConfig, PileupConfig, ProcessConfig
 from triggerad.generation.detector import Detector
-from triggerad.generation.pileup import POOL_ROUTES, Pileup, prepare
+from triggerad.generation.pileup import Pileup, prepare
 from triggerad.generation.qcd import apply_fakes, forced_decay_weight, lepton_source
 from triggerad.generation.trigger import single_lepton
 
@@ -323,7 +323,7 @@ def pileup_plan(cfg: PileupConfig, ecm: float, seed: int, jobs: list[Job], *,
 def pileup_report(plan: dict, cfg: PileupConfig, overlays: int) -> None:
     """Add the realised overlays and reuse factor (overlays / pool size) to ``plan``."""
     plan["overlays"] = overlays
-    if cfg.route in POOL_ROUTES:
+    if cfg.route == "library":
         plan["reuse_factor"] = overlays / cfg.pool_size
 
 
