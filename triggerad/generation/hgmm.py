@@ -63,16 +63,20 @@ def raw_features(p: py.Particles) -> np.ndarray:
 
 
 def _gmm(x: np.ndarray, k_max: int, reg: float, seed: int):
-    """Full-covariance GMM with the number of components (<= k_max) of lowest BIC."""
+    """Full-covariance GMM (as a :class:`Mixture`) with the number of components (<= k_max)
+    of lowest BIC."""
     from sklearn.mixture import GaussianMixture
 
+    if len(x) < 2:   # one point: a narrow Gaussian around it
+        d = x.shape[1]
+        return Mixture(np.ones(1), x.copy(), np.sqrt(reg) * np.eye(d)[None])
     best = None
-    for k in range(1, k_max + 1):
+    for k in range(1, min(k_max, len(x)) + 1):
         g = GaussianMixture(k, covariance_type="full", reg_covar=reg, random_state=seed,
                             n_init=1, max_iter=200).fit(x)
         if best is None or g.bic(x) < best[0]:
             best = (g.bic(x), g)
-    return best[1]
+    return Mixture.of(best[1])
 
 
 def encode(n: int, weights: np.ndarray, means: np.ndarray, covs: np.ndarray) -> np.ndarray:
@@ -160,16 +164,16 @@ def fit_class(x: np.ndarray, event: np.ndarray, n_events: int, *, max_components
             thetas.setdefault(0, []).append([np.log(len(pts) + 1.0)])
             continue
         g = _gmm(pts, k_max, reg, seed)
-        thetas.setdefault(g.n_components, []).append(
-            encode(len(pts), g.weights_, g.means_, g.covariances_))
+        covs = np.einsum("kij,klj->kil", g.chol, g.chol)
+        thetas.setdefault(len(g.weights), []).append(encode(len(pts), g.weights, g.means, covs))
     level2 = {}
     for k, rows in thetas.items():
         t = np.asarray(rows)
         j_max = max(1, min(max_components, len(t) // (2 * t.shape[1] + 2)))
-        level2[k] = Mixture.of(_gmm(t, j_max, 1e-3, seed))
+        level2[k] = _gmm(t, j_max, 1e-3, seed)
     k_values = np.array(sorted(thetas))
     k_prob = np.array([len(thetas[k]) for k in k_values], float)
-    pooled = Mixture.of(_gmm(xs, max_components, reg, seed))
+    pooled = _gmm(xs, max_components, reg, seed)
     return ClassModel(center, scale, xs.min(axis=0), xs.max(axis=0), k_values,
                       k_prob / k_prob.sum(), level2, pooled, floor)
 
