@@ -212,3 +212,27 @@ def test_hgmm_samples_reproduce_mean_and_covariance_of_the_fitted_events():
     np.testing.assert_array_equal(again.px, model.sample(20, np.random.default_rng(9)).px)
     restored = hgmm.HgmmModel.from_arrays(model.arrays())
     np.testing.assert_array_equal(restored.sample(20, np.random.default_rng(9)).px, again.px)
+
+
+@pytest.mark.slow
+def test_llp_samples_overlay_library_pileup_through_the_same_path(tmp_path):
+    from tagger.generate import generate
+    from tagger.samples import TaggerGenerateConfig
+    from triggerad.config import build
+
+    cfg = build(TaggerGenerateConfig, {
+        "beam": {"settings": ["PartonLevel:MPI = off", "Next:numberCount = 0"]},
+        "signals": {"HSS_m40_bb": {"mass": 40.0, "quarks": [5]}},
+        "processes": {"QCD": {"settings": ["HardQCD:all = on", "PhaseSpace:pTHatMin = 20."]}},
+        "ctau": {"mode": "grid", "values": [0.1, 3.0], "batch_events": 10},
+        "pileup": {"mu": 2.0, "route": "library", "pool_size": 100,
+                   "cache_dir": str(tmp_path / "cache")},
+        "output": {"job_size": 20, "batch_size": 20, "formats": ["h5"]},
+    }, where="tiny.yaml")
+    summary = generate(cfg, 20, tmp_path / "out", seed=5, progress=False)
+    plan = summary["pileup"]
+    assert plan["route"] == "library" and plan["pool_size"] == 100
+    # three samples (signal, background, shifted) of 20 events at mu 2
+    assert plan["expected_overlays"] == pytest.approx(120.0)
+    assert abs(plan["overlays"] - 120) < 4 * np.sqrt(120)
+    assert plan["reuse_factor"] == pytest.approx(plan["overlays"] / 100)
