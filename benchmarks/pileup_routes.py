@@ -11,7 +11,7 @@ The same hard events (``--process`` of ``--config``) get N ~ Poisson(mu) minimum
   distance (in units of the overlay's standard deviation) of the final-state particles per
   event, and of the charged particles' pT, eta, d0 and dz (|eta| < 2.5, pT > 0.5 GeV);
 - the effect on the HLF inputs after the detector: KS statistic (and p-value) of the charged /
-  neutral hadron counts and MET vs full overlay.
+  neutral hadron counts, MET and the leading lepton's relative isolation vs full overlay.
 
 CPU time (``time.process_time``) is used: the development machine is shared.
 
@@ -47,6 +47,16 @@ def track_features(p: py.Particles) -> dict[str, np.ndarray]:
     d0, dz = impact_parameters(p.vx[sel], p.vy[sel], p.vz[sel], p.px[sel], p.py[sel], p.pz[sel])
     return {"particles/event": np.diff(p.offsets).astype(float), "pT": p.pt[sel],
             "eta": p.eta[sel], "d0": d0, "dz": dz}
+
+
+def leading_lepton_iso(reco) -> np.ndarray:
+    """Total relative isolation of each event's leading electron or muon (events with one)."""
+    pt = np.concatenate([reco.electrons["pt"], reco.muons["pt"]], axis=1)
+    iso = np.concatenate([reco.electrons["iso"], reco.muons["iso"]], axis=1).sum(axis=2)
+    lead = np.argmax(pt, axis=1)
+    rows = np.arange(len(pt))
+    has = pt[rows, lead] > 0
+    return iso[rows, lead][has]
 
 
 def distances(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
@@ -92,7 +102,8 @@ def run(args) -> dict:
             t_det = time.process_time() - start
             features[route] = track_features(pile)
             hlf[route] = {"nChHad": reco.n_ch_had.astype(float),
-                          "nNeuHad": reco.n_neu_had.astype(float), "MET": reco.met_pt}
+                          "nNeuHad": reco.n_neu_had.astype(float), "MET": reco.met_pt,
+                          "lepton iso": leading_lepton_iso(reco)}
             rows[route] = {"pu_ev_per_cpu_s": args.events / t_pu,
                            "with_detector_ev_per_cpu_s": args.events / (t_pu + t_det),
                            "full_ev_per_cpu_s": args.events / (t_hard + t_pu + t_det)}
