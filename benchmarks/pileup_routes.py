@@ -124,7 +124,7 @@ def run(args) -> dict:
 def print_table(result: dict) -> None:
     print(f"\n{result['events']} {result['process']} events (hard process alone "
           f"{result['hard_ev_per_cpu_s']:.0f} ev/CPU s); one-off CPU s: "
-          + ", ".join(f"{k} {v:.1f}" for k, v in result["setup_cpu_s"].items()))
+          + ", ".join(f"{k} {v:.1f}" for k, v in result["setup_cpu_s"].items()) + "\n")
     print("| mu | route | pile-up ev/CPU s | x overlay | + detector ev/CPU s | x overlay "
           "| + hard process ev/CPU s | x overlay |")
     print("|--:|---|--:|--:|--:|--:|--:|--:|")
@@ -141,7 +141,7 @@ def print_table(result: dict) -> None:
             if names is None:
                 names = list(r["distances"]) + list(r["hlf_ks"])
                 print("\nKS statistic / Wasserstein (in overlay std) vs overlay "
-                      "(particles/event: KS (p) / W); HLF: KS (p)")
+                      "(particles/event: KS (p) / W); HLF: KS (p)\n")
                 print("| mu | route | " + " | ".join(names) + " |")
                 print("|--:|---|" + "--:|" * len(names))
             cells = [f"{d[0]:.3f} ({d[1]:.2f}) / {d[2]:.3f}" if k == "particles/event"
