@@ -200,7 +200,7 @@ def test_hgmm_samples_reproduce_mean_and_covariance_of_the_fitted_events():
     model = hgmm.fit(pool, events=120, max_components=3, cov_floor=0.05, seed=1)
     sample = model.sample(400, np.random.default_rng(9))
     y = hgmm.raw_features(sample)
-    assert hgmm.particle_class(sample).tolist() == [0] * len(y)
+    assert hgmm.particle_class(sample).tolist() == [1] * len(y)   # charged, displaced
     counts = np.diff(sample.offsets)
     assert abs(counts.mean() - np.diff(pool.offsets).mean()) < 3 * counts.std() / 20
     std = x.std(axis=0)

@@ -4,10 +4,12 @@ The approach of the "fast pile-up synthesis" study: every minimum-bias event of 
 described by a Gaussian mixture over its particles' parameters, and a second mixture over those
 per-event parameters generates new events.
 
-Per particle class (charged hadrons, photons, neutral hadrons), each particle has the scaled
-features ``x = standardise(log pT, eta, phi, asinh(d0 / D0_SCALE), asinh(dz / DZ_SCALE))``
-(impact parameters in the CMS convention of :func:`triggerad.generation.geometry.
-impact_parameters`; the asinh compresses the long tails). For each of ``hgmm.events`` pool events:
+Per particle class (charged hadrons, photons, neutral hadrons; each split into prompt particles,
+made at the origin with d0 = dz = 0 exactly, and displaced ones from decays of long-lived
+hadrons), each particle has the scaled features ``x = standardise(log pT, eta, phi,
+asinh(d0 / D0_SCALE), asinh(dz / DZ_SCALE))`` (prompt classes: the first three; impact
+parameters in the CMS convention of :func:`triggerad.generation.geometry.impact_parameters`;
+the asinh compresses the long tails). For each of ``hgmm.events`` pool events:
 
 1. level 1: a full-covariance GMM over the event's particles with K components, K in
    1..``max_components`` chosen by BIC (at least ``MIN_PER_COMPONENT`` particles per
@@ -21,7 +23,7 @@ impact_parameters`; the asinh compresses the long tails). For each of ``hgmm.eve
 
 Sampling draws K from its observed frequencies, theta from the level-2 mixture of that K, the
 multiplicity and the level-1 mixture from theta, and the particles from it (features clipped to
-the range of the fitted particles); every draw uses the caller's generator.
+the 0.05-99.95 percentiles of the fitted particles); every draw uses the caller's generator.
 """
 
 from __future__ import annotations
@@ -41,18 +43,27 @@ D0_SCALE, DZ_SCALE = 0.01, 0.01
 #: Fewest particles per level-1 component.
 MIN_PER_COMPONENT = 8
 #: Particle classes: PDG id and mass (GeV) given to sampled particles.
-CLASSES = {"charged": (211, 0.13957), "photon": (22, 0.0), "neutral_hadron": (130, 0.497611)}
+#: Particles made at the origin (prompt: d0 = dz = 0 exactly) and displaced ones (decay
+#: products of long-lived hadrons) are separate classes; prompt classes have 3 features.
+CLASSES = {
+    "charged": (211, 0.13957, True), "charged_displaced": (211, 0.13957, False),
+    "photon": (22, 0.0, True), "photon_displaced": (22, 0.0, False),
+    "neutral_hadron": (130, 0.497611, True), "neutral_hadron_displaced": (130, 0.497611, False),
+}
 N_FEATURES = 5
+#: Sampled features are clipped to these percentiles of the fitted ones.
+CLIP_PERCENTILES = (0.05, 99.95)
 #: Version of the cached model files.
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2
 INVISIBLE = (12, 14, 16)
 
 
 def particle_class(p: py.Particles) -> np.ndarray:
     """Class index (order of :data:`CLASSES`) of every particle; -1 for neutrinos."""
     abs_id = np.abs(p.id)
-    cls = np.where(p.charge != 0, 0, np.where(abs_id == 22, 1, 2))
-    return np.where(np.isin(abs_id, INVISIBLE), -1, cls)
+    species = np.where(p.charge != 0, 0, np.where(abs_id == 22, 1, 2))
+    displaced = (p.vx != 0) | (p.vy != 0) | (p.vz != 0)
+    return np.where(np.isin(abs_id, INVISIBLE), -1, 2 * species + displaced)
 
 
 def raw_features(p: py.Particles) -> np.ndarray:
@@ -83,15 +94,16 @@ def encode(n: int, weights: np.ndarray, means: np.ndarray, covs: np.ndarray) -> 
     """theta of one event (components ordered by mean log pT)."""
     order = np.argsort(means[:, 0])
     chol = np.linalg.cholesky(covs[order])
-    low = np.tril_indices(N_FEATURES, -1)
+    low = np.tril_indices(means.shape[1], -1)
     return np.concatenate([
         [np.log(n + 1.0)], np.log(weights[order]), means[order].ravel(),
         np.log(np.diagonal(chol, axis1=1, axis2=2)).ravel(), chol[:, low[0], low[1]].ravel(),
     ])
 
 
-def decode(theta: np.ndarray, k: int, floor: float):
-    """(m, dim) thetas -> multiplicities, weights (m, k), means (m, k, 5), Cholesky (m, k, 5, 5)."""
+def decode(theta: np.ndarray, k: int, floor: float, d: int):
+    """(m, dim) thetas of ``d`` features -> multiplicities, weights (m, k), means (m, k, d),
+    Cholesky factors (m, k, d, d)."""
     m = len(theta)
     n = np.maximum(np.rint(np.exp(theta[:, 0]) - 1.0), 0).astype(np.int64)
     if k == 0:
@@ -101,15 +113,15 @@ def decode(theta: np.ndarray, k: int, floor: float):
     i += k
     w = np.exp(logw - logw.max(axis=1, keepdims=True))
     w /= w.sum(axis=1, keepdims=True)
-    means = theta[:, i:i + k * N_FEATURES].reshape(m, k, N_FEATURES)
-    i += k * N_FEATURES
-    diag = np.maximum(np.exp(theta[:, i:i + k * N_FEATURES]), floor).reshape(m, k, N_FEATURES)
-    i += k * N_FEATURES
-    chol = np.zeros((m, k, N_FEATURES, N_FEATURES))
-    low = np.tril_indices(N_FEATURES, -1)
+    means = theta[:, i:i + k * d].reshape(m, k, d)
+    i += k * d
+    diag = np.maximum(np.exp(theta[:, i:i + k * d]), floor).reshape(m, k, d)
+    i += k * d
+    chol = np.zeros((m, k, d, d))
+    low = np.tril_indices(d, -1)
     chol[:, :, low[0], low[1]] = theta[:, i:].reshape(m, k, -1)
-    d = np.arange(N_FEATURES)
-    chol[:, :, d, d] = diag
+    diag_index = np.arange(d)
+    chol[:, :, diag_index, diag_index] = diag
     return n, w, means, chol
 
 
@@ -148,7 +160,7 @@ class ClassModel:
 
 def fit_class(x: np.ndarray, event: np.ndarray, n_events: int, *, max_components: int,
               floor: float, seed: int) -> ClassModel:
-    """Fit the two levels to the features ``x`` (m, 5) of particles of events ``event``."""
+    """Fit the two levels to the features ``x`` (m, d) of particles of events ``event``."""
     center, scale = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-9)
     xs = (x - center) / scale
     reg = floor**2
@@ -174,7 +186,8 @@ def fit_class(x: np.ndarray, event: np.ndarray, n_events: int, *, max_components
     k_values = np.array(sorted(thetas))
     k_prob = np.array([len(thetas[k]) for k in k_values], float)
     pooled = _gmm(xs, max_components, reg, seed)
-    return ClassModel(center, scale, xs.min(axis=0), xs.max(axis=0), k_values,
+    lo, hi = np.percentile(xs, CLIP_PERCENTILES, axis=0)
+    return ClassModel(center, scale, lo, hi, k_values,
                       k_prob / k_prob.sum(), level2, pooled, floor)
 
 
@@ -183,12 +196,13 @@ def sample_class(model: ClassModel, n_events: int, rng: np.random.Generator
     """Sampled unscaled features (m, 5) and per-event counts (n_events,) of one class."""
     ks = model.k_values[rng.choice(len(model.k_values), size=n_events, p=model.k_prob)]
     counts = np.zeros(n_events, np.int64)
-    feats, owner = [np.zeros((0, N_FEATURES))], [np.zeros(0, np.int64)]
+    d = len(model.center)
+    feats, owner = [np.zeros((0, d))], [np.zeros(0, np.int64)]
     for k in model.k_values:
         idx = np.flatnonzero(ks == k)
         if not len(idx):
             continue
-        n, w, means, chol = decode(model.level2[k].sample(len(idx), rng), int(k), model.floor)
+        n, w, means, chol = decode(model.level2[k].sample(len(idx), rng), int(k), model.floor, d)
         counts[idx] = n
         total = int(n.sum())
         ev = np.repeat(np.arange(len(idx)), n)
@@ -197,7 +211,7 @@ def sample_class(model: ClassModel, n_events: int, rng: np.random.Generator
         else:
             cum = np.cumsum(w, axis=1)[ev]
             comp = np.minimum((rng.random(total)[:, None] > cum).sum(axis=1), int(k) - 1)
-            z = rng.standard_normal((total, N_FEATURES))
+            z = rng.standard_normal((total, d))
             xs = means[ev, comp] + np.einsum("nij,nj->ni", chol[ev, comp], z)
         feats.append(np.clip(xs, model.lo, model.hi))
         owner.append(idx[ev])
@@ -217,8 +231,8 @@ class HgmmModel:
         parts, counts = [], []
         for name, model in self.classes.items():
             x, c = sample_class(model, n_events, rng)
-            pid, mass = CLASSES[name]
-            parts.append((x, pid, mass, name))
+            pid, mass, _ = CLASSES[name]
+            parts.append((x, pid, mass))
             counts.append(c)
         counts = np.stack(counts, axis=1)               # (n_events, classes)
         offsets = np.concatenate([[0], np.cumsum(counts.sum(axis=1))]).astype(np.int64)
@@ -228,22 +242,23 @@ class HgmmModel:
         m = int(offsets[-1])
         out = {f: np.zeros(m) for f in ("px", "py", "pz", "e", "charge", "vx", "vy", "vz")}
         ids = np.zeros(m, np.int32)
-        for c, (x, pid, mass, name) in enumerate(parts):
+        for c, (x, pid, mass) in enumerate(parts):
             ev = np.repeat(np.arange(n_events), counts[:, c])
             first = np.concatenate([[0], np.cumsum(counts[:, c])])[:-1]
             dest = start[ev, c] + np.arange(len(ev)) - first[ev]
             pt, eta, phi = np.exp(x[:, 0]), x[:, 1], np.angle(np.exp(1j * x[:, 2]))
-            d0, dz = D0_SCALE * np.sinh(x[:, 3]), DZ_SCALE * np.sinh(x[:, 4])
+            d0, dz = ((D0_SCALE * np.sinh(x[:, 3]), DZ_SCALE * np.sinh(x[:, 4]))
+                      if x.shape[1] == N_FEATURES else (np.zeros(len(x)), np.zeros(len(x))))
             px, py_, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
             charge = np.zeros(len(ev))
-            if name == "charged":
+            if pid == 211:
                 charge = np.where(rng.random(len(ev)) < self.charged_plus, 1.0, -1.0)
             vertex = reference_point(d0, dz, phi)
             for f, v in zip(("px", "py", "pz", "charge", "vx", "vy", "vz"),
                             (px, py_, pz, charge, *vertex.T), strict=True):
                 out[f][dest] = v
             out["e"][dest] = np.sqrt(px**2 + py_**2 + pz**2 + mass**2)
-            ids[dest] = (pid * charge).astype(np.int32) if name == "charged" else pid
+            ids[dest] = (pid * charge).astype(np.int32) if pid == 211 else pid
         zeros = np.zeros(m, np.int32)
         return py.Particles(offsets, id=ids, status=np.ones(m, np.int32), mother1=zeros,
                             daughter1=zeros, **out)
@@ -299,13 +314,13 @@ def fit(pool: py.Particles, *, events: int, max_components: int, cov_floor: floa
     cls = particle_class(sub)
     x = raw_features(sub)
     classes = {}
-    for c, name in enumerate(CLASSES):
+    for c, (name, (_, _, prompt)) in enumerate(CLASSES.items()):
         sel = cls == c
         if sel.sum() < MIN_PER_COMPONENT:
             continue
-        classes[name] = fit_class(x[sel], sub.event_index[sel], n,
+        classes[name] = fit_class(x[sel][:, :3] if prompt else x[sel], sub.event_index[sel], n,
                                   max_components=max_components, floor=cov_floor, seed=seed)
-    charged = sub.charge[cls == 0]
+    charged = sub.charge[sub.charge != 0]
     return HgmmModel(classes, float(np.mean(charged > 0)) if len(charged) else 0.5)
 
 
