@@ -178,7 +178,7 @@ def read_pool(path: Path, key: dict) -> py.Particles:
                 f"pile-up pool {path}: made with {found!r}, expected {key!r}; delete the file "
                 "to rebuild it"
             )
-        fields = [f for f in py.Particles.FIELDS + py.Particles.VERTEX_FIELDS]
+        fields = py.Particles.FIELDS + py.Particles.VERTEX_FIELDS
         return py.Particles(data["offsets"], **{f: data[f] for f in fields})
 
 
