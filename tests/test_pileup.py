@@ -236,3 +236,20 @@ def test_llp_samples_overlay_library_pileup_through_the_same_path(tmp_path):
     assert plan["expected_overlays"] == pytest.approx(120.0)
     assert abs(plan["overlays"] - 120) < 4 * np.sqrt(120)
     assert plan["reuse_factor"] == pytest.approx(plan["overlays"] / 100)
+
+
+def test_generate_command_refuses_an_overused_pool_with_exit_2_and_no_output(tmp_path, capsys):
+    import yaml
+
+    from triggerad.cli import main
+
+    cfg = {"processes": {"W": {"settings": ["WeakSingleBoson:ffbar2W = on"]}},
+           "pileup": {"mu": 5.0, "route": "library", "pool_size": 100, "max_reuse": 2.0,
+                      "cache_dir": str(tmp_path / "cache")}}
+    path = tmp_path / "pu.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    code = main(["generate", str(path), "--events", "50", "--out", str(tmp_path / "out")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "reused 2.5 times" in err and "pileup.pool_size >= 125" in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
