@@ -16,7 +16,6 @@ one row per jet, shuffled with the seed; ROOT: PFNano layout, one entry per even
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 import time
 from dataclasses import dataclass
@@ -29,7 +28,8 @@ from tagger.features import build_record, reco_jets
 from tagger.samples import Sample, TaggerGenerateConfig, samples, with_pileup
 from triggerad import atomic
 from triggerad.generation import pythia as py
-from triggerad.generation.run import Job, Pileup, job_seeds, make_jobs, run_jobs
+from triggerad.generation.pileup import Pileup
+from triggerad.generation.run import Job, job_seeds, make_jobs, pileup_plan, pileup_report, run_jobs
 from triggerad.generation.tracking import reconstruct
 from triggerad.generation.vertexing import find_vertices
 from triggerad.jetinputs import PFNanoRecord, concatenate_records, jet_batch
@@ -38,8 +38,6 @@ from triggerad.jets import UNLABELLED, JetBatch
 #: Output stems per sample kind.
 STEMS = {"signal": "signal", "background": "background", "shifted": "shifted_sim"}
 SUMMARY_FILE = "summary.json"
-#: z spread (mm) of the luminous region, given to pile-up particles that come without vertices.
-BEAMSPOT_SIGMA_Z = 35.0
 
 
 @dataclass
@@ -55,6 +53,7 @@ class JetJobResult:
     sigma_err_pb: float
     seconds: float
     cpu_seconds: float
+    pileup_overlays: int = 0
 
 
 def _pythia(cfg: TaggerGenerateConfig, sample: Sample, seed: int):
@@ -73,25 +72,11 @@ def _pythia(cfg: TaggerGenerateConfig, sample: Sample, seed: int):
 
 def _overlay(pileup: Pileup | None, hard: py.Particles, rng) -> tuple[py.Particles, np.ndarray,
                                                                        np.ndarray]:
-    """Pile-up overlay: particles, pile-up count per event, and which particles are from it.
-
-    Pile-up particles without production vertices get (0, 0, z), z ~ N(0, BEAMSPOT_SIGMA_Z).
-    """
+    """Pile-up overlay (:meth:`Pileup.overlay`): particles, pile-up count per event, and which
+    particles are from pile-up (none without pile-up)."""
     if pileup is None:
         return hard, np.zeros(hard.n_events), np.zeros(len(hard.id), bool)
-    merged, n_pu = pileup.overlay(hard, rng)
-    # merge keeps the hard particles first in each event
-    hard_index = np.arange(len(hard.id)) + (merged.offsets[:-1] - hard.offsets[:-1])[
-        hard.event_index]
-    from_pu = np.ones(len(merged.id), bool)
-    from_pu[hard_index] = False
-    if not merged.has_vertices:
-        vertex = {f: np.zeros(len(merged.id)) for f in py.Particles.VERTEX_FIELDS}
-        for f in py.Particles.VERTEX_FIELDS:
-            vertex[f][hard_index] = getattr(hard, f)
-        vertex["vz"][from_pu] = rng.normal(0.0, BEAMSPOT_SIGMA_Z, int(from_pu.sum()))
-        merged = dataclasses.replace(merged, **vertex)
-    return merged, n_pu, from_pu
+    return pileup.overlay(hard, rng)
 
 
 def process_batch(
@@ -151,12 +136,13 @@ def run_jet_job(job: Job) -> JetJobResult:
     rng = np.random.default_rng(seq)
     pythia = _pythia(cfg, sample, seed_hard)
     charges = py.ChargeTable(pythia.particleData)
-    pileup = (Pileup(with_pileup(cfg, sample.pileup_mu), seed_pileup, charges)
+    pileup = (Pileup(with_pileup(cfg, sample.pileup_mu).pileup, cfg.beam.ecm,
+                     pythia_seed=seed_pileup, seed=job.seed, charges=charges)
               if sample.pileup_mu > 0 else None)
     step = cfg.ctau.batch_events if sample.signal is not None else cfg.output.batch_size
     n_steps = -(-cfg.output.job_size // step)
     first = job.index * cfg.output.job_size
-    records, raw, ctaus, done = [], [], [], 0
+    records, raw, ctaus, done, overlays = [], [], [], 0, 0
     for b, lo in enumerate(range(0, job.n_events, step)):
         k = min(step, job.n_events - lo)
         ctau = 0.0
@@ -169,9 +155,11 @@ def run_jet_job(job: Job) -> JetJobResult:
         if pending >= cfg.output.batch_size or lo + k == job.n_events:
             particles = py.particles_from_batch(
                 ak.concatenate(raw), charges, vertices=True, history=True)
-            records.append(process_batch(
+            record = process_batch(
                 particles, sample, cfg, rng, pileup=pileup, ctau=np.concatenate(ctaus),
-                first_event=first + done))
+                first_event=first + done)
+            records.append(record)
+            overlays += int(np.sum(record.events["pileup"]))
             done += pending
             raw, ctaus = [], []
     record = concatenate_records(records)
@@ -179,6 +167,7 @@ def run_jet_job(job: Job) -> JetJobResult:
     return JetJobResult(
         job.name, job.index, record, jet_batch(record, cfg.inputs.sizes()), job.n_events,
         sigma, sigma_err, time.perf_counter() - start, time.process_time() - cpu_start,
+        overlays,
     )
 
 
@@ -250,10 +239,12 @@ def generate(
     start = time.perf_counter()
     table = samples(cfg)
     jobs = make_jobs(cfg, n_events, seed, processes=table)
+    pileup = pileup_plan(cfg.pileup, cfg.beam.ecm, seed, jobs, progress=progress)
     results, executor_name = run_jobs(
         jobs, workers=workers, executor=executor, scheduler=scheduler, progress=progress,
         runner=run_jet_job,
     )
+    pileup_report(pileup, cfg.pileup, sum(r.pileup_overlays for r in results))
     outputs, entries = combine(results, table)
     files = []
     for kind, (record, batch) in outputs.items():
@@ -262,7 +253,7 @@ def generate(
     summary = describe(outputs, entries, cfg)
     summary.update({
         "events_per_sample": n_events, "seed": seed, "executor": executor_name, "workers": workers,
-        "wall_seconds": wall,
+        "wall_seconds": wall, "pileup": pileup,
         "files": [p.name for p in files],
     })
     atomic.write_json(outdir / SUMMARY_FILE, summary)

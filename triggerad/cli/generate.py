@@ -21,13 +21,14 @@ def register(subparsers) -> None:
         "generate the SM single-lepton cocktail and the BSM benchmarks with Pythia 8",
         example="trigger-ad generate configs/generate.yaml --events 10000 --out cocktail/\n"
                 "trigger-ad generate generate-fast --events 2000 --out /tmp/small --workers 2\n"
+                "trigger-ad generate generate-pileup --events 5000 --out /tmp/pu --workers 2\n"
                 "trigger-ad generate generate --out big/ --executor dask --scheduler tcp://host:8786",
         description="Generate every process of CONFIG with Pythia 8 (pp, 13 TeV), apply the "
         "parametric trigger-level detector and the single-lepton trigger, and write "
         "DIR/background.{h5,root} (SM cocktail, per-event process label and weight), "
         "DIR/signal_<name>.{h5,root} and DIR/summary.json. See docs/generation.md.",
     )
-    add_generation_options(parser, "generate, generate-fast", "output folder")
+    add_generation_options(parser, "generate, generate-fast, generate-pileup", "output folder")
     parser.set_defaults(func=run)
 
 

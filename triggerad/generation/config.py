@@ -230,11 +230,83 @@ class TriggerConfig:
 
 
 @dataclass
+class HgmmConfig:
+    """The hierarchical Gaussian-mixture model of the ``hgmm`` pile-up route
+    (:mod:`triggerad.generation.hgmm`).
+
+    Attributes
+    ----------
+    events : int
+        Pool events fitted (level 1: one mixture per event and particle class).
+    max_components : int
+        Largest number of components of every mixture (chosen by BIC).
+    cov_floor : float
+        Floor of the level-1 covariances (added in quadrature to their diagonal, in units of
+        the standardised features): no narrow "speckle" components.
+    """
+
+    events: int = 500
+    max_components: int = 4
+    cov_floor: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.events <= 0 or self.max_components <= 0 or self.cov_floor <= 0:
+            raise ValueError(
+                "pileup.hgmm: events, max_components and cov_floor must be positive, found "
+                f"{self.events!r}, {self.max_components!r}, {self.cov_floor!r}"
+            )
+
+
+@dataclass
 class PileupConfig:
-    """Pile-up overlay: N ~ Poisson(mu) minimum-bias events added to each event (0 = off)."""
+    """Pile-up: N ~ Poisson(mu) minimum-bias events added to each event (``mu`` 0 = off).
+
+    Attributes
+    ----------
+    mu : float
+        Mean number of pile-up interactions per event.
+    settings : list of str
+        Pythia settings of the minimum-bias generator (with the beam energy; not
+        ``beam.settings``).
+    route : {"overlay", "library", "hgmm"}
+        Where the minimum-bias events come from (:mod:`triggerad.generation.pileup`):
+        ``overlay`` generates new ones for every event, ``library`` draws them from a pool
+        generated once (cached on disk) with a random rotation in phi and a random z vertex,
+        ``hgmm`` samples synthetic events from a hierarchical Gaussian-mixture model fitted to
+        the pool.
+    pool_size : int
+        Minimum-bias events in the pool (``library``, ``hgmm``).
+    max_reuse : float
+        Largest allowed reuse factor of the pool, overlays / ``pool_size`` (``library``): a run
+        that would exceed it is refused before it starts.
+    cache_dir : str
+        Folder of the cached pools (``~`` expanded); a pool's file name is the hash of its
+        settings, size and seed.
+    seed : int or None
+        Seed of the pool (None: the run's ``--seed``).
+    beamspot_sigma_z : float
+        Gaussian spread (mm) of the z position of each pile-up interaction.
+    hgmm : HgmmConfig
+        The model of the ``hgmm`` route.
+    """
 
     mu: float = 0.0
     settings: list[str] = field(default_factory=lambda: ["SoftQCD:inelastic = on"])
+    route: Literal["overlay", "library", "hgmm"] = "overlay"
+    pool_size: int = 5000
+    max_reuse: float = 250.0
+    cache_dir: str = "~/.cache/trigger-ad/pileup"
+    seed: int | None = None
+    beamspot_sigma_z: float = 35.0
+    hgmm: HgmmConfig = field(default_factory=HgmmConfig)
+
+    def __post_init__(self) -> None:
+        if self.mu < 0 or self.pool_size <= 0 or self.max_reuse <= 0 or self.beamspot_sigma_z < 0:
+            raise ValueError(
+                "pileup: mu and beamspot_sigma_z must be >= 0, pool_size and max_reuse > 0, "
+                f"found mu={self.mu!r}, pool_size={self.pool_size!r}, "
+                f"max_reuse={self.max_reuse!r}, beamspot_sigma_z={self.beamspot_sigma_z!r}"
+            )
 
 
 @dataclass

@@ -22,8 +22,9 @@ from triggerad.events import EventBatch, from_collections
 from triggerad.executor import Executor, make_executor
 from triggerad.generation import cocktail, validation
 from triggerad.generation import pythia as py
-from triggerad.generation.config import GenerateConfig, ProcessConfig
+from triggerad.generation.config import GenerateConfig, PileupConfig, ProcessConfig
 from triggerad.generation.detector import Detector
+from triggerad.generation.pileup import Pileup, prepare
 from triggerad.generation.qcd import apply_fakes, forced_decay_weight, lepton_source
 from triggerad.generation.trigger import single_lepton
 
@@ -51,7 +52,8 @@ class JobResult:
     """What a job returns: triggered events (weight = extra weight only) and bookkeeping.
 
     ``source`` is the origin of each event's leading accepted lepton
-    (:func:`~triggerad.generation.qcd.lepton_source`), aligned with ``batch``.
+    (:func:`~triggerad.generation.qcd.lepton_source`), aligned with ``batch``;
+    ``pileup_overlays`` the number of minimum-bias events overlaid on all generated events.
     """
 
     name: str
@@ -64,6 +66,7 @@ class JobResult:
     seconds: float
     init_seconds: float
     cpu_seconds: float
+    pileup_overlays: int = 0
 
 
 def job_seeds(seed: int, name: str, index: int) -> tuple[int, int, np.random.SeedSequence]:
@@ -83,33 +86,6 @@ def pythia_settings(cfg: GenerateConfig, process: ProcessConfig) -> list[str]:
     return settings + py.forcing_settings(process.forced_decays, process.forced_products)
 
 
-class Pileup:
-    """Minimum-bias overlay from a second Pythia instance.
-
-    Only the beam energy and ``pileup.settings`` apply (not ``beam.settings``): minimum-bias
-    events need multiparton interactions even when the hard process runs without them.
-    """
-
-    def __init__(self, cfg: GenerateConfig, seed: int, charges: py.ChargeTable):
-        settings = [f"Beams:eCM = {cfg.beam.ecm}", *cfg.pileup.settings]
-        self.pythia = py.make_pythia(settings, seed)
-        self.mu = cfg.pileup.mu
-        self.charges = charges
-
-    def overlay(self, hard: py.Particles, rng: np.random.Generator) -> tuple[py.Particles, np.ndarray]:
-        """Add N ~ Poisson(mu) minimum-bias events to each event; return particles and N."""
-        n_pu = rng.poisson(self.mu, size=hard.n_events)
-        total = int(n_pu.sum())
-        if total == 0:
-            return hard, n_pu
-        pu = py.generate(self.pythia, total, self.charges)
-        grouped = py.Particles(
-            pu.offsets[np.concatenate([[0], np.cumsum(n_pu)])],
-            **{f: getattr(pu, f) for f in py.Particles.FIELDS},
-        )
-        return py.Particles.merge(hard, grouped), n_pu
-
-
 def run_job(job: Job) -> JobResult:
     """Generate, reconstruct and trigger one job's events."""
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -118,11 +94,12 @@ def run_job(job: Job) -> JobResult:
     pythia = py.make_pythia(pythia_settings(cfg, proc), seed_hard)
     charges = py.ChargeTable(pythia.particleData)
     fractions = py.forced_fractions(pythia, proc.forced_decays) if proc.forced_decays else None
-    pileup = Pileup(cfg, seed_pileup, charges) if cfg.pileup.mu > 0 else None
+    pileup = (Pileup(cfg.pileup, cfg.beam.ecm, pythia_seed=seed_pileup, seed=job.seed,
+                     charges=charges) if cfg.pileup.mu > 0 else None)
     init_seconds = time.perf_counter() - start
     rng = np.random.default_rng(seq)
     detector = Detector(cfg.detector, rng)
-    selected, sources = [], []
+    selected, sources, overlays = [], [], 0
     first_event = job.index * cfg.output.job_size
     for lo in range(0, job.n_events, cfg.output.batch_size):
         k = min(cfg.output.batch_size, job.n_events - lo)
@@ -130,7 +107,8 @@ def run_job(job: Job) -> JobResult:
         weight = np.ones(k)
         n_pu = np.zeros(k)
         if pileup is not None:
-            particles, n_pu = pileup.overlay(particles, rng)
+            particles, n_pu, _ = pileup.overlay(particles, rng)
+            overlays += int(n_pu.sum())
         reco = detector(particles)
         if fractions is not None:
             weight *= forced_decay_weight(reco, particles, fractions, cfg.trigger)
@@ -149,7 +127,7 @@ def run_job(job: Job) -> JobResult:
     return JobResult(
         job.name, job.index, EventBatch.concatenate(selected), np.concatenate(sources),
         job.n_events, sigma, sigma_err,
-        time.perf_counter() - start, init_seconds, time.process_time() - cpu_start,
+        time.perf_counter() - start, init_seconds, time.process_time() - cpu_start, overlays,
     )
 
 
@@ -297,10 +275,12 @@ def generate(
     """
     outdir = Path(outdir)
     start = time.perf_counter()
+    jobs = make_jobs(cfg, n_events, seed)
+    pileup = pileup_plan(cfg.pileup, cfg.beam.ecm, seed, jobs, progress=progress)
     results, executor_name = run_jobs(
-        make_jobs(cfg, n_events, seed), workers=workers, executor=executor, scheduler=scheduler,
-        progress=progress,
+        jobs, workers=workers, executor=executor, scheduler=scheduler, progress=progress,
     )
+    pileup_report(pileup, cfg.pileup, sum(r.pileup_overlays for r in results))
     outdir.mkdir(parents=True, exist_ok=True)
     batches, sources, processes = combine(results, cfg)
     bkg = background(batches, cfg, seed)
@@ -323,11 +303,28 @@ def generate(
         "validation": validation.validate(batches, sources, processes, cfg),
         "files": [p.name for p in files],
         "model": model_description(cfg),
+        "pileup": pileup,
     }
     atomic.write_json(outdir / SUMMARY_FILE, summary)
     atomic.write_text(outdir / VALIDATION_FILE, validation.format_validation(summary["validation"])
                       + "\n")
     return summary
+
+
+def pileup_plan(cfg: PileupConfig, ecm: float, seed: int, jobs: list[Job], *,
+                progress: bool = True) -> dict:
+    """Check the pile-up reuse bound and build the pool before the jobs start
+    (:func:`triggerad.generation.pileup.prepare`); the jobs' ``process.pileup_mu`` (LLP samples)
+    or ``cfg.mu`` gives each job's mu."""
+    overlays = sum(j.n_events * getattr(j.process, "pileup_mu", cfg.mu) for j in jobs)
+    return {"mu": cfg.mu, **prepare(cfg, ecm, seed, overlays=overlays, progress=progress)}
+
+
+def pileup_report(plan: dict, cfg: PileupConfig, overlays: int) -> None:
+    """Add the realised overlays and reuse factor (overlays / pool size) to ``plan``."""
+    plan["overlays"] = overlays
+    if cfg.route == "library":
+        plan["reuse_factor"] = overlays / cfg.pool_size
 
 
 def model_description(cfg: GenerateConfig) -> dict:
