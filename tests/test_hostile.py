@@ -471,6 +471,34 @@ def test_invalid_pythia_setting_refused_before_generation(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_invalid_pythia_setting_refused_before_tagger_generation(tmp_path, capsys):
+    import yaml
+
+    from triggerad.config import resolve_config
+
+    cfg = yaml.safe_load(resolve_config("tagger-generate-fast").read_text())
+    cfg["signals"]["HSS_m40_bb"]["settings"] = ["HiggsSM:gg2HH = on"]
+    path = tmp_path / "llp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "out"
+    refused(["tagger", "generate", path, "--events", "10", "--workers", "1", "--out", out],
+            capsys, f"{path}: signals.HSS_m40_bb: Pythia rejects the setting "
+            "'HiggsSM:gg2HH = on' (unknown name, or a value that is not meaningful for it)")
+    assert not out.exists()
+    # the packaged config's settings (signal models included) are all accepted
+    cfg["signals"]["HSS_m40_bb"]["settings"] = []
+    path.write_text(yaml.safe_dump(cfg))
+    from tagger.samples import load_config
+    from triggerad.cli.tagger.generate import pythia_groups
+    from triggerad.generation.pythia import check_settings
+
+    groups = pythia_groups(load_config(path), str(path))
+    assert set(groups) == {"beam", "signals.HSS_m15_bb", "signals.HSS_m40_bb",
+                           "signals.HSS_m55_bb", "signals.HSS_m40_qq", "processes.QCD",
+                           "processes.ttbar", "processes.shifted:QCD", "processes.shifted:ttbar"}
+    check_settings(groups, str(path))
+
+
 # Executor -----------------------------------------------------------------------------------------
 def test_unreachable_or_malformed_scheduler(model, stream, tmp_path, monkeypatch, capsys):
     import dask.distributed

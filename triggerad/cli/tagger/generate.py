@@ -47,6 +47,7 @@ def run_generate(args) -> int:
     from triggerad import atomic
     from triggerad.cli import check_out
     from triggerad.errors import ConfigError
+    from triggerad.generation.pythia import check_settings
     from triggerad.provenance import write_provenance
 
     cfg = load_config(args.config)
@@ -56,6 +57,7 @@ def run_generate(args) -> int:
             f"--events and --workers must be positive, found {events!r}, {args.workers!r}"
         )
     check_out(args, COMMAND)
+    check_settings(pythia_groups(cfg, str(args.config)), str(args.config))
     with atomic.atomic_dir(args.out) as tmp:
         summary = generate(cfg, events, tmp, seed=args.seed, workers=args.workers,
                            executor=args.executor, scheduler=args.scheduler,
@@ -68,3 +70,17 @@ def run_generate(args) -> int:
     print(format_table(summary))
     print(f"wall time {summary['wall_seconds']:.0f} s -> {args.out}", file=sys.stdout)
     return 0
+
+
+def pythia_groups(cfg, where: str) -> dict[str, list[str]]:
+    """Config key -> the Pythia settings of that sample (checked before any worker starts)."""
+    from tagger.samples import samples
+
+    groups = {"beam": [f"Beams:eCM = {cfg.beam.ecm}", *cfg.beam.settings]}
+    for name, sample in samples(cfg, where).items():
+        if sample.signal:
+            settings = sample.signal.pythia_settings(cfg.ctau.range[0], "spectrum.slha")
+            groups[f"signals.{name}"] = settings
+        else:
+            groups[f"processes.{name}"] = sample.settings
+    return groups
