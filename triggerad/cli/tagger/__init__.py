@@ -12,7 +12,9 @@ import pkgutil
 from triggerad.cli import add_command
 
 #: Order in which the subcommands are listed in ``trigger-ad tagger --help`` (the data flow).
-ORDER = ("quickstart", "generate", "train", "evaluate", "score")
+#: Module names; ``tracks_generate`` is the subcommand ``tracks-generate``.
+ORDER = ("quickstart", "generate", "train", "evaluate", "score", "tracks_quickstart",
+         "tracks_generate", "tracks_train", "tracks_evaluate")
 
 
 def register(subparsers) -> None:
@@ -22,8 +24,10 @@ def register(subparsers) -> None:
         example="trigger-ad tagger generate tagger-generate-fast --out llp_samples/\n"
                 "trigger-ad tagger SUBCOMMAND --help",
         description="The long-lived-particle (LLP) jet tagger: generate displaced-jet samples, "
-                    "train the c-tau-parametrised tagger, evaluate it and score jet files. "
-                    "See docs/tagger.md.",
+                    "train the c-tau-parametrised tagger, evaluate it and score jet files "
+                    "(docs/tagger.md); track-level LLP event classification under pile-up "
+                    "with an MLP or a Transformer, supervised or CWoLa, tracks-* "
+                    "(docs/tracks.md).",
     )
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
     sub = parser.add_subparsers(dest="tagger_command", metavar="SUBCOMMAND")

@@ -1,0 +1,304 @@
+"""Track-level LLP event classification (tagger.tracks, issue 20): sample selection, masking and
+permutation invariance of both networks, CWoLa labels, training, evaluation, config errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tagger.tracks import cwola, synthetic
+from tagger.tracks import features as feat
+from tagger.tracks.config import ModelsConfig, load_config
+from tagger.tracks.generate import TRACK_FIELDS, select_tracks
+from triggerad.cli import main
+from triggerad.errors import ConfigError
+
+FAST = Path(__file__).resolve().parents[1] / "configs" / "tracks-fast.yaml"
+TINY = {"models": {"mlp": {"track_layers": [16, 16], "event_layers": [16]},
+                   "transformer": {"dim": 16, "heads": 2, "layers": 2, "ff_dim": 16,
+                                   "event_layers": [16]}},
+        "selection": {"n_tracks": 12},
+        "training": {"epochs": 6, "batch_size": 64, "learning_rate": 0.005, "patience": 6}}
+
+
+def tiny_config(**training):
+    over = {k: dict(v) for k, v in TINY.items()}
+    over["training"].update(training)
+    return load_config(FAST, over)
+
+
+# Sample selection ---------------------------------------------------------------------------
+def test_select_tracks_keeps_highest_pt_tracks_per_event_zero_padded():
+    from triggerad.generation.tracking import Candidates
+
+    event = np.array([0, 0, 0, 0, 1, 2, 2])
+    pt = np.array([1.0, 5.0, 0.3, 3.0, 2.0, 0.9, 4.0])
+    charge = np.array([1, -1, 1, 0, 1, 1, 1])  # the 3 GeV candidate is neutral
+    eta = np.array([0.1, 0.2, 0.3, 0.4, 3.0, 0.5, 0.6])
+    z = np.zeros(7)
+    cands = Candidates(3, event, np.arange(7), charge, z, pt, eta, z + 0.5, z,
+                       d0=np.arange(7) * 0.1, d0_err=z + 0.01, dz=z, dz_err=z + 0.02,
+                       trk_chi2=z, n_hits=z, lost_inner_hits=z, trk_quality=z,
+                       pv_assoc_quality=z, from_pv=z, hcal_fraction=z, puppi_weight=z)
+    pile = np.array([0, 1, 0, 0, 0, 1, 0], bool)
+    cfg = load_config(FAST).selection
+    cfg.n_tracks, cfg.eta_max = 2, 2.5
+    tracks, flags, count = select_tracks(cands, pile, cfg)
+    assert tracks.shape == (3, 2, len(TRACK_FIELDS))
+    np.testing.assert_array_equal(count, [2, 0, 2])  # event 1: its track is outside |eta|
+    np.testing.assert_allclose(tracks[0, :, 0], [5.0, 1.0])  # 0.3 GeV below pt_min, neutral out
+    np.testing.assert_allclose(tracks[0, :, 3], [0.1, 0.0])  # d0 follows its track
+    np.testing.assert_allclose(tracks[2, :, 0], [4.0, 0.9])
+    np.testing.assert_array_equal(flags, [[1, 0], [0, 0], [0, 1]])
+    assert np.all(tracks[1] == 0)
+
+
+def test_features_are_zero_and_masked_for_padding():
+    s = synthetic.make(50, n_tracks=12, seed=3)
+    x, mask = feat.track_features(s.tracks, s.n_tracks)
+    assert x.shape == (50, 12, len(feat.INPUT_FEATURES))
+    np.testing.assert_array_equal(mask.sum(axis=1), s.n_tracks)
+    assert np.all(x[mask == 0] == 0) and np.all(np.isfinite(x))
+    norm = feat.fit_normalisation(x, mask)
+    z = feat.normalise(x, mask, norm)
+    np.testing.assert_allclose(z[mask > 0].mean(axis=0), 0.0, atol=1e-5)
+    # the toy's resolutions are constant: their std stays 0 (no division by 0)
+    np.testing.assert_allclose(z[mask > 0].std(axis=0), [1.0] * 8 + [0.0] * 2, atol=1e-4)
+
+
+# Networks: masking and permutation invariance -----------------------------------------------
+@pytest.fixture(scope="module")
+def nets():
+    import tensorflow as tf
+
+    from tagger.tracks.models import build
+
+    tf.keras.utils.set_random_seed(5)
+    cfg = tiny_config().models
+    return {a: (build(a, cfg, 12, 10), build(a, cfg, 20, 10)) for a in ("mlp", "transformer")}
+
+
+@pytest.mark.parametrize("arch", ["mlp", "transformer"])
+def test_padding_does_not_change_the_output(nets, arch):
+    small, large = nets[arch]
+    large.set_weights(small.get_weights())  # per-track weights: independent of N
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 12, 10)).astype(np.float32)
+    mask = (np.arange(12)[None, :] < np.array([[12], [7], [1], [4]])).astype(np.float32)
+    ref = small.predict([x * mask[..., None], mask], verbose=0)
+    # garbage in the padded slots is ignored
+    junk = np.where(mask[..., None] > 0, x, rng.normal(size=x.shape) * 100).astype(np.float32)
+    np.testing.assert_allclose(small.predict([junk, mask], verbose=0), ref, rtol=1e-5, atol=1e-5)
+    # 8 more padded tracks give the same output
+    x20 = np.concatenate([x * mask[..., None], rng.normal(size=(4, 8, 10))], axis=1)
+    mask20 = np.concatenate([mask, np.zeros((4, 8))], axis=1).astype(np.float32)
+    np.testing.assert_allclose(large.predict([x20.astype(np.float32), mask20], verbose=0), ref,
+                               rtol=1e-5, atol=1e-5)
+    assert np.std(ref) > 1e-4  # the events really differ
+
+
+@pytest.mark.parametrize("arch", ["mlp", "transformer"])
+def test_permuting_the_tracks_does_not_change_the_output(nets, arch):
+    net = nets[arch][0]
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3, 12, 10)).astype(np.float32)
+    mask = (np.arange(12)[None, :] < np.array([[12], [9], [5]])).astype(np.float32)
+    ref = net.predict([x, mask], verbose=0)
+    perm = rng.permutation(12)
+    out = net.predict([x[:, perm], mask[:, perm]], verbose=0)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_architecture_is_a_config_error():
+    from tagger.tracks.models import build
+
+    with pytest.raises(ConfigError, match="unknown architecture 'transfomer'.*'transformer'"):
+        build("transfomer", ModelsConfig(), 10, 10)
+
+
+# CWoLa ---------------------------------------------------------------------------------------
+def test_cwola_targets_are_mixture_membership_not_truth():
+    truth = (np.random.default_rng(0).random(4000) < 0.5).astype(np.int8)
+    index, target = cwola.mixtures(truth, 0.3, 0.0, np.random.default_rng(1))
+    assert len(np.unique(index)) == len(index)  # an event enters one mixture at most
+    t = truth[index]
+    # mixture 1 holds 30 % signal, mixture 2 none
+    assert t[target == 1].mean() == pytest.approx(0.3, abs=0.002)
+    assert t[target == 0].mean() == 0.0
+    # QCD events of mixture 1 carry target 1: the targets are not the truth labels
+    assert target[(t == 0)].mean() == 0.5
+    assert np.mean(target == t) < 0.7
+    # equal numbers of QCD events in both mixtures: a truth-blind classifier sees 50/50 QCD
+    assert np.sum((t == 0) & (target == 1)) == np.sum((t == 0) & (target == 0)) == 984
+
+
+def test_cwola_with_a_reference_fraction_and_little_signal():
+    truth = np.r_[np.ones(100), np.zeros(2000)].astype(np.int8)
+    index, target = cwola.mixtures(truth, 0.3, 0.1, np.random.default_rng(1))
+    t = truth[index]
+    assert t[target == 1].mean() == pytest.approx(0.3, abs=0.01)
+    assert t[target == 0].mean() == pytest.approx(0.1, abs=0.01)
+    assert t.sum() <= 100
+
+
+def test_cwola_training_sees_membership_only(tmp_path):
+    """The training targets of a CWoLa model differ from the truth exactly where membership
+    says so: its training summary records 30 % and 0 % signal per target class."""
+    from tagger.tracks.train import targets
+
+    cfg = tiny_config()
+    s = synthetic.make(1000, n_tracks=12, seed=4)
+    idx, y = targets(s, np.arange(1000), "cwola", cfg, 0.3, np.random.default_rng(0))
+    assert s.label[idx][y == 1].mean() == pytest.approx(0.3, abs=0.005)
+    assert s.label[idx][y == 0].mean() == 0.0
+    idx_s, y_s = targets(s, np.arange(1000), "supervised", cfg, 0.3, np.random.default_rng(0))
+    np.testing.assert_array_equal(y_s, s.label)
+
+
+# Training and evaluation ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from tagger.tracks.kinds import load
+    from tagger.tracks.train import train
+
+    root = tmp_path_factory.mktemp("tracks")
+    sample = synthetic.make(2000, n_tracks=12, seed=11, displaced_fraction=0.5,
+                            path=root / "tracks_mu60.npz")
+    synthetic.write(sample, root / "tracks_mu60.npz")
+    out = {}
+    for arch, lab, epochs in (("mlp", "supervised", 8), ("mlp", "cwola", 8),
+                              ("transformer", "supervised", 3)):
+        cfg = tiny_config(epochs=epochs)
+        summary = train(cfg, sample, root / f"{arch}_{lab}", architecture=arch, labelling=lab,
+                        progress=False)
+        out[arch, lab] = (load(root / f"{arch}_{lab}"), summary)
+    return root, sample, out
+
+
+def test_tiny_models_train_and_their_loss_falls(trained):
+    _, _, models = trained
+    for (arch, lab), (model, s) in models.items():
+        assert s["loss"][-1] < s["loss"][0], (arch, lab, s["loss"])
+        assert model.meta["kind"] == "track_classifier" and model.meta["architecture"] == arch
+    assert models["mlp", "supervised"][1]["loss"][-1] < 0.6 * models["mlp", "supervised"][1][
+        "loss"][0]
+    cw = models["mlp", "cwola"][1]
+    assert cw["signal_fraction_train"]["target_1"] == pytest.approx(0.3, abs=0.01)
+    assert cw["signal_fraction_train"]["target_0"] == 0.0
+
+
+def test_evaluation_on_synthetic_reaches_known_auc(trained, tmp_path):
+    from tagger.tracks.evaluate import evaluate
+
+    root, sample, models = trained
+    report = evaluate([m for m, _ in models.values()], root, tmp_path / "rep",
+                      importance_events=5)
+    r = report["models"]
+    # the known answer: the number of displaced tracks (|d0| > 5 sigma), the ideal discriminant
+    # of the toy up to ties (events with few tracks may have no displaced one)
+    from tagger.tracks.data import split
+    from triggerad.metrics import auc
+
+    test = sample.take(split(2000, seed=1, val_fraction=0.2, test_fraction=0.3)["test"])
+    assert len(test) == r["mlp_supervised_mu60"]["signal_events"] + r["mlp_supervised_mu60"][
+        "qcd_events"]
+    n_disp = (np.abs(test.tracks[..., 3] / np.maximum(test.tracks[..., 5], 1e-9)) > 5).sum(1)
+    oracle = auc(n_disp[test.label == 0], None, n_disp[test.label == 1])
+    print({k: round(v["auc"], 4) for k, v in r.items()}, "oracle", oracle)
+    assert oracle == pytest.approx(0.90, abs=0.01)
+    assert r["mlp_supervised_mu60"]["auc"] == pytest.approx(oracle + 0.02, abs=0.03)
+    # CWoLa with 30 % vs 0 % signal learns nearly the same from mixture labels only
+    assert r["mlp_cwola_f0.3_mu60"]["auc"] == pytest.approx(oracle, abs=0.06)
+    assert r["transformer_supervised_mu60"]["auc"] > 0.8  # 3 epochs
+    assert r["mlp_supervised_mu60"]["test_events"] == "test split of the training file"
+    assert r["mlp_supervised_mu60"]["signal_events"] + r["mlp_supervised_mu60"]["qcd_events"] \
+        == 600
+    # pT is not informative in the toy: the baseline is near 0.5
+    assert abs(report["baseline"]["mu60"]["sum_pt"]["auc"] - 0.5) < 0.06
+    imp = r["mlp_supervised_mu60"]["track_importance"]
+    assert imp["hard_process"] > imp["pileup"] > 0
+    assert "| mlp_supervised_mu60 | 60 | mlp | supervised |" in (tmp_path / "rep" /
+                                                                "report.md").read_text()
+
+
+def test_scores_do_not_depend_on_the_batch(trained):
+    _, sample, models = trained
+    model = models["transformer", "supervised"][0]
+    full = model.score(sample.tracks[:64], sample.n_tracks[:64])
+    part = model.score(sample.tracks[10:20], sample.n_tracks[10:20], batch_size=3)
+    np.testing.assert_allclose(part, full[10:20], rtol=1e-5, atol=1e-6)
+
+
+# Command line and config errors ---------------------------------------------------------------
+def test_cli_train_evaluate_and_errors(trained, tmp_path, capsys):
+    root, _, _ = trained
+    cfg = tmp_path / "tiny.yaml"
+    import yaml
+
+    raw = yaml.safe_load(FAST.read_text())
+    for k, v in TINY.items():
+        raw[k].update(v)
+    raw["training"]["epochs"] = 2
+    cfg.write_text(yaml.safe_dump(raw))
+    model = tmp_path / "m"
+    assert main(["tagger", "tracks-train", str(cfg), "--data", str(root), "--mu", "60",
+                 "--model", "mlp", "--out", str(model), "--quiet"]) == 0
+    assert "trained mlp (supervised) at mu 60" in capsys.readouterr().out
+    assert main(["tagger", "tracks-evaluate", str(model), "--data", str(root), "--out",
+                 str(tmp_path / "rep"), "--importance-events", "0"]) == 0
+    assert "mlp_supervised_mu60" in capsys.readouterr().out
+    # no sample at mu 0 in the folder: one line naming the file and what is there
+    assert main(["tagger", "tracks-train", str(cfg), "--data", str(root), "--mu", "0",
+                 "--model", "mlp", "--out", str(tmp_path / "m0")]) == 2
+    err = capsys.readouterr().err
+    assert "tracks_mu0.npz: no such track sample; found ['tracks_mu60.npz']" in err
+    assert "Traceback" not in err
+    assert main(["tagger", "tracks-train", str(cfg), "--data", str(root), "--model", "mlp",
+                 "--fraction", "0.2", "--out", str(tmp_path / "m1")]) == 2
+    assert "--fraction 0.2 applies to --labels cwola only" in capsys.readouterr().err
+    # the shared --out guard: a folder another command wrote is refused
+    assert main(["tagger", "tracks-train", str(cfg), "--data", str(root), "--model", "mlp",
+                 "--out", str(tmp_path / "rep")]) == 2
+    assert not (tmp_path / "m0").exists() and not (tmp_path / "m1").exists()
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match=r"models.transformer: unknown key 'head'.*'heads'"):
+        load_config(FAST, {"models": {"transformer": {"head": 2}}})
+    with pytest.raises(ConfigError, match=r"dim must be a multiple of heads"):
+        load_config(FAST, {"models": {"transformer": {"dim": 30, "heads": 4}}})
+    with pytest.raises(ConfigError, match=r"cwola: expected 0 <= reference_fraction < fraction"):
+        load_config(FAST, {"cwola": {"fraction": 0.1, "reference_fraction": 0.2}})
+    with pytest.raises(ConfigError, match=r"selection: mu must be a non-empty list"):
+        load_config(FAST, {"selection": {"mu": []}})
+
+
+# Generation ----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_generated_samples_with_pileup(tmp_path):
+    from tagger.tracks.data import read
+    from tagger.tracks.generate import generate
+
+    cfg = load_config(FAST, {"selection": {"mu": [0.0, 10.0], "n_tracks": 30},
+                             "pileup": {"pool_size": 200, "cache_dir": str(tmp_path / "cache")},
+                             "output": {"job_size": 40, "batch_size": 40}})
+    summary = generate(cfg, 40, tmp_path / "out", seed=3, progress=False)
+    s0, s10 = read(tmp_path / "out" / "tracks_mu0.npz"), read(tmp_path / "out" /
+                                                              "tracks_mu10.npz")
+    for s in (s0, s10):
+        assert s.tracks.shape == (80, 30, 7)
+        assert s.label.sum() == 40  # 2 signals x 20 events, 40 QCD events
+        mask = feat.mask_of(s.n_tracks, 30) > 0
+        assert np.all(s.tracks[mask][:, 0] > 0.5) and np.all(np.abs(s.tracks[mask][:, 1]) < 2.5)
+        assert np.all(s.tracks[~mask] == 0)
+        # falling pT within every event
+        assert np.all(np.diff(np.where(mask, s.tracks[..., 0], 0), axis=1) <= 0)
+    assert s0.from_pileup.sum() == 0 and s0.n_pileup.sum() == 0
+    assert s10.n_pileup.mean() == pytest.approx(10, rel=0.3)
+    assert 0.3 < summary["samples"]["QCD@mu10"]["pileup_track_fraction"] < 0.95
+    assert s10.n_tracks.mean() > s0.n_tracks.mean()
+    # same seed, same file
+    generate(cfg, 40, tmp_path / "again", seed=3, progress=False)
+    assert read(tmp_path / "again" / "tracks_mu10.npz").fingerprint() == s10.fingerprint()
