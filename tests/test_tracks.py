@@ -219,6 +219,7 @@ def test_evaluation_on_synthetic_reaches_known_auc(trained, tmp_path):
     assert abs(report["baseline"]["mu60"]["sum_pt"]["auc"] - 0.5) < 0.06
     imp = r["mlp_supervised_mu60"]["track_importance"]
     assert imp["hard_process"] > imp["pileup"] > 0
+    assert (tmp_path / "rep" / imp["figure"]).stat().st_size > 1000
     assert "| mlp_supervised_mu60 | 60 | mlp | supervised |" in (tmp_path / "rep" /
                                                                 "report.md").read_text()
 

@@ -16,7 +16,9 @@ labelling of the training (a CWoLa model is judged on signal vs QCD, not on its 
     per mu, the scalar pT sum of the kept tracks as the discriminant (the "pT cut");
 ``track_importance``
     occlusion: the mean |change of the logit| when one track is masked, separately for tracks
-    of the hard process and of pile-up, over ``importance_events`` test events;
+    of the hard process and of pile-up, over ``importance_events`` test events (mu > 0), and
+    ``importance_<model>.png``: the tracks of 3 signal events in (eta, phi), marker area ~ that
+    change;
 ``inference_events_per_s``, ``train_events_per_s``
     throughput on this machine (CPU unless TensorFlow sees a GPU).
 """
@@ -58,8 +60,9 @@ def test_events(model, sample: TrackSample) -> tuple[TrackSample, str]:
     return sample, "all events (independent sample)"
 
 
-def track_importance(model, sample: TrackSample, n_events: int) -> dict:
-    """Occlusion importance of hard-process and pile-up tracks (module docstring)."""
+def occlusion(model, sample: TrackSample, n_events: int) -> tuple[np.ndarray, np.ndarray]:
+    """|change of the logit| when each track of the first ``n_events`` events is masked
+    (n_events, N) (0 for padding), and the mask."""
     n_events = min(n_events, len(sample))
     x, mask = feat.inputs(sample.tracks[:n_events], sample.n_tracks[:n_events],
                           model.meta["normalisation"])
@@ -69,13 +72,52 @@ def track_importance(model, sample: TrackSample, n_events: int) -> dict:
     eye = 1.0 - np.eye(size, dtype=np.float32)
     for e in range(n_events):
         out = model.net.predict([np.repeat(x[e:e + 1], size, 0), mask[e] * eye], verbose=0)
-        delta[e] = np.abs(out[:, 0] - base[e])
+        delta[e] = np.abs(out[:, 0] - base[e]) * mask[e]
+    return delta, mask
+
+
+def track_importance(model, sample: TrackSample, n_events: int, plot: Path | None = None
+                     ) -> dict:
+    """Occlusion importance of hard-process and pile-up tracks (module docstring); with
+    ``plot``, a PNG of the tracks of 3 signal events in (eta, phi), area ~ importance."""
+    delta, mask = occlusion(model, sample, n_events)
+    n_events = len(delta)
     valid = mask > 0
     pile = sample.from_pileup[:n_events] > 0
     mean = lambda sel: float(delta[sel].mean()) if sel.any() else None  # noqa: E731
-    return {"events": n_events, "hard_process": mean(valid & ~pile),
-            "pileup": mean(valid & pile),
-            "pileup_track_fraction": float(pile[valid].mean()) if valid.any() else 0.0}
+    out = {"events": n_events, "hard_process": mean(valid & ~pile),
+           "pileup": mean(valid & pile),
+           "pileup_track_fraction": float(pile[valid].mean()) if valid.any() else 0.0}
+    if plot is not None:
+        out["figure"] = importance_plot(plot, sample, delta, pile, model.name)
+    return out
+
+
+def importance_plot(path: Path, sample: TrackSample, delta: np.ndarray, pile: np.ndarray,
+                    title: str) -> str:
+    """Tracks of up to 3 signal events in (eta, phi): marker area ~ occlusion importance,
+    hard process vs pile-up in two colours; returns the file name."""
+    from matplotlib.figure import Figure
+
+    events = np.flatnonzero(sample.label[:len(delta)] == 1)[:3]
+    fig = Figure(figsize=(4 * max(len(events), 1), 4))
+    axes = np.atleast_1d(fig.subplots(1, max(len(events), 1)))
+    scale = 400 / max(float(delta.max()), 1e-9)
+    for ax, e in zip(axes, events, strict=False):
+        k = int(sample.n_tracks[e])
+        eta, phi = sample.tracks[e, :k, 1], sample.tracks[e, :k, 2]
+        for sel, colour, name in ((~pile[e, :k], "tab:red", "hard process"),
+                                  (pile[e, :k], "tab:blue", "pile-up")):
+            ax.scatter(eta[sel], phi[sel], s=5 + scale * delta[e, :k][sel], c=colour,
+                       alpha=0.6, label=name)
+        ax.set_xlabel("track eta")
+        ax.set_ylabel("track phi")
+        ax.set_title(f"signal event {e}", fontsize=9)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{title}: |logit change| when a track is masked", fontsize=10)
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=70, bbox_inches="tight", format="png")
+    return path.name
 
 
 def evaluate(models: list, data: str | Path, out: str | Path, *, importance_events: int = 20
@@ -87,6 +129,7 @@ def evaluate(models: list, data: str | Path, out: str | Path, *, importance_even
     -------
     dict : the report.
     """
+    Path(out).mkdir(parents=True, exist_ok=True)
     samples: dict[float, TrackSample] = {}
     report: dict = {"models": {}, "baseline": {}}
     for model in models:
@@ -105,7 +148,8 @@ def evaluate(models: list, data: str | Path, out: str | Path, *, importance_even
             "train_events": train["train_events"], "epochs": train["epochs_run"],
             "train_seconds": train["seconds"], "train_events_per_s": train["train_events_per_s"],
             "inference_events_per_s": len(events) / seconds, "parameters": train["parameters"],
-            "track_importance": track_importance(model, events, importance_events)
+            "track_importance": track_importance(
+                model, events, importance_events, plot=Path(out) / f"importance_{model.name}.png")
             if importance_events and mu > 0 else None,
         })
         report["models"][model.name] = entry

@@ -160,6 +160,7 @@ def generate(cfg: TracksConfig, n_events: int, outdir: str | Path, *, seed: int 
     results, executor_name = run_jobs(jobs, workers=workers, executor=executor,
                                       progress=progress, runner=run_track_job)
     pileup_report(plan, cfg.pileup, sum(int(r.n_pileup.sum()) for r in results))
+    plan["mu"] = list(cfg.selection.mu)  # one file per mu (pileup.mu is not used)
     names = sorted({s.name for s in table.values()})
     summary: dict = {"samples": {}, "files": []}
     for mu in cfg.selection.mu:
