@@ -274,6 +274,16 @@ def test_config_errors_name_the_key():
         load_config(FAST, {"cwola": {"fraction": 0.1, "reference_fraction": 0.2}})
     with pytest.raises(ConfigError, match=r"selection: mu must be a non-empty list"):
         load_config(FAST, {"selection": {"mu": []}})
+    with pytest.raises(ConfigError, match=r"inputs: unknown track feature 'd0_sigma'.*'d0_sig'"):
+        load_config(FAST, {"models": {"inputs": ["log_pt", "d0_sigma"]}})
+
+
+def test_input_subset_keeps_the_named_columns():
+    s = synthetic.make(20, n_tracks=12, seed=3)
+    full, mask = feat.track_features(s.tracks, s.n_tracks)
+    part, mask2 = feat.track_features(s.tracks, s.n_tracks, ["dz_mm", "log_pt"])
+    np.testing.assert_array_equal(part, full[..., [7, 0]])
+    np.testing.assert_array_equal(mask, mask2)
 
 
 # Generation ----------------------------------------------------------------------------------

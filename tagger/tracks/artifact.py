@@ -40,7 +40,7 @@ def write(folder: str | Path, *, net, architecture: str, labelling: dict, n_trac
     net.save_weights(str(folder / WEIGHTS))
     atomic.write_json(folder / ARTIFACT_FILE, {
         "format_version": FORMAT_VERSION, "kind": KIND, "architecture": architecture,
-        "labelling": labelling, "input_features": list(feat.INPUT_FEATURES),
+        "labelling": labelling, "input_features": list(models.inputs),
         "n_tracks": n_tracks, "normalisation": normalisation, "models": to_dict(models),
         "data_info": data_info, "training": training,
         "versions": library_versions(("tensorflow", "numpy")),
@@ -76,7 +76,8 @@ class TrackClassifier(ModelFolder):
     def logits(self, tracks: np.ndarray, n_tracks: np.ndarray, batch_size: int = 1024
                ) -> np.ndarray:
         """Network output per event for raw tracks (n, N, 7) and counts (n,)."""
-        x, mask = feat.inputs(tracks, n_tracks, self.meta["normalisation"])
+        x, mask = feat.inputs(tracks, n_tracks, self.meta["normalisation"],
+                              self.meta["input_features"])
         return self.net.predict([x, mask], batch_size=batch_size, verbose=0)[:, 0]
 
     def score(self, tracks: np.ndarray, n_tracks: np.ndarray, batch_size: int = 1024

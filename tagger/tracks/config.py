@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Literal
 
 from tagger.samples import CtauConfig, SignalConfig
+from tagger.tracks.features import INPUT_FEATURES
 from triggerad import config as tconfig
+from triggerad.errors import did_you_mean
 from triggerad.generation.config import BeamConfig, OutputConfig, PileupConfig, ProcessConfig
 from triggerad.generation.tracking import CalorimeterConfig, TrackingConfig
 
@@ -68,8 +70,20 @@ class TransformerConfig:
 
 @dataclass
 class ModelsConfig:
+    """Both networks' sizes and the per-track ``inputs`` they see (names of
+    :data:`tagger.tracks.features.INPUT_FEATURES`, default all)."""
+
     mlp: MLPConfig = field(default_factory=MLPConfig)
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    inputs: list[str] = field(default_factory=lambda: list(INPUT_FEATURES))
+
+    def __post_init__(self) -> None:
+        for name in self.inputs:
+            if name not in INPUT_FEATURES:
+                raise ValueError(f"inputs: unknown track feature {name!r}; "
+                                 + did_you_mean(name, INPUT_FEATURES))
+        if not self.inputs or len(set(self.inputs)) != len(self.inputs):
+            raise ValueError(f"inputs: expected distinct feature names, found {self.inputs!r}")
 
 
 @dataclass

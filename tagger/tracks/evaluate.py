@@ -65,7 +65,7 @@ def occlusion(model, sample: TrackSample, n_events: int) -> tuple[np.ndarray, np
     (n_events, N) (0 for padding), and the mask."""
     n_events = min(n_events, len(sample))
     x, mask = feat.inputs(sample.tracks[:n_events], sample.n_tracks[:n_events],
-                          model.meta["normalisation"])
+                          model.meta["normalisation"], model.meta["input_features"])
     base = model.net.predict([x, mask], verbose=0)[:, 0]
     size = mask.shape[1]
     delta = np.zeros((n_events, size))

@@ -20,8 +20,10 @@ def mask_of(n_tracks: np.ndarray, size: int) -> np.ndarray:
     return (np.arange(size)[None, :] < np.asarray(n_tracks)[:, None]).astype(np.float32)
 
 
-def track_features(tracks: np.ndarray, n_tracks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-track inputs (n, N, len(INPUT_FEATURES)) float32 and the mask (n, N).
+def track_features(tracks: np.ndarray, n_tracks: np.ndarray, names=INPUT_FEATURES
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-track inputs (n, N, len(names)) float32 (``names`` from :data:`INPUT_FEATURES`, in
+    that order) and the mask (n, N).
 
     ``tracks`` is (n, N, 7) in the order of ``TRACK_FIELDS``; padded entries come out as 0.
     """
@@ -35,6 +37,7 @@ def track_features(tracks: np.ndarray, n_tracks: np.ndarray) -> tuple[np.ndarray
         np.arcsinh(d0 / 0.1), np.arcsinh(dz / 1.0),
         np.log(safe(d0_err)), np.log(safe(dz_err)),
     ], axis=-1)
+    out = out[..., [INPUT_FEATURES.index(n) for n in names]]
     return np.where(valid[..., None], out, 0.0).astype(np.float32), mask
 
 
@@ -53,9 +56,11 @@ def normalise(x: np.ndarray, mask: np.ndarray, norm: dict) -> np.ndarray:
     return (z * mask[..., None]).astype(np.float32)
 
 
-def inputs(tracks: np.ndarray, n_tracks: np.ndarray, norm: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised network inputs and mask of raw tracks (the model folder's ``norm``)."""
-    x, mask = track_features(tracks, n_tracks)
+def inputs(tracks: np.ndarray, n_tracks: np.ndarray, norm: dict, names=INPUT_FEATURES
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised network inputs ``names`` and mask of raw tracks (the model folder's
+    ``norm``)."""
+    x, mask = track_features(tracks, n_tracks, names)
     return normalise(x, mask, norm), mask
 
 

@@ -98,7 +98,7 @@ def train(cfg: TracksConfig, sample: TrackSample, out: str | Path, *, architectu
     parts = split(len(sample), seed=tc.seed, val_fraction=tc.val_fraction,
                   test_fraction=tc.test_fraction)
     rng = np.random.default_rng([tc.seed, 7])
-    x_all, mask_all = feat.track_features(sample.tracks, sample.n_tracks)
+    x_all, mask_all = feat.track_features(sample.tracks, sample.n_tracks, cfg.models.inputs)
     tr, y_tr = targets(sample, parts["train"], labelling, cfg, fraction, rng)
     va, y_va = targets(sample, parts["val"], labelling, cfg, fraction, rng)
     norm = feat.fit_normalisation(x_all[tr], mask_all[tr])
