@@ -78,13 +78,15 @@ def foreign_folder(tmp_path: Path) -> Path:
     ["generate", "generate-fast", "--events", "10", "--workers", "1", "--out", "{out}"],
     ["tagger", "generate", "tagger-generate-fast", "--events", "10", "--workers", "1",
      "--out", "{out}"],
+    ["tagger", "train", "tagger-train-fast", "--data", "{folder}", "--out", "{out}"],
+    ["tagger", "evaluate", "{model}", "--data", "{folder}", "--out", "{out}"],
     ["score", "{model}", "{data}", "--out", "{out}"],
 ], ids=lambda a: " ".join(a[:2]))
 def test_out_refuses_a_folder_the_command_did_not_write(argv, model, stream, tmp_path, capsys):
     out = foreign_folder(tmp_path)
-    fill = {"model": model, "data": stream[0], "out": out}
+    fill = {"model": model, "data": stream[0], "folder": stream[0].parent, "out": out}
     argv = [a.format(**fill) for a in argv]
-    command = argv[0] if argv[0] != "tagger" else "tagger generate"
+    command = argv[0] if argv[0] != "tagger" else f"tagger {argv[1]}"
     refused(argv, capsys, f"--out {out}: exists, is not empty and was not written by "
             f"'trigger-ad {command}' (it has no provenance.json of trigger-ad); its content "
             "would be lost. Choose another folder, or pass --force to replace it")
@@ -217,6 +219,32 @@ def test_bad_threshold_json_refused_before_any_output(change, match, model, stre
     err = refused(score(bad, stream, out), capsys, match)
     assert f"{bad / 'threshold.json'}: " in err
     assert not out.exists()  # no run.json / manifest.jsonl left behind
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
+@pytest.mark.parametrize("command", ["firmware", "evaluate"])
+def test_nonfinite_threshold_refused_by_firmware_and_evaluate(command, value, model, stream,
+                                                              tmp_path, capsys):
+    """No parameters.h with threshold_units = INT64_MIN, no report on 0 selected events."""
+    bad = edited(model, tmp_path, "threshold.json", _set("value", value))
+    out = tmp_path / "out"
+    data = ["--data", stream[0]] if command == "evaluate" else []
+    refused([command, bad, *data, "--out", out], capsys,
+            f"{bad / 'threshold.json'}: value must be a finite number, found {value!r}; set it "
+            "again with `trigger-ad threshold`")
+    assert not out.exists()
+
+
+def test_float_threshold_refused_by_the_firmware_command(model, tmp_path, capsys):
+    """A cut on the float mu2 is not applied to mu2_q: exit 2 with the command that re-derives it."""
+    bad = edited(model, tmp_path, "threshold.json", _set("score", "mu2"))
+    out = tmp_path / "prj"
+    refused(["firmware", bad, "--out", out], capsys,
+            f"{bad}/threshold.json: the cut is on 'mu2', but the firmware computes 'mu2_q' "
+            f"(anomaly encoder (score = sum of mu^2)); the same cut on another score gives another "
+            f"rate than the one recorded. Set the threshold on the firmware score at the same "
+            f"target: `trigger-ad threshold {bad} --rate 5000 --input-rate 100000 --score mu2_q`")
+    assert not out.exists()
 
 
 # artifact.json and weights ------------------------------------------------------------------------
