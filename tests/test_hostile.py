@@ -310,6 +310,8 @@ def test_missing_or_corrupt_weights_refused(model, stream, tmp_path, capsys):
     (["quickstart", "--events", "0"], "argument --events: expected a positive integer, found '0'"),
     (["quickstart", "--workers", "0"],
      "argument --workers: expected a positive integer, found '0'"),
+    (["tagger", "quickstart", "--workers", "0"],
+     "argument --workers: expected a positive integer, found '0'"),
 ])
 def test_impossible_counts_refused_by_the_parser(argv, match, capsys):
     usage_error(argv, capsys, match)

@@ -42,7 +42,7 @@ def register(sub) -> None:
                    help="training epochs (default: the fast training config's own, 8); more "
                    "than its class-only epochs (3), so that domain adaptation starts")
     p.add_argument("--seed", type=int, default=1, help="generation seed")
-    p.add_argument("--workers", type=int, default=2, help="generation worker processes")
+    p.add_argument("--workers", type=positive_int, default=2, help="generation worker processes")
     p.set_defaults(func=run)
 
 
