@@ -573,3 +573,18 @@ def test_evaluate_threshold_without_fpr_refused(model, stream, tmp_path, capsys)
     refused(["evaluate", bad, "--data", stream[0].parent, "--out", tmp_path / "r"], capsys,
             f"{bad / 'threshold.json'}: lacks 'fpr' (a cut set by hand?)")
     assert not (tmp_path / "r").exists()
+
+
+def test_model_without_its_training_sample_is_a_message(model, stream, tmp_path, capsys):
+    """A model whose data_info records no training sample (edited, or not from `trigger-ad
+    train`, like the test model): threshold / evaluate without --data say so, no KeyError."""
+    lacks = ("data_info lacks 'background', 'reader', 'fingerprint', 'n_events', 'fractions', "
+             "'split_seed' (found keys ['files']), so the {!r} split of the training sample cannot "
+             "be reloaded")
+    copy = edited(model, tmp_path, "threshold.json", lambda d: d.__setitem__("fpr", 0.05))
+    refused(["threshold", copy, "--rate", "1kHz", "--input-rate", "100kHz"], capsys,
+            f"{copy}/artifact.json: " + lacks.format("val"))
+    refused(["evaluate", copy, "--data", stream[0].parent, "--out", tmp_path / "r"], capsys,
+            f"{copy}/artifact.json: " + lacks.format("test"))
+    assert not (tmp_path / "r").exists()
+    assert main(["threshold", str(copy), "--fpr", "0.05", "--data", str(stream[0])]) == 0
