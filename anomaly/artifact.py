@@ -6,6 +6,8 @@ Layout::
                                          data_info (background files, split, fingerprint)
     MODEL/vae.weights.h5                 float VAE weights (encoder + decoder)
     MODEL/quantized_encoder.weights.h5   QKeras encoder weights (mu and logvar heads)
+    MODEL/fastpath.json                  the integer score graph for TensorFlow-free scoring
+                                         (anomaly/stream/fastpath.py; checked on load)
     MODEL/threshold.json                 written later by ``trigger-ad threshold``
     MODEL/logs/, MODEL/checkpoints/      TensorBoard logs and best-epoch weights of the training
     MODEL/provenance.json, MODEL/config.resolved.yaml
@@ -128,6 +130,15 @@ def write_artifact_files(
         vae.save_weights(str(folder / VAE_WEIGHTS))
         quantized_encoder.save_weights(str(folder / QUANTIZED_WEIGHTS))
     atomic.write_json(folder / ARTIFACT_FILE, meta)
+    write_fastpath_file(ModelArtifact(folder, meta))
+
+
+def write_fastpath_file(art: ModelArtifact) -> Path:
+    """Write ``MODEL/fastpath.json``: the model's integer score graph, built from the saved
+    weights, for TensorFlow-free scoring (:mod:`anomaly.stream.fastpath`)."""
+    from anomaly.stream.fastpath import write_fastpath
+
+    return write_fastpath(art.path, art.meta, art.fixed_graph())
 
 
 def save_artifact(path: str | Path, **kwargs) -> Path:
@@ -257,7 +268,7 @@ class ModelArtifact(models.ModelFolder):
         SchemaMismatchError
             If the batch cannot give this model's inputs or the model was trained on another schema.
         """
-        from anomaly.model import input_names
+        from anomaly.features import input_names
 
         self._check_schema(list(input_names(self.kind)), "input schema of this trigger-ad version")
         return raw_inputs(self.kind, batch)

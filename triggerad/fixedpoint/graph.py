@@ -10,7 +10,7 @@ import json
 import numpy as np
 
 from triggerad.errors import did_you_mean
-from triggerad.fixedpoint.layers import Input, Layer
+from triggerad.fixedpoint.layers import Input, Layer, layer_from_dict
 from triggerad.fixedpoint.types import FixedPointError
 
 
@@ -121,6 +121,31 @@ class FixedGraph:
     def to_dict(self) -> dict:
         """JSON-ready description of every layer (types and raw constants) and the outputs."""
         return {"layers": [layer.to_dict() for layer in self.layers], "outputs": self.outputs}
+
+    @classmethod
+    def from_dict(cls, description: dict) -> FixedGraph:
+        """Rebuild a graph from :meth:`to_dict` (same arithmetic, hence the same digest).
+
+        Raises
+        ------
+        FixedPointError
+            For a malformed description (naming the layer and what is wrong).
+        """
+        if not isinstance(description, dict) or not isinstance(description.get("layers"), list):
+            raise FixedPointError("fixed-point graph description: expected a dict with a "
+                                  f"'layers' list, found {type(description).__name__}")
+        layers: list[Layer] = []
+        results: dict = {}
+        for spec in description["layers"]:
+            sources = spec.get("inputs", []) if isinstance(spec, dict) else []
+            missing = [s for s in sources if s not in results]
+            if missing:
+                raise FixedPointError(f"layer {spec.get('name')!r} reads {missing}, not "
+                                      "described before it")
+            layer = layer_from_dict(spec, results[sources[0]] if sources else None)
+            layers.append(layer)
+            results[layer.name] = layer.result
+        return cls(layers, list(description.get("outputs", [])))
 
     def digest(self) -> str:
         """SHA-256 of :meth:`to_dict`: equal digests mean bit-identical arithmetic."""

@@ -204,7 +204,8 @@ def run_stream(
         Where the files are counted and the units scored (default: in this process, reading
         one unit ahead). Outputs do not depend on it.
     scores : list of str, optional
-        Scores to compute (default: every score the model defines).
+        Scores to compute (default: what the model's scorer computes by default; for the VAEs
+        the threshold's score, ``["all"]`` every score).
     on_error : {"skip", "fail"}
         Unreadable files or chunks are listed in the summary and skipped, or stop the run.
     progress : bool
