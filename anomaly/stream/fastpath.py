@@ -133,7 +133,8 @@ def load_fastpath(folder: str | Path, meta: dict):
     stale = [k for k in expected if found.get(k) != expected[k]]
     if stale:
         raise ModelFolderError(f"{path}: built from another {', '.join(stale)} than the folder "
-                               f"holds now (weights or artifact.json changed); {fix}")
+                               "holds now (a weights file replaced or corrupt, or artifact.json "
+                               f"edited); {fix}")
     return graph
 
 
