@@ -14,18 +14,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 #: Columns of the score parts the monitor needs.
 MONITOR_COLUMNS = ["block", "run", "lumi", "pileup", "threshold", "accepted"]
 
 
 def garwood(counts: np.ndarray, confidence: float = 0.6827) -> tuple[np.ndarray, np.ndarray]:
-    """Central Garwood (exact Poisson) interval [low, high] for observed counts."""
+    """Central Garwood (exact Poisson) interval [low, high] for observed counts.
+
+    ``chi2.ppf(q, 2k) / 2`` is computed as ``gammaincinv(k, q)`` (the same numbers; scipy.special
+    imports several times faster than scipy.stats, which counts in the command's wall time).
+    """
     counts = np.asarray(counts, dtype=np.float64)
     alpha = 1.0 - confidence
-    low = np.where(counts > 0, stats.chi2.ppf(alpha / 2, 2 * counts) / 2, 0.0)
-    high = stats.chi2.ppf(1 - alpha / 2, 2 * counts + 2) / 2
+    low = np.where(counts > 0, special.gammaincinv(np.maximum(counts, 1), alpha / 2), 0.0)
+    high = special.gammaincinv(counts + 1, 1 - alpha / 2)
     return low, high
 
 
