@@ -215,6 +215,9 @@ def test_graph_rebuilt_from_its_description_is_bit_identical():
     for name in ("d", "score", "bit"):
         np.testing.assert_array_equal(a[name], b[name])
     assert 0 < a["bit"].mean() < 1
+    sub = rebuilt.subgraph(["score"])  # what the stream scorer evaluates for mu2_q alone
+    assert [la.name for la in sub.layers] == ["x", "s", "d", "r", "p", "score"]
+    np.testing.assert_array_equal(sub.run(x)["score"], a["score"])
     bad = graph.to_dict()
     bad["layers"][2]["kind"] = "Dense3D"
     with pytest.raises(FixedPointError, match="layer 'd': unknown kind 'Dense3D'"):

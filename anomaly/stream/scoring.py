@@ -18,7 +18,7 @@ import logging
 
 import numpy as np
 
-from anomaly.quantized import FIXED_POINT_SCORES, quantized_scores
+from anomaly.quantized import FIXED_POINT_SCORES, SCORE_LAYER, quantized_scores
 from anomaly.stream.fastpath import (
     FastPathMissingError,
     NumpyNet,
@@ -125,6 +125,8 @@ class StreamScorer(ModelScorer):
                 return
         if set(self.scores) & set(FIXED_POINT_SCORES):
             self._graph = self.fastpath_graph()
+            if "kl_q" not in self.scores:  # mu2_q only: the logvar head is not evaluated
+                self._graph = self._graph.subgraph([SCORE_LAYER])
         self._prepared = True
 
     def fastpath_graph(self):

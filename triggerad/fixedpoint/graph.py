@@ -80,9 +80,14 @@ class FixedGraph:
         with single_threaded_blas():
             if n <= self.BLOCK:
                 return self._run_block(x, wanted)
-            blocks = [self._run_block([a[start:start + self.BLOCK] for a in x], wanted)
-                      for start in range(0, n, self.BLOCK)]
-        return {name: np.concatenate([b[name] for b in blocks]) for name in wanted}
+            out: dict[str, np.ndarray] = {}
+            for start in range(0, n, self.BLOCK):
+                block = self._run_block([a[start:start + self.BLOCK] for a in x], wanted)
+                for name, values in block.items():
+                    if name not in out:
+                        out[name] = np.empty((n, *values.shape[1:]), dtype=values.dtype)
+                    out[name][start:start + len(values)] = values
+        return out
 
     def _run_block(self, x, wanted: set[str]) -> dict[str, np.ndarray]:
         readers: dict[str, int] = {}
@@ -108,6 +113,14 @@ class FixedGraph:
     def value(self, name: str, raw: np.ndarray) -> np.ndarray:
         """Float64 values of the raw output ``raw`` of layer ``name`` (exact)."""
         return self.layer(name).result.from_raw(raw)
+
+    def subgraph(self, outputs: list[str]) -> FixedGraph:
+        """The graph computing only ``outputs`` (the layers they depend on; same arithmetic)."""
+        needed = {self.layer(name).name for name in outputs}
+        for layer in reversed(self.layers):
+            if layer.name in needed:
+                needed.update(layer.inputs)
+        return FixedGraph([la for la in self.layers if la.name in needed], list(outputs))
 
     def extend(self, layer: Layer) -> FixedGraph:
         """A new graph with ``layer`` appended as a further output."""
