@@ -11,7 +11,9 @@ Writes a multi-file ADC2021 HDF5 stream, then measures in the same process:
    of ``MODEL/fastpath.json``; read, inputs, decisions, parquet parts, manifest) with the default
    local executor (the next unit read in a background thread while the current one is scored,
    the previous one written by the driver's writer thread) and reading sequentially (events/s of
-   the scoring loop, and wall clock incl. model loading, planning and the summary);
+   the scoring loop, and wall clock incl. model loading, planning and the summary); also events
+   per CPU second of the whole run vs those of the raw read (``ratio_default_cpu``: the overhead
+   of scoring, much less sensitive to a shared machine than the wall clock);
 3. the same with ``--score all`` (decoder scores through TensorFlow, large batch);
 4. Keras ``predict`` of the quantized encoder with its default batch size (32) on the normalised
    inputs (events/s, on a subset);
@@ -87,14 +89,15 @@ def raw_columns(model: Path, scores: list[str]) -> list[str]:
             for field in StreamScorer(str(model), scores).read_fields]
 
 
-def raw_read(files: list[Path], chunk: int, columns: list[str], inflate: bool = False) -> float:
-    """events/s of an h5py read of the datasets ``columns`` in chunks of ``chunk`` events
-    (``inflate``: through :func:`triggerad.io.adc2021.read_rows`)."""
+def raw_read(files: list[Path], chunk: int, columns: list[str], inflate: bool = False
+             ) -> tuple[float, float]:
+    """(events/s, events per CPU second) of an h5py read of the datasets ``columns`` in chunks
+    of ``chunk`` events (``inflate``: through :func:`triggerad.io.adc2021.read_rows`)."""
     import h5py
 
     from triggerad.io.adc2021 import read_rows
 
-    start, n = time.perf_counter(), 0
+    start, cpu, n = time.perf_counter(), time.process_time(), 0
     for path in files:
         with h5py.File(path, "r") as f:
             total = len(f[columns[0]])
@@ -104,7 +107,7 @@ def raw_read(files: list[Path], chunk: int, columns: list[str], inflate: bool = 
                 else:
                     arrays = [f[c][lo:lo + chunk] for c in columns]
                 n += len(arrays[0])
-    return n / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start), n / (time.process_time() - cpu)
 
 
 RAW_READ_SCRIPT = """
@@ -139,7 +142,8 @@ def process_walls(model: Path, files: list[Path], out: Path, chunk: int,
 
 def score_rate(model: Path, files: list[Path], out: Path, chunk: int, scores,
                read_ahead: int = 1) -> tuple:
-    """(events/s of the scoring loop, events/s wall clock incl. planning and summary)."""
+    """(events/s of the scoring loop, events/s wall clock incl. planning and summary, events per
+    CPU second of the process - every thread - over the whole run)."""
     from triggerad.executor import LocalExecutor
     from triggerad.stream.config import load_score_config
     from triggerad.stream.runner import run_stream
@@ -147,11 +151,11 @@ def score_rate(model: Path, files: list[Path], out: Path, chunk: int, scores,
     shutil.rmtree(out, ignore_errors=True)
     config = load_score_config(None, {"chunking": {"chunk_size": chunk},
                                       "monitor": {"plots": False}})
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     summary = run_stream(str(model), [str(f) for f in files], out, config=config,
                          executor=LocalExecutor(read_ahead), scores=scores, progress=False)
-    wall = time.perf_counter() - start
-    return summary["events_per_s"], summary["events"] / wall
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return summary["events_per_s"], summary["events"] / wall, summary["events"] / cpu
 
 
 def keras_predict_rate(model: Path, files: list[Path], n: int) -> float:
@@ -194,18 +198,22 @@ def main(argv: list[str] | None = None) -> dict:
     score_rate(model, files[:1], work / "out_fast", args.chunk_size, None)  # warm imports
     rounds = []
     for _ in range(args.repeat):
-        fast, fast_wall = score_rate(model, files, work / "out_fast", args.chunk_size, None)
+        fast, fast_wall, fast_cpu = score_rate(model, files, work / "out_fast", args.chunk_size,
+                                               None)
+        raw, raw_cpu = raw_read(files, args.chunk_size, columns)
         rounds.append({
-            "raw_read": raw_read(files, args.chunk_size, columns),
-            "raw_read_inflate": raw_read(files, args.chunk_size, columns, inflate=True),
+            "raw_read": raw,
+            "raw_read_inflate": raw_read(files, args.chunk_size, columns, inflate=True)[0],
             "score_default": fast,
             "score_default_wall": fast_wall,
             "score_default_sequential": score_rate(model, files, work / "out_fast",
                                                    args.chunk_size, None, read_ahead=0)[0],
+            "raw_read_cpu": raw_cpu,
+            "score_default_cpu": fast_cpu,
         })
     results: dict = {"events": args.files * args.events, "raw_columns": ",".join(columns)}
     results.update({key: max(r[key] for r in rounds) for key in rounds[0]})  # best of each
-    results["score_all"], results["score_all_wall"] = score_rate(
+    results["score_all"], results["score_all_wall"], _ = score_rate(
         model, files, work / "out_all", args.chunk_size, ["all"])
     results["keras_predict_default_batch"] = keras_predict_rate(model, files, args.keras_events)
     if args.cli:
@@ -217,8 +225,9 @@ def main(argv: list[str] | None = None) -> dict:
     for name, key, base in (("default", "score_default", "raw_read"),
                             ("default_sequential", "score_default_sequential", "raw_read"),
                             ("default_wall", "score_default_wall", "raw_read"),
+                            ("default_cpu", "score_default_cpu", "raw_read_cpu"),
                             ("default_vs_raw_inflate", "score_default", "raw_read_inflate")):
-        label = name if base == "raw_read_inflate" else f"{name}_vs_raw"
+        label = name if base != "raw_read" else f"{name}_vs_raw"
         results[f"ratio_{label}"] = results[key] / results[base]
         per_round = sorted(r[key] / r[base] for r in rounds)
         results[f"ratio_{label}_rounds"] = (f"median {np.median(per_round):.3f}, "
