@@ -110,6 +110,7 @@ def write_artifact_files(
         Training summary (final losses, epochs) stored for reference.
     """
     from anomaly.model import input_names, quiet_qkeras
+    from anomaly.stream.fastpath import write_fastpath
 
     folder = Path(folder)
     kind = vae.kind
@@ -130,15 +131,8 @@ def write_artifact_files(
         vae.save_weights(str(folder / VAE_WEIGHTS))
         quantized_encoder.save_weights(str(folder / QUANTIZED_WEIGHTS))
     atomic.write_json(folder / ARTIFACT_FILE, meta)
-    write_fastpath_file(ModelArtifact(folder, meta))
-
-
-def write_fastpath_file(art: ModelArtifact) -> Path:
-    """Write ``MODEL/fastpath.json``: the model's integer score graph, built from the saved
-    weights, for TensorFlow-free scoring (:mod:`anomaly.stream.fastpath`)."""
-    from anomaly.stream.fastpath import write_fastpath
-
-    return write_fastpath(art.path, art.meta, art.fixed_graph())
+    # the integer score graph, built from the saved weights, for TensorFlow-free scoring
+    write_fastpath(folder, meta, ModelArtifact(folder, meta).fixed_graph())
 
 
 def save_artifact(path: str | Path, **kwargs) -> Path:

@@ -86,8 +86,7 @@ class _Driver:
             self.controller = RateController(config.control, float(thr["value"]),
                                              self.target_fraction, state)
         self.files = list(dict.fromkeys(u.file for u in plan.units))
-        #: unit index -> :func:`_part_summary` of its score part, for the units written by this
-        #: run (filled by the writer jobs; the summary reads only the other units' parts back)
+        #: unit index -> :func:`_part_summary` of the units written by this run (writer jobs)
         self.summaries: dict[int, tuple] = {}
 
     @property
@@ -329,10 +328,8 @@ def _finalise(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
         return _finalise_scores(driver, entries, run_info)
     outdir, cfg, thr = driver.outdir, driver.config, driver.scorer.model.threshold
     input_rate, target_rate = float(thr["input_rate_hz"]), float(thr["target_rate_hz"])
-    # Weighted accepted fraction: sum of the weights of accepted events over the sum of all
-    # weights. For data (every weight 1) this is the accepted fraction; for a simulated cocktail
-    # whose events carry sigma x efficiency weights it is the fraction of the stream's rate
-    # that is accepted.
+    # weighted accepted fraction: for data (weights 1) the accepted fraction; for a simulated
+    # cocktail (sigma x efficiency weights) the fraction of the stream's rate that is accepted
     summaries = list(_summaries(driver, entries))
     total = sum(s[1] for s in summaries)
     weighted = sum(s[2] for s in summaries) / total if total > 0 else 0.0
