@@ -287,7 +287,10 @@ def test_missing_or_corrupt_weights_refused(model, stream, tmp_path, capsys):
             f"{bad}: weight file vae.weights.h5 missing; the folder is incomplete")
     shutil.rmtree(bad)
     bad = edited(model, tmp_path, "quantized_encoder.weights.h5", "not hdf5")
-    refused(score(bad, stream, tmp_path / "out2"), capsys,
+    refused(score(bad, stream, tmp_path / "out2"), capsys,  # the TensorFlow-free score file
+            f"{bad / 'fastpath.json'}: built from another quantized_encoder.weights.h5 than the "
+            "folder holds now (a weights file replaced or corrupt")
+    refused(score(bad, stream, tmp_path / "out3", "--score", "all"), capsys,
             f"{bad / 'quantized_encoder.weights.h5'}: cannot load the weights")
 
 
