@@ -123,7 +123,8 @@ def validate_trigger(hls_model, reference: FixedGraph, x_fixed: np.ndarray, batc
     """
     score_type = reference.layer(SCORE).result
     start = time.perf_counter()
-    score_fw, bit_fw = predict(hls_model, x_fixed, batch_size, progress=progress)
+    flat = x_fixed.reshape(len(x_fixed), -1)  # candidates x features: row-major, as hls4ml
+    score_fw, bit_fw = predict(hls_model, flat, batch_size, progress=progress)
     csim = time.perf_counter() - start
     start = time.perf_counter()
     raw = reference.run(x_fixed, keep=(SCORE, TRIGGER))
@@ -180,7 +181,7 @@ def precision_sweep(keras_model, cfg: FirmwareConfig, hls_model, reference: Fixe
         overrides = sweep_overrides(bits, width)
         model = compile_model(keras_model, cfg, Path(workdir) / f"sweep_w{width}",
                               reference.hls_precisions(), overrides)
-        score, bit = predict(model, x_fixed, cfg.validation.batch_size)
+        score, bit = predict(model, x_fixed.reshape(len(x_fixed), -1), cfg.validation.batch_size)
         agreement, _ = compare_scores(score, bit, exact[0], exact[1], score_type)
         rows.append({"width": width, "types": {k: v["result"] for k, v in overrides.items()},
                      **agreement.to_dict()})
