@@ -196,9 +196,8 @@ def build_trigger_project(inputs: TriggerInputs, x_raw: np.ndarray, cfg: Firmwar
         hls_model = compile_model(model, cfg, prj, precisions, testbench=vectors)
         shutil.rmtree(prj / "tb_vectors")
         result = validate_trigger(hls_model, reference, x_fixed, cfg.validation.batch_size)
-        ref = kind.float_score(inputs, x_raw, cfg.validation.batch_size)
-        float_agreement, _ = compare_scores(result.scores_fw, result.bits_fw, ref,
-                                            ref > inputs.threshold, score_t)
+        float_agreement = _float_agreement(inputs, x_raw, result, score_t,
+                                           cfg.validation.batch_size, kind)
         sweep_rows = precision_sweep(model, cfg, hls_model, reference, x_fixed,
                                      (result.scores_fw, result.bits_fw),
                                      prj / ".sweep") if sweep else []
@@ -227,6 +226,16 @@ def build_trigger_project(inputs: TriggerInputs, x_raw: np.ndarray, cfg: Firmwar
         if provenance is not None:
             provenance(prj)
     return summary
+
+
+def _float_agreement(inputs: TriggerInputs, x_raw, result, score_t, batch_size: int,
+                     kind=None):
+    """Firmware vs the float pipeline (``kind.float_score``; default: the anomaly encoder's)."""
+    ref = (kind.float_score(inputs, x_raw, batch_size) if kind is not None
+           else float_score(inputs, x_raw, batch_size))
+    agreement, _ = compare_scores(result.scores_fw, result.bits_fw, ref, ref > inputs.threshold,
+                                  score_t)
+    return agreement
 
 
 def _output_names(hls_model) -> dict:

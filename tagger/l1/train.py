@@ -69,7 +69,8 @@ class L1TrainingConfig:
 
 
 def _l1_fixed_point() -> FixedPointConfig:
-    return FixedPointConfig(input="ap_fixed<12,4,AP_RND_CONV,AP_SAT>")
+    return FixedPointConfig(input="ap_fixed<10,4,AP_RND_CONV,AP_SAT>", layers={
+        "pool": {"result": "ap_ufixed<10,4,AP_RND_CONV,AP_SAT>"}})
 
 
 @dataclass
