@@ -189,7 +189,8 @@ def test_training_writes_a_firmware_ready_folder(tmp_path):
     data = write_sample(tmp_path / "data", 600, 600, 10)
     cfg = tmp_path / "l1.yaml"
     cfg.write_text("kind: l1_llp_tagger\nmodel:\n  conv_filters: [4, 4]\n  dense: [4]\n"
-                   "pruning:\n  begin_epoch: 0\n  end_epoch: 1\ntraining:\n  epochs: 3\n")
+                   "pruning:\n  begin_epoch: 0\n  end_epoch: 1\n  sparsity: 0.5\n"
+                   "training:\n  epochs: 3\n")
     assert main(["tagger", "train", str(cfg), "--data", str(data), "--out",
                  str(tmp_path / "m")]) == 0
     model = load_model(tmp_path / "m")
@@ -198,6 +199,7 @@ def test_training_writes_a_firmware_ready_folder(tmp_path):
     assert meta["input_schema"]["candidates"]["shape"] == [N_CANDIDATES, len(FEATURES)]
     assert meta["fixed_point_digest"] == model.fixed_graph().digest()
     assert (tmp_path / "m" / "provenance.json").is_file()
+    assert 0.45 <= meta["metrics"]["weight_sparsity"] <= 0.55  # pruned (0.5), even on 2 steps/epoch
     thr = model.threshold
     assert thr["score"] == "logit_q" and thr["fpr"] == 1e-3
     assert firmware_kind(model) is L1_TAGGER

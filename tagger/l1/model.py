@@ -128,7 +128,8 @@ def prunable(net, pruning: PruningConfig, steps_per_epoch: int):
     schedule = tfmot.sparsity.keras.PolynomialDecay(
         initial_sparsity=0.0, final_sparsity=pruning.sparsity,
         begin_step=pruning.begin_epoch * steps_per_epoch,
-        end_step=pruning.end_epoch * steps_per_epoch)
+        end_step=pruning.end_epoch * steps_per_epoch,
+        frequency=max(1, min(100, steps_per_epoch // 2)))  # masks update on small samples too
 
     def wrap(layer):
         if type(layer).__name__ in ("QConv1D", "QDense"):
