@@ -80,10 +80,11 @@ class TrainingSection:
     def __post_init__(self) -> None:
         if self.epochs is not None and self.epochs <= 0:
             raise ValueError(f"epochs must be positive, found {self.epochs!r}")
-        if self.fractions is not None:
-            from triggerad.data import check_fractions
-
-            check_fractions(self.fractions)
+        if self.fractions is not None and (
+                len(self.fractions) != 3 or min(self.fractions) <= 0
+                or abs(sum(self.fractions) - 1) > 1e-6):
+            raise ValueError("fractions: expected three positive numbers (train, val, test) "
+                             f"summing to 1, found {self.fractions!r}")
 
 
 @dataclass

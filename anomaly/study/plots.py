@@ -98,7 +98,8 @@ def efficiency_vs_fpr(folder: Path, scores: ScoreSet, report: dict[str, Any], *,
         ax.grid(True, which="major", alpha=0.3)
     for ax in axes[len(signals):]:
         ax.set_visible(False)
-    axes[0].legend(fontsize=7, loc="lower right", ncol=2)
-    fig.tight_layout()
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=5, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.03 + 0.012 * math.ceil(len(names) / 5), 1, 1))
     fig.savefig(Path(folder) / FIGURE, dpi=90)
     return [FIGURE]

@@ -114,6 +114,8 @@ def build_report(scores: ScoreSet, cfg, records: dict[str, Any], *, config_path:
         "table": table,
         "headline": {m: numbers.comparison(table, m) for m in compared},
         "thresholds": threshold_checks(scores, records.get("threshold") or {}, rates_cfg.cl),
+        "threshold_errors": {m: r["error"] for m, r in (records.get("threshold") or {}).items()
+                             if isinstance(r, dict) and "error" in r},
         "published": published(scores, ev.headline, cl=rates_cfg.cl,
                                min_effective=ev.min_effective_events, n_eff=n_eff),
     }
@@ -172,8 +174,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         signals = list(per_signal)
         methods = _method_order(sorted({m for r in per_signal.values() for m in r}),
                                 report["study_config"]["evaluation"]["headline"])
-        lines += ["", f"## Efficiency at SM fraction {label} ({cl} Clopper-Pearson interval)", "",
-                  "| method | " + " | ".join(signals) + " |", "|---|" + "--:|" * len(signals)]
+        lines += ["", f"## Efficiency at SM fraction {label} ({cl} Clopper-Pearson interval)", ""]
+        if not any(r["measurable"] for rows in per_signal.values() for r in rows.values()):
+            k_max = max(r["k_eff"] for rows in per_signal.values() for r in rows.values())
+            lines.append(f"{NOT_MEASURABLE.capitalize()} at this size for every method: at most "
+                         f"{k_max:.1f} effective SM events pass a cut (needed: "
+                         f"{ev['min_effective_events']:g}); the numbers are in report.json.")
+            continue
+        lines += ["| method | " + " | ".join(signals) + " |", "|---|" + "--:|" * len(signals)]
         for m in methods:
             name = m
             if m == BEST_SINGLE:
@@ -187,6 +195,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["", "## Thresholds (set on each VAE's validation split)", "",
               "| model | score | SM fraction | rate on val [Hz] | rate on the evaluation split [Hz] "
               f"({cl}) | SM events above (effective) |", "|---|---|--:|--:|--:|--:|"]
+    for model, error in report["threshold_errors"].items():
+        lines.append(f"| {model} | - | - | no threshold: {error} | - | - |")
     for model, t in report["thresholds"].items():
         low, high = t["test_rate_ci_hz"]
         lines.append(f"| {model} | {t['score']} | {t['fpr']:.3g} | {t['achieved_rate_hz']:.4g} | "
