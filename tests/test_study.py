@@ -210,5 +210,6 @@ def test_report_writes_numbers_and_not_measurable(tmp_path):
     assert "9.26e+06 effective SM events" in md  # Cerri et al.'s 5.4e-6 needs 50 / 5.4e-6
     assert saved["table"]["0.1"]["bump"]["hlf_vae:nll"]["efficiency"] == pytest.approx(0.25)
     assert report["statistics"]["0.01"]["measurable"] is False
+    assert report["best_unsupervised"]["0.1"]["method"] == "hlf_vae:nll"
     assert (tmp_path / "report" / "efficiency_vs_fpr.png").stat().st_size > 10_000
     assert "CMS" not in md

@@ -83,6 +83,19 @@ def published(scores: ScoreSet, headline: str, *, cl: float, min_effective: floa
     return out
 
 
+def best_unsupervised(table: dict, methods: list[str]) -> dict[str, dict[str, Any]]:
+    """Per operating point, the unsupervised method with the most wins, then the best ratio."""
+    candidates = [m for m in methods if not m.startswith("single_") and m != SUPERVISED]
+    out = {}
+    for label in table:
+        rows = {m: numbers.comparison({label: table[label]}, m)[label] for m in candidates}
+        if rows:
+            best = max(rows, key=lambda m: (rows[m]["wins"],
+                                            rows[m]["mean_ratio_to_supervised"] or 0.0))
+            out[label] = {"method": best, **rows[best]}
+    return out
+
+
 def build_report(scores: ScoreSet, cfg, records: dict[str, Any], *, config_path: str = ""
                  ) -> dict[str, Any]:
     """Every number of the study (the content of ``report.json``)."""
@@ -113,6 +126,7 @@ def build_report(scores: ScoreSet, cfg, records: dict[str, Any], *, config_path:
         "statistics": statistics,
         "table": table,
         "headline": {m: numbers.comparison(table, m) for m in compared},
+        "best_unsupervised": best_unsupervised(table, list(scores.methods)),
         "thresholds": threshold_checks(scores, records.get("threshold") or {}, rates_cfg.cl),
         "threshold_errors": {m: r["error"] for m, r in (records.get("threshold") or {}).items()
                              if isinstance(r, dict) and "error" in r},
@@ -170,6 +184,11 @@ def render_markdown(report: dict[str, Any]) -> str:
             ratio = c["mean_ratio_to_supervised"]
             lines.append(f"| {method} | {label} | {c['wins']} of {c['signals']} | "
                          f"{'-' if ratio is None else f'{ratio:.2f}'} |")
+    for label, c in report.get("best_unsupervised", {}).items():
+        if c["measurable"]:
+            ratio = c["mean_ratio_to_supervised"]
+            lines.append(f"| best unsupervised: {c['method']} | {label} | {c['wins']} of "
+                         f"{c['signals']} | {'-' if ratio is None else f'{ratio:.2f}'} |")
     for label, per_signal in report["table"].items():
         signals = list(per_signal)
         methods = _method_order(sorted({m for r in per_signal.values() for m in r}),
