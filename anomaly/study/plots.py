@@ -76,7 +76,7 @@ def efficiency_vs_fpr(folder: Path, scores: ScoreSet, report: dict[str, Any], *,
                 continue
             fpr, tpr = roc(rec["bkg"][s], scores.bkg_weight, rec["sig"][s], n_points=200,
                            sig_weights=rec["sig_w"][s])
-            label = method + (" (best single)" if method == best else "")
+            label = "best single-variable cut (in the title)" if method == best else method
             ax.plot(fpr, tpr, label=label, **_style(method, headline, best))
             if np.any(tpr > 0):
                 lowest = min(lowest, float(tpr[tpr > 0].min()))
@@ -92,7 +92,8 @@ def efficiency_vs_fpr(folder: Path, scores: ScoreSet, report: dict[str, Any], *,
         ax.set_ylim(max(lowest / 2, 1e-6), 1.05)
         ax.set_xlabel("SM efficiency (weighted fraction of the input rate)")
         ax.set_ylabel("signal efficiency")
-        ax.set_title(s)
+        ax.set_title(s + (f" (best single variable at FPR {pick}: {best[7:]})" if best else ""),
+                     fontsize=11)
         ax.text(0.02, 0.97, "trigger-ad simulation", transform=ax.transAxes, fontsize=9,
                 va="top", color="0.3")
         ax.grid(True, which="major", alpha=0.3)
