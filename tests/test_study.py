@@ -83,6 +83,11 @@ def test_killed_study_resumes_without_redoing_finished_stages(tmp_path):
     assert records["generate"]["skipped"] and not records["report"]["skipped"]
     assert [records[k]["value"] for k in ("generate", "train", "report")] == ["g", "t", "r"]
 
+    marker_path(tmp_path, "train").unlink()  # a redone stage redoes every later one
+    calls.clear()
+    run_steps(tmp_path, _steps(calls), echo=lambda _: None)
+    assert calls == ["train", "report"]
+
     fresh = tmp_path / "fresh"
     run_steps(fresh, _steps([]), echo=lambda _: None)  # identical outputs to an unbroken run
     for name in ("generate", "train", "report"):

@@ -4,7 +4,7 @@ Each step writes its outputs atomically (a temporary name renamed into place) an
 ``STUDY/steps/<name>.json`` (what it produced, its wall time). A study killed at any moment
 therefore holds whole outputs of the finished steps and nothing of the interrupted one; run again,
 it skips the steps with a marker and redoes the rest from their start. Removing a marker (or the
-``steps/`` folder) makes that step run again.
+``steps/`` folder) makes that step, and every step after it, run again (their inputs changed).
 """
 
 from __future__ import annotations
@@ -77,13 +77,16 @@ def run_steps(out: str | Path, steps: list[Step], *, echo: Callable[[str], None]
     out = Path(out)
     (out / STEPS_DIR).mkdir(parents=True, exist_ok=True)
     records: dict[str, dict[str, Any]] = {}
+    redone = False  # a stage that ran again makes every later stage's marker stale
     for step in steps:
-        done = finished(out, step.name)
+        done = None if redone else finished(out, step.name)
         if done is not None:
             echo(f"=== {step.name}: finished before ({done.get('seconds', 0):.0f} s), skipped")
             records[step.name] = {**done, "skipped": True}
             continue
         echo(f"=== {step.name}")
+        redone = True
+        marker_path(out, step.name).unlink(missing_ok=True)
         start = time.perf_counter()
         record = dict(step.run(out) or {})
         record.update(
