@@ -9,7 +9,7 @@ measurable" where the sample has too few effective SM events above the cut.
 
 Each stage writes its outputs atomically and a marker STUDY/steps/<stage>.json; run the same
 command again after a kill and the finished stages are skipped (--restart redoes everything).
-Configs: study (reference size, ~24 core-hours, see docs/reference_study.md), study-fast
+Configs: study (reference size, ~6.5 core-hours estimated, docs/reference_study.md), study-fast
 (minutes).
 """
 
