@@ -6,6 +6,8 @@ Layout::
                                          data_info (background files, split, fingerprint)
     MODEL/vae.weights.h5                 float VAE weights (encoder + decoder)
     MODEL/quantized_encoder.weights.h5   QKeras encoder weights (mu and logvar heads)
+    MODEL/fastpath.json                  the integer score graph for TensorFlow-free scoring
+                                         (anomaly/stream/fastpath.py; checked on load)
     MODEL/threshold.json                 written later by ``trigger-ad threshold``
     MODEL/logs/, MODEL/checkpoints/      TensorBoard logs and best-epoch weights of the training
     MODEL/provenance.json, MODEL/config.resolved.yaml
@@ -108,6 +110,7 @@ def write_artifact_files(
         Training summary (final losses, epochs) stored for reference.
     """
     from anomaly.model import input_names, quiet_qkeras
+    from anomaly.stream.fastpath import write_fastpath
 
     folder = Path(folder)
     kind = vae.kind
@@ -128,6 +131,8 @@ def write_artifact_files(
         vae.save_weights(str(folder / VAE_WEIGHTS))
         quantized_encoder.save_weights(str(folder / QUANTIZED_WEIGHTS))
     atomic.write_json(folder / ARTIFACT_FILE, meta)
+    # the integer score graph, built from the saved weights, for TensorFlow-free scoring
+    write_fastpath(folder, meta, ModelArtifact(folder, meta).fixed_graph())
 
 
 def save_artifact(path: str | Path, **kwargs) -> Path:
@@ -257,7 +262,7 @@ class ModelArtifact(models.ModelFolder):
         SchemaMismatchError
             If the batch cannot give this model's inputs or the model was trained on another schema.
         """
-        from anomaly.model import input_names
+        from anomaly.features import input_names
 
         self._check_schema(list(input_names(self.kind)), "input schema of this trigger-ad version")
         return raw_inputs(self.kind, batch)

@@ -170,7 +170,7 @@ def evaluate(
     any_baseline = any(getattr(cfg, k).enabled for k in
                        ("autoencoder", "isolation_forest", "classifier", "single_variable"))
     bar = tqdm(total=4 + any_baseline, desc="evaluate", file=sys.stderr, disable=not progress)
-    bkg_batch = load_split(art.data_info, cfg.report.split)
+    bkg_batch = load_split(art.data_info, cfg.report.split, where=f"{art.path}/artifact.json")
     sig_batches, signal_files = load_signals(data_dir, cfg.report.max_signal_events)
     bar.update()
     bkg = art.score(bkg_batch)

@@ -145,6 +145,12 @@ _L1_COLUMNS = np.array(
 )
 
 
+def input_names(kind: str) -> tuple[str, ...]:
+    """The ordered input names of a model kind (``hlf_vae``: the 21 features, ``l1_vae``: the
+    57 L1 inputs)."""
+    return schema.FEATURE_NAMES if kind == "hlf_vae" else L1_INPUT_NAMES
+
+
 def l1_inputs(batch: EventBatch) -> np.ndarray:
     """The 57 L1 inputs: [pT, eta, phi] of the 19 slots, flattened slot-major, as (n, 57) float32."""
     if not batch.has_objects:

@@ -62,7 +62,7 @@ class VAEKind(ModelKind):
         """The split of the background the model was trained on (fingerprint checked)."""
         from triggerad import data
 
-        return data.load_split(model.data_info, split)
+        return data.load_split(model.data_info, split, where=f"{model.path}/artifact.json")
 
     def export_spec(self, path, options):
         """The float encoder (+ score; decoder when the score needs it) on raw inputs

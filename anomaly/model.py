@@ -30,7 +30,7 @@ from qkeras import QActivation, QDense, quantized_bits, quantized_relu
 from tensorflow import keras
 
 from anomaly import likelihoods
-from anomaly.features import L1_INPUT_NAMES
+from anomaly.features import input_names
 from anomaly.quantized import LOGVAR_CLIP as _LOGVAR_CLIP
 from triggerad import schema
 from triggerad.arrayops import NUMPY, ArrayOps
@@ -128,11 +128,6 @@ class QuantizationConfig:
                     f"{where}: each integer width must be in [0, bits), found {integer!r} "
                     f"for {bits!r} bits"
                 )
-
-
-def input_names(kind: str) -> tuple[str, ...]:
-    """The ordered input names of a model kind."""
-    return schema.FEATURE_NAMES if kind == "hlf_vae" else L1_INPUT_NAMES
 
 
 def families() -> tuple[str, ...]:

@@ -213,8 +213,10 @@ def write_report(prj: Path, hls_model, cfg, result, float_agreement, sweep_rows:
         "synthesis": synth,
         "csim_seconds": result.csim_seconds,
         "csim_seconds_per_10k": 1e4 * result.csim_seconds / max(exact.n_events, 1),
+        "trigger": info.get("trigger"),
         "reference": "integer fixed-point graph of the model (triggerad.fixedpoint): the "
-                     "model's mu2_q and threshold, bit for bit",
+                     f"model's {info['threshold_score']} and threshold, bit for bit",
+        "score_name": info["threshold_score"],
         "fixed_point_digest": info["fixed_point_digest"],
         "fixed_point": info["fixed_point"],
         "vs_float_pipeline": float_agreement.to_dict(),
@@ -239,14 +241,16 @@ def markdown(s: dict) -> str:
         f"# Firmware report: `{s['hls']['project_name']}`", "",
         f"{s['hls']['backend']} HLS, part `{s['hls']['part']}`, {s['hls']['clock_period']} ns, "
         f"{s['hls']['io_type']}, {s['hls']['strategy']}, reuse factor {s['hls']['reuse_factor']}.",
-        "", "## Bit accuracy (C simulation vs the integer fixed-point reference = `mu2_q`)", "",
+        "", f"Trigger: {s.get('trigger') or 'anomaly encoder'}.", "",
+        f"## Bit accuracy (C simulation vs the integer fixed-point reference = "
+        f"`{s.get('score_name', 'mu2_q')}`)", "",
         f"- events: {s['n_events']}",
         f"- trigger decision agreement: {s['decision_agreement']:.6f} "
         f"({s['n_disagreeing']} disagreeing events, listed in `disagreements.csv`)",
         f"- score difference: max {s['max_score_diff_lsb']:g} LSB, mean |diff| "
         f"{s['mean_abs_score_diff_lsb']:.3g} LSB (LSB = {s['score_lsb']:g}, `{s['score_type']}`)",
         f"- C simulation time: {s['csim_seconds']:.1f} s ({s['csim_seconds_per_10k']:.2f} s per 10k events)",
-        "", "## Fixed point vs the float pipeline (float normalisation + QKeras encoder, float32)",
+        "", "## Fixed point vs the float pipeline (the QKeras model in float32)",
         "",
         f"- decision agreement: {f['decision_agreement']:.6f} ({f['n_disagreeing']} events)",
         f"- score difference: max {f['max_score_diff_lsb']:.4g} LSB, mean |diff| "
@@ -270,7 +274,7 @@ def markdown(s: dict) -> str:
     lines += ["", f"Total MACs: {w['total_macs']} ({w['nonzero_macs']} non-zero); estimated "
               f"{w['est_dsp']} DSP and {w['est_lut_multipliers']} LUT multipliers.", ""]
     if s["sweep"]:
-        lines += ["## Precision sweep (Dense accumulator/result width, vs exact firmware)", "",
+        lines += ["## Precision sweep (Dense/Conv accumulator/result width, vs exact firmware)", "",
                   "| width | decision agreement | max diff (LSB) | mean abs diff (LSB) |",
                   "|---|---|---|---|"]
         lines += [f"| {r['width']} | {r['decision_agreement']:.6f} | {r['max_score_diff_lsb']:g} | "

@@ -231,7 +231,7 @@ def _hls4ml_classes():
             self.add_output_variable([1])
 
     class HThresholdBit(Layer):
-        _expected_attributes = [Attribute("threshold_units")]
+        _expected_attributes = [Attribute("threshold_units"), Attribute("score_signed")]
 
         def initialize(self):
             self.add_output_variable([1])
@@ -250,8 +250,10 @@ def _hls4ml_classes():
             super().__init__(HThresholdBit)
 
         def format(self, node):
-            return (f"struct config{node.index} {{\n    static const unsigned long long "
-                    f"threshold_units = {node.get_attr('threshold_units')}ULL;\n}};\n")
+            signed = "true" if node.get_attr("score_signed") else "false"
+            return (f"struct config{node.index} {{\n    static const long long "
+                    f"threshold_units = {node.get_attr('threshold_units')}LL;\n"
+                    f"    static const bool score_signed = {signed};\n}};\n")
 
     def function_template(layer_cls, function):
         class Function(FunctionCallTemplate):
@@ -292,9 +294,10 @@ def _parse_sum_squares(keras_layer, input_names, input_shapes, data_reader):
 def _parse_threshold(keras_layer, input_names, input_shapes, data_reader):
     """Keras handler of :class:`ThresholdBit`."""
     cfg = keras_layer["config"]
-    units = threshold_units(cfg["threshold"], parse_fixed(cfg["score_type"]))
+    score_type = parse_fixed(cfg["score_type"])
+    units = threshold_units(cfg["threshold"], score_type)
     layer = {"name": cfg["name"], "class_name": "ThresholdBit", "inputs": input_names,
-             "threshold_units": units}
+             "threshold_units": units, "score_signed": score_type.signed}
     return layer, [input_shapes[0][0], 1]
 
 

@@ -123,7 +123,8 @@ def validate_trigger(hls_model, reference: FixedGraph, x_fixed: np.ndarray, batc
     """
     score_type = reference.layer(SCORE).result
     start = time.perf_counter()
-    score_fw, bit_fw = predict(hls_model, x_fixed, batch_size, progress=progress)
+    flat = x_fixed.reshape(len(x_fixed), -1)  # candidates x features: row-major, as hls4ml
+    score_fw, bit_fw = predict(hls_model, flat, batch_size, progress=progress)
     csim = time.perf_counter() - start
     start = time.perf_counter()
     raw = reference.run(x_fixed, keep=(SCORE, TRIGGER))
@@ -164,7 +165,9 @@ def precision_sweep(keras_model, cfg: FirmwareConfig, hls_model, reference: Fixe
     For each width ``W`` in ``cfg.validation.sweep_widths`` every Dense/Conv accumulator and
     result becomes ``ap_fixed<W, I, AP_RND_CONV, AP_SAT>``, with ``I`` the signed integer bits
     covering the largest value that layer produces on ``x_fixed`` (instead of the model's exact
-    types). Each point is converted, compiled, run on ``x_fixed`` and compared with ``exact``
+    types); a Dense/Conv layer that is the ``score`` (the L1 tagger's logit) keeps its result
+    type, in whose LSBs the trigger bit's cut is set. Each point is converted, compiled, run on
+    ``x_fixed`` and compared with ``exact``
     (the firmware's scores and bits with the model's types). An exploration only: the model's
     ``mu2_q`` keeps its own types.
 
@@ -178,11 +181,14 @@ def precision_sweep(keras_model, cfg: FirmwareConfig, hls_model, reference: Fixe
     rows = []
     for width in cfg.validation.sweep_widths:
         overrides = sweep_overrides(bits, width)
+        if SCORE in overrides:  # a Dense score (the L1 tagger's logit): its result keeps its
+            del overrides[SCORE]["result"]  # type, in whose LSBs the trigger bit's cut is set
         model = compile_model(keras_model, cfg, Path(workdir) / f"sweep_w{width}",
                               reference.hls_precisions(), overrides)
-        score, bit = predict(model, x_fixed, cfg.validation.batch_size)
+        score, bit = predict(model, x_fixed.reshape(len(x_fixed), -1), cfg.validation.batch_size)
         agreement, _ = compare_scores(score, bit, exact[0], exact[1], score_type)
-        rows.append({"width": width, "types": {k: v["result"] for k, v in overrides.items()},
+        rows.append({"width": width, "types": {k: v.get("result", v["accum"])
+                                               for k, v in overrides.items()},
                      **agreement.to_dict()})
         log.info("sweep width %d: decision agreement %.6f, max diff %g LSB", width,
                  agreement.decision_agreement, agreement.max_score_diff_lsb)

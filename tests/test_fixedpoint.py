@@ -156,7 +156,7 @@ def test_exact_accumulation_equals_the_stepwise_c_semantics():
     x[50:100] = x_t.min_raw
     shortcut = layer.forward(x)
     np.testing.assert_array_equal(shortcut, layer.result.cast(layer._stepwise_sum(x), exact.frac))
-    narrow, _ = _dense(Fixed(10, 4, rounding="AP_RND_CONV", saturation="AP_SAT"))
+    narrow, _ = _dense(Fixed(10, 4, rounding="AP_RND_CONV", saturation="AP_SAT"))  # 9 -> 5
     assert not narrow.exact_accum
     assert np.mean(narrow.forward(x) != shortcut) > 0.1
     pool_t = fp_keras.pooling_accumulator(Fixed(8, 3, False), 6)
@@ -180,6 +180,52 @@ def test_graph_results_do_not_depend_on_batching():
     with pytest.raises(FixedPointError, match="no layer 'dd'.*did you mean 'd'"):
         graph.layer("dd")
     assert graph.to_dict()["outputs"] == ["d"] and len(graph.digest()) == 64
+
+
+def test_graph_rebuilt_from_its_description_is_bit_identical():
+    """FixedGraph.from_dict(to_dict()) (the model folder's fastpath.json) has the same digest and
+    the same raw outputs, for every layer kind, a stepwise (narrow) accumulator included."""
+    import json
+
+    from triggerad.fixedpoint import Activation, ScaleShift, SumSquares, ThresholdBit
+
+    x_t = Fixed(10, 4, rounding="AP_RND_CONV", saturation="AP_SAT")
+    s_t, r_t = Fixed(12, 2, rounding="AP_RND_CONV", saturation="AP_SAT"), Fixed(10, 4)
+    rng = np.random.default_rng(5)
+    narrow, _ = _dense(Fixed(10, 4, rounding="AP_RND_CONV", saturation="AP_SAT"))  # 9 -> 5
+    narrow = Dense("d", "s", r_t, narrow.weight, Fixed(6, 2), narrow.bias, Fixed(6, 2),
+                   narrow.accum, narrow.result, pointwise=True)
+    relu_t = Fixed(8, 3, False, "AP_RND_CONV", "AP_SAT")
+    pool_t = fp_keras.pooling_accumulator(relu_t, 5)
+    graph = FixedGraph([
+        Input("x", x_t),
+        ScaleShift("s", "x", x_t, rng.integers(-900, 900, 9), s_t, rng.integers(-3, 3, 9),
+                   Fixed(4, 4), r_t),
+        narrow,
+        Activation("r", "d", narrow.result, "relu", relu_t),
+        GlobalAveragePooling1D("p", "r", relu_t, 5, pool_t, pool_t),
+        SumSquares("score", "p", pool_t, 5, Fixed(18, 10, False, "AP_RND_CONV", "AP_SAT")),
+        ThresholdBit("bit", "score", 37),
+    ], ["score", "bit"])
+    rebuilt = FixedGraph.from_dict(json.loads(json.dumps(graph.to_dict())))
+    assert rebuilt.digest() == graph.digest() and not rebuilt.layer("d").exact_accum
+    assert rebuilt.layer("d").kind == "PointwiseConv1D"
+    x = rng.normal(0, 6, (5000, 5, 9))  # 5 steps of 9 channels
+    a, b = graph.run(x, keep=("d",)), rebuilt.run(x, keep=("d",))
+    for name in ("d", "score", "bit"):
+        np.testing.assert_array_equal(a[name], b[name])
+    assert 0 < a["bit"].mean() < 1
+    sub = rebuilt.subgraph(["score"])  # what the stream scorer evaluates for mu2_q alone
+    assert [la.name for la in sub.layers] == ["x", "s", "d", "r", "p", "score"]
+    np.testing.assert_array_equal(sub.run(x)["score"], a["score"])
+    bad = graph.to_dict()
+    bad["layers"][2]["kind"] = "Dense3D"
+    with pytest.raises(FixedPointError, match="layer 'd': unknown kind 'Dense3D'"):
+        FixedGraph.from_dict(bad)
+    bad = graph.to_dict()
+    del bad["layers"][2]["types"]["accum"]
+    with pytest.raises(FixedPointError, match=r"layer 'd' \(PointwiseConv1D\): bad description"):
+        FixedGraph.from_dict(bad)
 
 
 def test_integer_relu_is_qkeras_quantized_relu_on_exact_inputs():

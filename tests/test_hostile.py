@@ -78,13 +78,15 @@ def foreign_folder(tmp_path: Path) -> Path:
     ["generate", "generate-fast", "--events", "10", "--workers", "1", "--out", "{out}"],
     ["tagger", "generate", "tagger-generate-fast", "--events", "10", "--workers", "1",
      "--out", "{out}"],
+    ["tagger", "train", "tagger-train-fast", "--data", "{folder}", "--out", "{out}"],
+    ["tagger", "evaluate", "{model}", "--data", "{folder}", "--out", "{out}"],
     ["score", "{model}", "{data}", "--out", "{out}"],
 ], ids=lambda a: " ".join(a[:2]))
 def test_out_refuses_a_folder_the_command_did_not_write(argv, model, stream, tmp_path, capsys):
     out = foreign_folder(tmp_path)
-    fill = {"model": model, "data": stream[0], "out": out}
+    fill = {"model": model, "data": stream[0], "folder": stream[0].parent, "out": out}
     argv = [a.format(**fill) for a in argv]
-    command = argv[0] if argv[0] != "tagger" else "tagger generate"
+    command = argv[0] if argv[0] != "tagger" else f"tagger {argv[1]}"
     refused(argv, capsys, f"--out {out}: exists, is not empty and was not written by "
             f"'trigger-ad {command}' (it has no provenance.json of trigger-ad); its content "
             "would be lost. Choose another folder, or pass --force to replace it")
@@ -219,6 +221,32 @@ def test_bad_threshold_json_refused_before_any_output(change, match, model, stre
     assert not out.exists()  # no run.json / manifest.jsonl left behind
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
+@pytest.mark.parametrize("command", ["firmware", "evaluate"])
+def test_nonfinite_threshold_refused_by_firmware_and_evaluate(command, value, model, stream,
+                                                              tmp_path, capsys):
+    """No parameters.h with threshold_units = INT64_MIN, no report on 0 selected events."""
+    bad = edited(model, tmp_path, "threshold.json", _set("value", value))
+    out = tmp_path / "out"
+    data = ["--data", stream[0]] if command == "evaluate" else []
+    refused([command, bad, *data, "--out", out], capsys,
+            f"{bad / 'threshold.json'}: value must be a finite number, found {value!r}; set it "
+            "again with `trigger-ad threshold`")
+    assert not out.exists()
+
+
+def test_float_threshold_refused_by_the_firmware_command(model, tmp_path, capsys):
+    """A cut on the float mu2 is not applied to mu2_q: exit 2 with the command that re-derives it."""
+    bad = edited(model, tmp_path, "threshold.json", _set("score", "mu2"))
+    out = tmp_path / "prj"
+    refused(["firmware", bad, "--out", out], capsys,
+            f"{bad}/threshold.json: the cut is on 'mu2', but the firmware computes 'mu2_q' "
+            f"(anomaly encoder (score = sum of mu^2)); the same cut on another score gives another "
+            f"rate than the one recorded. Set the threshold on the firmware score at the same "
+            f"target: `trigger-ad threshold {bad} --rate 5000 --input-rate 100000 --score mu2_q`")
+    assert not out.exists()
+
+
 # artifact.json and weights ------------------------------------------------------------------------
 def _scale(index, value):
     def change(d):
@@ -259,7 +287,10 @@ def test_missing_or_corrupt_weights_refused(model, stream, tmp_path, capsys):
             f"{bad}: weight file vae.weights.h5 missing; the folder is incomplete")
     shutil.rmtree(bad)
     bad = edited(model, tmp_path, "quantized_encoder.weights.h5", "not hdf5")
-    refused(score(bad, stream, tmp_path / "out2"), capsys,
+    refused(score(bad, stream, tmp_path / "out2"), capsys,  # the TensorFlow-free score file
+            f"{bad / 'fastpath.json'}: built from another quantized_encoder.weights.h5 than the "
+            "folder holds now (a weights file replaced or corrupt")
+    refused(score(bad, stream, tmp_path / "out3", "--score", "all"), capsys,
             f"{bad / 'quantized_encoder.weights.h5'}: cannot load the weights")
 
 
@@ -281,6 +312,8 @@ def test_missing_or_corrupt_weights_refused(model, stream, tmp_path, capsys):
      "argument --events: expected a positive integer, found '-1'"),
     (["quickstart", "--events", "0"], "argument --events: expected a positive integer, found '0'"),
     (["quickstart", "--workers", "0"],
+     "argument --workers: expected a positive integer, found '0'"),
+    (["tagger", "quickstart", "--workers", "0"],
      "argument --workers: expected a positive integer, found '0'"),
 ])
 def test_impossible_counts_refused_by_the_parser(argv, match, capsys):
@@ -543,3 +576,18 @@ def test_evaluate_threshold_without_fpr_refused(model, stream, tmp_path, capsys)
     refused(["evaluate", bad, "--data", stream[0].parent, "--out", tmp_path / "r"], capsys,
             f"{bad / 'threshold.json'}: lacks 'fpr' (a cut set by hand?)")
     assert not (tmp_path / "r").exists()
+
+
+def test_model_without_its_training_sample_is_a_message(model, stream, tmp_path, capsys):
+    """A model whose data_info records no training sample (edited, or not from `trigger-ad
+    train`, like the test model): threshold / evaluate without --data say so, no KeyError."""
+    lacks = ("data_info lacks 'background', 'reader', 'fingerprint', 'n_events', 'fractions', "
+             "'split_seed' (found keys ['files']), so the {!r} split of the training sample cannot "
+             "be reloaded")
+    copy = edited(model, tmp_path, "threshold.json", lambda d: d.__setitem__("fpr", 0.05))
+    refused(["threshold", copy, "--rate", "1kHz", "--input-rate", "100kHz"], capsys,
+            f"{copy}/artifact.json: " + lacks.format("val"))
+    refused(["evaluate", copy, "--data", stream[0].parent, "--out", tmp_path / "r"], capsys,
+            f"{copy}/artifact.json: " + lacks.format("test"))
+    assert not (tmp_path / "r").exists()
+    assert main(["threshold", str(copy), "--fpr", "0.05", "--data", str(stream[0])]) == 0

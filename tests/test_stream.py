@@ -126,6 +126,108 @@ def test_scorer_fast_scores_equal_model_scores(model):
         StreamScorer(art, ["mu2q"])
 
 
+def test_default_scoring_is_the_fixed_point_reference_without_tensorflow(model, tmp_path):
+    """By default only the threshold's score is computed, from MODEL/fastpath.json: the same graph
+    as the Keras-built reference (digest), the same mu2_q bit for bit and the same decisions,
+    in a process that never imports TensorFlow."""
+    from anomaly.artifact import load_artifact, raw_inputs
+    from anomaly.stream.fastpath import load_fastpath
+    from anomaly.stream.scoring import StreamScorer
+    from triggerad.io.adc2021 import Adc2021Reader
+
+    art = load_artifact(model)
+    assert load_fastpath(model, art.meta).digest() == art.fixed_graph().digest()
+    raw = raw_inputs("l1_vae", ss.drifting_batch(4000, seed=13))
+    scorer = StreamScorer(str(model))
+    assert scorer.scores == ["mu2_q"] and scorer.fast
+    fast = scorer.score_inputs(raw)["mu2_q"]
+    reference = art.score(raw, batch_size=1000)["mu2_q"]
+    np.testing.assert_array_equal(fast, reference)
+    cut = art.threshold["value"]
+    np.testing.assert_array_equal(fast > cut, reference > cut)
+    assert 0 < np.mean(fast > cut) < 0.5
+    assert StreamScorer(str(model), ["all"]).scores == art.score_names
+    stream = ss.write_stream(tmp_path, 1, 800)
+    out = tmp_path / "out"
+    code = ("import sys; from triggerad.cli import main; "
+            f"rc = main({score_args(model, stream, out)!r}); "
+            "print('TF' if 'tensorflow' in sys.modules else 'noTF'); sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "noTF"
+    table = score_table(out)
+    assert [c for c in table.columns if c in art.score_names] == ["mu2_q"]
+    expected = art.score(Adc2021Reader().read(stream[0]))
+    np.testing.assert_array_equal(table["mu2_q"].to_numpy(), expected["mu2_q"])
+    np.testing.assert_array_equal(table["accepted"].to_numpy(), expected["mu2_q"] > cut)
+
+
+def test_fastpath_file_is_checked_on_load(model, tmp_path, caplog):
+    """Missing -> rebuilt from the weights by the scorer (logged), or an actionable error from
+    load_fastpath; another format version, an edited graph or other weights -> ModelFolderError
+    naming the file and the fix."""
+    from anomaly.artifact import load_artifact
+    from anomaly.stream.fastpath import FASTPATH_FILE, FastPathMissingError, load_fastpath
+    from anomaly.stream.scoring import StreamScorer
+    from triggerad.models import ModelFolderError
+
+    folder = tmp_path / "model"
+    shutil.copytree(model, folder)
+    path = folder / FASTPATH_FILE
+    original = json.loads(path.read_text())
+    meta = load_artifact(folder).meta
+
+    def edited(change) -> None:
+        data = json.loads(json.dumps(original))
+        change(data)
+        path.write_text(json.dumps(data))
+
+    edited(lambda d: d.update(format_version=99))
+    with pytest.raises(ModelFolderError, match=r"fastpath.json: format_version 99, this "
+                       r"trigger-ad reads 1; delete .*fastpath.json and re-run"):
+        load_fastpath(folder, meta)
+    edited(lambda d: d["graph"]["layers"][2]["bias"].__setitem__(0, 5))
+    with pytest.raises(ModelFolderError, match="digest .* differs .*edited file"):
+        load_fastpath(folder, meta)
+    edited(lambda d: d["built_from"].update(normalisation="0" * 64))
+    with pytest.raises(ModelFolderError, match="built from another normalisation"):
+        load_fastpath(folder, meta)
+    path.write_text("{not json")
+    with pytest.raises(ModelFolderError, match="unreadable"):
+        StreamScorer(str(folder)).prepare()
+    path.unlink()
+    with pytest.raises(FastPathMissingError, match="fastpath.json: missing.*--score all"):
+        load_fastpath(folder, meta)
+    raw = ss.drifting_batch(500, seed=2)
+    with caplog.at_level(logging.WARNING):
+        scorer = StreamScorer(str(folder))
+        scores = scorer.score_inputs(scorer.inputs(raw))
+    assert "wrote it from the weights" in caplog.text
+    assert json.loads(path.read_text()) == original
+    art = load_artifact(model)
+    np.testing.assert_array_equal(scores["mu2_q"], art.score(raw)["mu2_q"])
+
+
+def test_score_all_gives_the_keras_scores(model, stream, tmp_path):
+    """--score all: every score of the model, the decoder ones from Keras (float tolerance)."""
+    from anomaly.artifact import load_artifact
+    from triggerad.io.adc2021 import Adc2021Reader
+
+    out = tmp_path / "out"
+    assert main(score_args(model, stream[:1], out, "--score", "all")) == 0
+    table = score_table(out)
+    art = load_artifact(model)
+    expected = art.score(Adc2021Reader().read(stream[0]))
+    for name in art.score_names:
+        if name in ("mu2_q",):
+            np.testing.assert_array_equal(table[name].to_numpy(), expected[name])
+        else:
+            np.testing.assert_allclose(table[name].to_numpy(), expected[name], rtol=1e-5,
+                                       atol=1e-6)
+    assert json.loads((out / "summary.json").read_text())["scores"] == art.score_names
+
+
 def test_encoder_inputs_and_table_are_bit_identical_to_the_plain_definitions(model):
     import pyarrow as pa
 

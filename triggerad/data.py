@@ -225,7 +225,11 @@ def describe(paths: list[str], reader: str, cfg: DataConfig, batch: EventBatch) 
     }
 
 
-def load_split(data_info: dict, name: str) -> EventBatch:
+#: Keys of a model's ``data_info`` that :func:`load_split` needs.
+SPLIT_KEYS = ("background", "reader", "fingerprint", "n_events", "fractions", "split_seed")
+
+
+def load_split(data_info: dict, name: str, *, where: str = "model data_info") -> EventBatch:
     """Reload split ``name`` (``train``, ``val``, ``test``) of the background a model was trained on.
 
     Parameters
@@ -234,16 +238,29 @@ def load_split(data_info: dict, name: str) -> EventBatch:
         ``ModelArtifact.data_info``.
     name : str
         Split name.
+    where : str
+        What ``data_info`` comes from (e.g. ``MODEL/artifact.json``), for error messages.
 
     Raises
     ------
     MissingFieldError
         For an unknown split name.
+    ConfigError
+        If ``data_info`` does not record the training sample (an edited or foreign model).
     SchemaMismatchError
         If the background files no longer hold the events the model was trained on.
     """
     if name not in SPLIT_NAMES:
         raise missing_field("split", name, "model data_info", SPLIT_NAMES)
+    missing = [key for key in SPLIT_KEYS if key not in data_info]
+    if missing:
+        raise ConfigError(
+            f"{where}: data_info lacks {', '.join(map(repr, missing))} (found keys "
+            f"{sorted(data_info)}), so the {name!r} split of the training sample cannot be "
+            "reloaded (a model folder edited or not written by `trigger-ad train`?); retrain the "
+            "model, or give the events with --data where the command takes it (threshold, "
+            "firmware)"
+        )
     batch = load_sample(
         data_info["background"], data_info["reader"],
         chunk_size=data_info.get("chunk_size", 100_000), max_events=data_info.get("max_events"),

@@ -1,4 +1,18 @@
-"""Vectorised numpy forward pass of a float Keras encoder, from its saved weights.
+"""The TensorFlow-free scoring paths: the model folder's ``fastpath.json`` and a float numpy encoder.
+
+**``MODEL/fastpath.json``** holds what the trigger decision on ``mu2_q`` (and ``kl_q``) needs,
+without TensorFlow: the integer fixed-point graph ``raw inputs -> normalisation -> quantized
+encoder -> score`` (:meth:`triggerad.fixedpoint.FixedGraph.to_dict`: raw integer weights, HLS
+types of every layer, the normalisation as a ``ScaleShift``) with its digest, a format version
+and fingerprints of what it was built from (the quantized weights file, the normalisation and the
+``quantization`` section of ``artifact.json``). It is written with the model
+(:func:`write_fastpath`, called by :func:`anomaly.artifact.write_artifact_files`) and checked on
+load (:func:`load_fastpath`): another format version, a digest that does not match its layers
+or fingerprints that do not match the folder raise :class:`~triggerad.models.ModelFolderError`
+naming the file and the fix. The rebuilt graph *is* the reference graph (same digest), so its
+scores and decisions equal :meth:`ModelArtifact.score`'s and the firmware's bit for bit.
+
+**:class:`NumpyNet`**: vectorised numpy forward pass of a float Keras encoder, from its weights.
 
 Supports the layers our float encoders are made of: ``InputLayer``, ``Dense``, ``Activation``,
 ``ReLU`` and ``Dropout`` (identity at inference), in Sequential models or functional graphs with
@@ -11,13 +25,117 @@ models are not handled here: their scores come from the exact integer graph of
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from triggerad.errors import TriggerADError
 from triggerad.fixedpoint.graph import single_threaded_blas
+
+#: File of the model folder holding the TensorFlow-free decision graph.
+FASTPATH_FILE = "fastpath.json"
+#: Format version of :data:`FASTPATH_FILE` (checked on load).
+FASTPATH_VERSION = 1
+#: The weights file the graph is built from.
+_WEIGHTS = "quantized_encoder.weights.h5"
+
+
+class FastPathMissingError(TriggerADError, FileNotFoundError):
+    """The model folder has no :data:`FASTPATH_FILE` (written before it existed)."""
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def fingerprints(folder: str | Path, meta: dict) -> dict[str, str]:
+    """sha256 of what the graph is built from: the quantized weights file, and the
+    normalisation and ``config.quantization`` of ``artifact.json`` (canonical JSON)."""
+    def digest(value) -> str:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    return {_WEIGHTS: _sha256(Path(folder) / _WEIGHTS),
+            "normalisation": digest(meta.get("normalisation")),
+            "quantization": digest((meta.get("config") or {}).get("quantization"))}
+
+
+def write_fastpath(folder: str | Path, meta: dict, graph) -> Path:
+    """Write ``folder/fastpath.json`` (atomically) for the score graph ``graph``.
+
+    Parameters
+    ----------
+    folder : path
+        The model folder (already holding its weights and ``artifact.json``'s contents ``meta``).
+    meta : dict
+        Contents of ``artifact.json``.
+    graph : triggerad.fixedpoint.FixedGraph
+        The model's score graph (:func:`anomaly.quantized.score_graph`).
+    """
+    from triggerad import atomic
+
+    path = Path(folder) / FASTPATH_FILE
+    atomic.write_json(path, {
+        "format_version": FASTPATH_VERSION,
+        "content": "integer fixed-point score graph: raw inputs -> normalisation -> quantized "
+                   "encoder -> score (mu2_q); see anomaly/stream/fastpath.py",
+        "digest": graph.digest(),
+        "built_from": fingerprints(folder, meta),
+        "graph": graph.to_dict(),
+    })
+    return path
+
+
+def load_fastpath(folder: str | Path, meta: dict):
+    """The score graph of ``folder/fastpath.json``, checked against the folder.
+
+    Raises
+    ------
+    FastPathMissingError
+        If the file does not exist.
+    ModelFolderError
+        If it is unreadable, has another format version, its layers do not match its digest or
+        it was built from other weights, normalisation or quantization than the folder's.
+    """
+    from triggerad.fixedpoint import FixedGraph, FixedPointError
+    from triggerad.models import ModelFolderError
+
+    path = Path(folder) / FASTPATH_FILE
+    fix = (f"delete {path} and re-run `trigger-ad score` (it rebuilds the file from the weights, "
+           "importing TensorFlow once), or copy the model folder again")
+    if not path.is_file():
+        raise FastPathMissingError(
+            f"{path}: missing; the model folder predates the TensorFlow-free score file. "
+            "`trigger-ad score` writes it from the weights on its first run (the folder must be "
+            "writable), or score with --score all")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelFolderError(f"{path}: unreadable ({err}); {fix}") from err
+    version = data.get("format_version") if isinstance(data, dict) else None
+    if version != FASTPATH_VERSION:
+        raise ModelFolderError(f"{path}: format_version {version!r}, this trigger-ad reads "
+                               f"{FASTPATH_VERSION!r}; {fix}")
+    try:
+        graph = FixedGraph.from_dict(data.get("graph"))
+    except FixedPointError as err:
+        raise ModelFolderError(f"{path}: bad graph ({err}); {fix}") from err
+    if graph.digest() != data.get("digest"):
+        raise ModelFolderError(f"{path}: the graph's digest {graph.digest()[:12]}... differs "
+                               f"from the recorded {str(data.get('digest'))[:12]!r}... (edited "
+                               f"file); {fix}")
+    found = data.get("built_from") or {}
+    expected = fingerprints(folder, meta)
+    stale = [k for k in expected if found.get(k) != expected[k]]
+    if stale:
+        raise ModelFolderError(f"{path}: built from another {', '.join(stale)} than the folder "
+                               "holds now (a weights file replaced or corrupt, or artifact.json "
+                               f"edited); {fix}")
+    return graph
 
 
 class UnsupportedModelError(TriggerADError, NotImplementedError):

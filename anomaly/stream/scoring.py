@@ -1,12 +1,15 @@
 """The stream scorer of the VAE kinds: the scores of event batches for the core stream runner.
 
-Encoder-only scores run without TensorFlow: ``mu2`` through the numpy float fast path
-(:mod:`anomaly.stream.fastpath`), ``mu2_q`` and ``kl_q`` through the model's integer fixed-point
-graph (:mod:`anomaly.quantized`, the same numbers as :meth:`ModelArtifact.score` and the firmware).
-Any other requested score (``loss``, ``nll``, ``kl``) makes the unit go through the model's
-TensorFlow scoring with a large batch. :class:`StreamScorer` is what
-:meth:`anomaly.kinds.VAEKind.stream_scorer` hands to :mod:`triggerad.stream`; it must stay
-picklable (workers reload the model from its folder).
+By default only the threshold's score is computed (what the trigger decision needs; the
+model's ``default_score`` for a model without threshold); ``scores=["all"]`` (``--score all``)
+computes every score of the model, and any list of names those scores. Encoder-only scores run
+without TensorFlow: ``mu2_q`` and ``kl_q`` through the integer fixed-point graph read from the
+model folder's ``fastpath.json`` (:mod:`anomaly.stream.fastpath`; the same numbers as
+:meth:`ModelArtifact.score` and the firmware, bit for bit), ``mu2`` through the numpy float
+fast path (its weights come from Keras). Any other requested score (``loss``, ``nll``, ``kl``)
+makes the unit go through the model's TensorFlow scoring with a large batch.
+:class:`StreamScorer` is what :meth:`anomaly.kinds.VAEKind.stream_scorer` hands to
+:mod:`triggerad.stream`; it must stay picklable (workers reload the model from its folder).
 """
 
 from __future__ import annotations
@@ -15,8 +18,14 @@ import logging
 
 import numpy as np
 
-from anomaly.quantized import FIXED_POINT_SCORES, quantized_scores
-from anomaly.stream.fastpath import NumpyNet, UnsupportedModelError
+from anomaly.quantized import FIXED_POINT_SCORES, SCORE_LAYER, quantized_scores
+from anomaly.stream.fastpath import (
+    FastPathMissingError,
+    NumpyNet,
+    UnsupportedModelError,
+    load_fastpath,
+    write_fastpath,
+)
 from triggerad.errors import ConfigError, did_you_mean
 from triggerad.models import get_kind
 from triggerad.stream.scorer import ModelScorer
@@ -26,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: Scores computed without TensorFlow: the float encoder's ``mu2`` and the fixed-point scores.
 FAST_SCORES = ("mu2", *FIXED_POINT_SCORES)
+#: ``--score`` value selecting every score of the model.
+ALL_SCORES = "all"
 
 
 def encoder_inputs(model, x: np.ndarray) -> np.ndarray:
@@ -59,7 +70,8 @@ class StreamScorer(ModelScorer):
         Model folder (loaded lazily, also on Dask workers) or an object with the
         :class:`~anomaly.artifact.ModelArtifact` interface.
     scores : list of str, optional
-        Scores to compute; default every score the model defines. The threshold's score is
+        Scores to compute (``["all"]``: every score the model defines); default the threshold's
+        score only (the model's ``default_score`` without a threshold). The threshold's score is
         always included.
     tf_batch_size : int
         Batch size of the TensorFlow scoring pass.
@@ -73,13 +85,16 @@ class StreamScorer(ModelScorer):
         self._prepared = False
         available = list(self.model.score_names)
         threshold = self.model.threshold or {}
-        wanted = list(scores or available)
-        if threshold.get("score") and threshold["score"] not in wanted:
-            wanted.append(threshold["score"])
+        decision = threshold.get("score") or self.model.default_score
+        wanted = [] if scores is None else list(dict.fromkeys(scores))
+        if ALL_SCORES in wanted:
+            wanted = available
+        if decision not in wanted:
+            wanted.append(decision)
         for name in wanted:
             if name not in available:
                 raise ConfigError(f"--score {name!r}: the model defines no such score; "
-                                  + did_you_mean(name, available))
+                                  + did_you_mean(name, [*available, ALL_SCORES]))
         self.scores = wanted
         self.fast = all(name in FAST_SCORES for name in wanted)
 
@@ -109,8 +124,29 @@ class StreamScorer(ModelScorer):
                 self.fast = False
                 return
         if set(self.scores) & set(FIXED_POINT_SCORES):
-            self._graph = self.model.fixed_graph()
+            self._graph = self.fastpath_graph()
+            if "kl_q" not in self.scores:  # mu2_q only: the logvar head is not evaluated
+                self._graph = self._graph.subgraph([SCORE_LAYER])
         self._prepared = True
+
+    def fastpath_graph(self):
+        """The integer score graph from the model folder's ``fastpath.json`` (no TensorFlow).
+
+        A folder written before that file existed gets it now, built from the weights (one
+        TensorFlow import; logged); a read-only folder is scored with the graph in memory.
+        """
+        model = self.model
+        try:
+            return load_fastpath(model.path, model.meta)
+        except FastPathMissingError as err:
+            graph = model.fixed_graph()
+            try:
+                write_fastpath(model.path, model.meta, graph)
+                log.warning("%s; wrote it from the weights (later runs skip TensorFlow)", err)
+            except OSError as write_error:
+                log.warning("%s; cannot write it (%s): using the graph built from the weights",
+                            err, write_error)
+            return graph
 
     def score_inputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Scores (float64 (n,) each) of raw inputs ``x`` (n, d)."""

@@ -22,7 +22,7 @@ from triggerad.provenance import package_version
 #: Order in which subcommands are listed in ``trigger-ad --help`` (the data flow).
 ORDER = (
     "quickstart", "generate", "features", "train", "threshold", "evaluate", "firmware", "export",
-    "score",
+    "score", "study",
 )
 
 EPILOG = """examples:

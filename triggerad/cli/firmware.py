@@ -25,7 +25,8 @@ def register(subparsers) -> None:
         "hls4ml HLS project of the quantized encoder + score + trigger bit, verified in C simulation",
         "trigger-ad firmware models/l1_vae --config firmware --out hls_l1_vae/\n"
         "trigger-ad firmware models/l1_vae --config my_fw.yaml --out prj/ --events 20000 --sweep\n"
-        "trigger-ad firmware models/l1_vae --out prj/ --data data/background.h5 'data/signal_*.h5'",
+        "trigger-ad firmware models/l1_vae --out prj/ --data data/background.h5 'data/signal_*.h5'\n"
+        "trigger-ad firmware models/l1_tagger --out hls_l1_tagger/ --events 20000   # L1 LLP tagger",
         description=__doc__,
     )
     p.add_argument("model", help="trained model folder (with threshold.json)")
@@ -77,7 +78,8 @@ def run(args) -> int:
     float_ref = summary["vs_float_pipeline"]
     print(f"HLS project written to {args.out}/ (synthesise there with: "
           f"{synthesis_command(cfg.hls.backend)})")
-    print(f"C simulation vs the integer mu2_q on {summary['n_events']} validation events: decision "
+    print(f"C simulation vs the integer {inputs.threshold_score} on {summary['n_events']} "
+          f"validation events: decision "
           f"agreement {summary['decision_agreement']:.6f}, max score diff "
           f"{summary['max_score_diff_lsb']:g} LSB ({summary['csim_seconds']:.1f} s)")
     print(f"fixed point vs float pipeline: decision agreement "

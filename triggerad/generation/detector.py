@@ -12,12 +12,15 @@ import contextlib
 import functools
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import awkward as ak
 import numpy as np
 
 from triggerad.generation.config import DetectorConfig, LeptonConfig
 from triggerad.generation.pythia import Particles
+
+if TYPE_CHECKING:  # awkward is imported where it is used: it is slow to import, and readers
+    import awkward as ak  # (PFNano, via jetinputs) import this module for its numpy helpers
 
 #: Neutrinos and the lightest neutralino leave no trace.
 INVISIBLE = (12, 14, 16, 1000022)
@@ -226,6 +229,8 @@ class Detector:
         Returns the padded jets and the (n, 3) sums of the raw px, py and pT of the reconstructed
         jets (what the unclustered sum must not count again).
         """
+        import awkward as ak
+
         jcfg = self.cfg.jet
         counts = np.diff(p.offsets)
         inputs = ak.unflatten(ak.zip({"px": p.px, "py": p.py, "pz": p.pz, "E": p.e}), counts)
@@ -345,6 +350,7 @@ def decay_mother(particles: Particles, index: np.ndarray) -> np.ndarray:
 @functools.cache
 def _fastjet():
     """Import fastjet with its C++ banner (printed on first use) sent to /dev/null."""
+    import awkward as ak
     import fastjet
 
     jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, 0.4)

@@ -10,9 +10,12 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import awkward as ak
 import numpy as np
+
+if TYPE_CHECKING:
+    import awkward as ak
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +179,8 @@ def particles_from_batch(
     ``vertices=True`` also fills the production vertices (Pythia leaves ``vProd`` unset, here 0,
     for particles made at the origin); ``history=True`` the second mother index.
     """
+    import awkward as ak  # here: slow to import, and readers import this package's helpers
+
     prt = batch["prt"]
     counts = ak.to_numpy(ak.num(prt, axis=1)).astype(np.int64)
     flat = ak.flatten(prt, axis=1)

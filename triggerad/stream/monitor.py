@@ -14,40 +14,52 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 #: Columns of the score parts the monitor needs.
 MONITOR_COLUMNS = ["block", "run", "lumi", "pileup", "threshold", "accepted"]
 
 
 def garwood(counts: np.ndarray, confidence: float = 0.6827) -> tuple[np.ndarray, np.ndarray]:
-    """Central Garwood (exact Poisson) interval [low, high] for observed counts."""
+    """Central Garwood (exact Poisson) interval [low, high] for observed counts.
+
+    ``chi2.ppf(q, 2k) / 2`` is computed as ``gammaincinv(k, q)`` (the same numbers; scipy.special
+    imports several times faster than scipy.stats, which counts in the command's wall time).
+    """
     counts = np.asarray(counts, dtype=np.float64)
     alpha = 1.0 - confidence
-    low = np.where(counts > 0, stats.chi2.ppf(alpha / 2, 2 * counts) / 2, 0.0)
-    high = stats.chi2.ppf(1 - alpha / 2, 2 * counts + 2) / 2
+    low = np.where(counts > 0, special.gammaincinv(np.maximum(counts, 1), alpha / 2), 0.0)
+    high = special.gammaincinv(counts + 1, 1 - alpha / 2)
     return low, high
 
 
-def aggregate_blocks(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
-    """Per-block counts from score-part tables (``MONITOR_COLUMNS``) given in stream order."""
-    partial = []
-    for frame in frames:
-        if len(frame) == 0:
-            continue
-        grouped = frame.groupby("block", sort=False)
-        partial.append(pd.DataFrame({
-            "run": grouped["run"].first(),
-            "lumi": grouped["lumi"].first(),
-            "threshold": grouped["threshold"].first(),
-            "events": grouped.size(),
-            "accepted": grouped["accepted"].sum(),
-            "pileup_sum": grouped["pileup"].sum(),
-        }))
-    if not partial:
+def block_partial(frame: pd.DataFrame) -> pd.DataFrame | None:
+    """Per-block counts of one score part (``MONITOR_COLUMNS``); None for an empty part.
+
+    :func:`aggregate_blocks` merges them (blocks may span parts)."""
+    if len(frame) == 0:
+        return None
+    grouped = frame.groupby("block", sort=False)
+    return pd.DataFrame({
+        "run": grouped["run"].first(),
+        "lumi": grouped["lumi"].first(),
+        "threshold": grouped["threshold"].first(),
+        "events": grouped.size(),
+        "accepted": grouped["accepted"].sum(),
+        "pileup_sum": grouped["pileup"].sum(),
+    })
+
+
+def aggregate_blocks(frames: Iterable[pd.DataFrame | None], *, partial: bool = False
+                     ) -> pd.DataFrame:
+    """Per-block counts from score-part tables (``MONITOR_COLUMNS``) given in stream order
+    (``partial``: from their :func:`block_partial` instead)."""
+    partials = [f if partial else block_partial(f) for f in frames]
+    partials = [f for f in partials if f is not None]
+    if not partials:
         return pd.DataFrame(columns=["block", "run", "lumi", "threshold", "events", "accepted",
                                      "mean_pileup"])
-    table = pd.concat(partial).groupby(level=0, sort=True).agg({
+    table = pd.concat(partials).groupby(level=0, sort=True).agg({
         "run": "first", "lumi": "first", "threshold": "first",
         "events": "sum", "accepted": "sum", "pileup_sum": "sum",
     })

@@ -86,6 +86,8 @@ class _Driver:
             self.controller = RateController(config.control, float(thr["value"]),
                                              self.target_fraction, state)
         self.files = list(dict.fromkeys(u.file for u in plan.units))
+        #: unit index -> :func:`_part_summary` of the units written by this run (writer jobs)
+        self.summaries: dict[int, tuple] = {}
 
     @property
     def todo(self) -> list[WorkUnit]:
@@ -103,9 +105,10 @@ class _Driver:
     def handle(self, result: UnitResult, on_error: str) -> Callable[[], dict]:
         """Apply the controller to a unit's scores; return the job writing the unit's parts.
 
-        The controller runs here, in plan order; the returned function writes the part files
-        and returns the unit's manifest line (it touches no driver state, so it may run in the
-        writer thread while the next unit is scored).
+        The controller runs here, in plan order; the returned function writes the part files,
+        records the unit's block counts in :attr:`summaries` and returns the unit's manifest line
+        (it touches no other driver state, so it may run in the writer thread while the next
+        unit is scored).
         """
         unit = result.unit
         if result.error is not None:
@@ -137,6 +140,7 @@ class _Driver:
 
         def write() -> dict:
             parts = [self._write(frame, kind, unit.index, fmt) for frame, kind, fmt in frames]
+            self.summaries[unit.index] = _part_summary(table)
             return {**entry, "parts": parts}
 
         return write
@@ -204,7 +208,8 @@ def run_stream(
         Where the files are counted and the units scored (default: in this process, reading
         one unit ahead). Outputs do not depend on it.
     scores : list of str, optional
-        Scores to compute (default: every score the model defines).
+        Scores to compute (default: what the model's scorer computes by default; for the VAEs
+        the threshold's score, ``["all"]`` every score).
     on_error : {"skip", "fail"}
         Unreadable files or chunks are listed in the summary and skipped, or stop the run.
     progress : bool
@@ -298,19 +303,23 @@ def run_stream(
         })
 
 
-def _weighted_fraction(parts) -> float:
-    """Sum of the weights of accepted events over the sum of all weights.
+def _part_summary(frame) -> tuple:
+    """Block counts (:func:`monitor.block_partial`), sum of weights and of accepted weights of
+    one score part."""
+    w = frame["weight"].to_numpy(dtype=np.float64)
+    return (monitor.block_partial(frame), float(w.sum()),
+            float(w[frame["accepted"].to_numpy(dtype=bool)].sum()))
 
-    For data (every weight 1) this is the accepted fraction; for a simulated cocktail whose events
-    carry sigma x efficiency weights it is the fraction of the stream's rate that is accepted.
-    """
-    total = accepted = 0.0
-    for part in parts:
-        frame = read_part(part, ["weight", "accepted"])
-        w = frame["weight"].to_numpy(dtype=np.float64)
-        total += w.sum()
-        accepted += w[frame["accepted"].to_numpy(dtype=bool)].sum()
-    return accepted / total if total > 0 else 0.0
+
+def _summaries(driver: _Driver, entries: list[dict]):
+    """:func:`_part_summary` of every finished unit's score part, in plan order (from memory for
+    the units of this run, read back from the part for resumed ones)."""
+    columns = [*monitor.MONITOR_COLUMNS, "weight"]
+    for entry in entries:
+        for part in entry["parts"]:
+            if part["kind"] == "scores":
+                known = driver.summaries.get(entry["unit"])
+                yield known or _part_summary(read_part(driver.outdir / part["path"], columns))
 
 
 def _finalise(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
@@ -319,8 +328,13 @@ def _finalise(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
         return _finalise_scores(driver, entries, run_info)
     outdir, cfg, thr = driver.outdir, driver.config, driver.scorer.model.threshold
     input_rate, target_rate = float(thr["input_rate_hz"]), float(thr["target_rate_hz"])
-    frames = (read_part(p, monitor.MONITOR_COLUMNS) for p in driver.parts(entries, "scores"))
-    table = monitor.add_rates(monitor.aggregate_blocks(frames), input_rate, target_rate,
+    # weighted accepted fraction: for data (weights 1) the accepted fraction; for a simulated
+    # cocktail (sigma x efficiency weights) the fraction of the stream's rate that is accepted
+    summaries = list(_summaries(driver, entries))
+    total = sum(s[1] for s in summaries)
+    weighted = sum(s[2] for s in summaries) / total if total > 0 else 0.0
+    table = monitor.add_rates(monitor.aggregate_blocks((s[0] for s in summaries), partial=True),
+                              input_rate, target_rate,
                               band=cfg.monitor.band, confidence=cfg.monitor.confidence)
     atomic.write_text(outdir / "blocks.csv", table.to_csv(index=False))
     changes = _threshold_log(table)
@@ -338,7 +352,6 @@ def _finalise(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
                                         outdir / "anomalies.parquet")
     events = sum(e["n_events"] for e in entries)
     accepted = sum(e["accepted"] for e in entries)
-    weighted = _weighted_fraction(driver.parts(entries, "scores"))
     summary = {
         "events": events,
         "accepted": accepted,

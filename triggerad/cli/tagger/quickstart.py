@@ -3,7 +3,9 @@
 generate the small fast sample (tagger-generate-fast) and an independent one (next seed) for the
 evaluation -> train the tagger with and without domain adaptation for a few epochs
 (tagger-train-fast) -> evaluate the DA model against the one without on the independent sample
-(report.md, report.json, plots) -> score its background file at c-tau 1 mm. Each step is
+(report.md, report.json, plots) -> score its background file at c-tau 1 mm -> train the quantized
+L1 tagger (tagger-l1-fast), emit its HLS project (firmware-l1) and print the C-simulation
+agreement on up to :data:`L1_CSIM_EVENTS` validation jets. Each step is
 the corresponding subcommand run in-process, so the quickstart exercises exactly what a user runs
 by hand. About 10 minutes on 2 cores; the numbers are a working demonstration, not physics
 results (small sample, few epochs; efficiencies at 1e-4 mistag are limited by the number of
@@ -21,6 +23,9 @@ from triggerad.cli.quickstart import run_step
 
 GENERATE_CONFIG = "tagger-generate-fast"
 TRAIN_CONFIG = "tagger-train-fast"
+L1_CONFIG, L1_FIRMWARE_CONFIG = "tagger-l1-fast", "firmware-l1"
+#: Validation jets of the L1 tagger's C simulation (a few thousand: a small added time).
+L1_CSIM_EVENTS = 5000
 #: c-tau hypothesis (mm) of the scoring step.
 SCORE_CTAU_MM = 1.0
 
@@ -29,8 +34,8 @@ def register(sub) -> None:
     """Add ``trigger-ad tagger quickstart`` to the tagger group's subparsers."""
     p = add_command(
         sub, "quickstart",
-        "run the LLP tagger chain, small: generate, train with and without DA, evaluate, score "
-        "(~10 min on 2 cores)",
+        "run the LLP tagger chain, small: generate, train with and without DA, evaluate, score, "
+        "L1 tagger + its HLS project (~12 min on 2 cores)",
         "trigger-ad tagger quickstart --out llp_quickstart/\n"
         "trigger-ad tagger quickstart --out qs/ --epochs 4 --events 300   # smaller, faster",
         description=__doc__,
@@ -42,7 +47,7 @@ def register(sub) -> None:
                    help="training epochs (default: the fast training config's own, 8); more "
                    "than its class-only epochs (3), so that domain adaptation starts")
     p.add_argument("--seed", type=int, default=1, help="generation seed")
-    p.add_argument("--workers", type=int, default=2, help="generation worker processes")
+    p.add_argument("--workers", type=positive_int, default=2, help="generation worker processes")
     p.set_defaults(func=run)
 
 
@@ -76,14 +81,21 @@ def run(args) -> int:
     run_step("score", ["tagger", "score", str(models / "llp_da"), str(test / "background.h5"),
                     "--ctau", f"{SCORE_CTAU_MM:g}", "--out", str(out / "scores"),
                     "--no-progress"])
+    l1, hls = models / "l1_tagger", out / "hls_l1_tagger"
+    run_step("train l1_tagger", ["tagger", "train", L1_CONFIG, "--data", str(data),
+                                 "--out", str(l1)])
+    run_step("firmware (L1 tagger)", ["firmware", str(l1), "--config", L1_FIRMWARE_CONFIG,
+                                      "--out", str(hls), "--events", str(L1_CSIM_EVENTS)])
     rep = json.loads((report / "report.json").read_text())
+    fw = json.loads((hls / "firmware_report.json").read_text())
     print(f"\ntagger quickstart finished in {time.perf_counter() - start:.0f} s. "
           f"Outputs in {out}/:")
     for path, what in ((data, "training jets (HDF5 + PFNano ROOT), summary.json"),
                        (test, "independent evaluation jets (next seed)"),
                        (models, "taggers with (llp_da) and without (llp_no_da) domain adaptation"),
                        (report, "evaluation report (report.md, report.json, plots)"),
-                       (out / "scores", f"per-jet class probabilities at c-tau {SCORE_CTAU_MM:g} mm")):
+                       (out / "scores", f"per-jet class probabilities at c-tau {SCORE_CTAU_MM:g} mm"),
+                       (hls, "HLS project of the quantized L1 tagger (models/l1_tagger)")):
         print(f"  {path}/  {what}")
     da = rep["domain_adaptation"]
     for key, cost in da["auc_cost"].items():
@@ -91,4 +103,9 @@ def run(args) -> int:
     for key, jsd in da["jsd"].items():
         print(f"c-tau {key}: JSD(P_max) with DA {jsd['with_da']:.4g}, without {jsd['without_da']:.4g}"
               " bits")
+    print(f"L1 tagger firmware: C simulation vs the integer logit on {fw['n_events']} jets: tag "
+          f"decision agreement {fw['decision_agreement']:.6f}, max logit diff "
+          f"{fw['max_score_diff_lsb']:g} LSB; {fw['bit_widths']['total_macs']} MACs "
+          f"({fw['bit_widths']['nonzero_macs']} non-zero), estimated "
+          f"{fw['bit_widths']['est_dsp']} DSP")
     return 0

@@ -25,7 +25,9 @@ def register(sub) -> None:
         "trigger-ad tagger train tagger-train-fast --data llp/ --out models/llp_tagger\n"
         "trigger-ad tagger train tagger-train-fast --data llp/ --out models/llp_noda --no-da\n"
         "trigger-ad tagger train configs/tagger-train.yaml --data llp_physics/ --out "
-        "models/llp --epochs 60",
+        "models/llp --epochs 60\n"
+        "trigger-ad tagger train configs/tagger-l1.yaml --data llp/ --out models/l1_tagger   "
+        "# quantized L1 tagger",
         description=__doc__,
     )
     p.add_argument("config", metavar="CONFIG",
@@ -48,7 +50,13 @@ def run(args) -> int:
     """Load the config, apply the flags, check the output folder, train, print a summary."""
     from pathlib import Path
 
+    from tagger.l1.train import is_l1_config
     from tagger.train import load_config, train
+
+    if is_l1_config(args.config):
+        from triggerad.cli.tagger._train_l1 import run_l1
+
+        return run_l1(args)
 
     if args.epochs is not None and args.epochs <= 0:
         raise ConfigError(f"--epochs: expected a positive integer, found {args.epochs!r}")
