@@ -265,7 +265,7 @@ def held_out(batch: JetBatch, path: Path, models: list) -> tuple[JetBatch, str]:
     events that :func:`tagger.pipeline.validation_mask` puts there: used for early stopping,
     never for the gradient); any other file all its jets.
     """
-    from tagger.pipeline import validation_mask
+    from tagger.reading import validation_mask
 
     def same_jets(p) -> tuple[Path, str]:  # signal.h5 and signal.root of a folder hold the same
         p = Path(p).resolve()

@@ -98,8 +98,9 @@ def log10_ctau(ctau_mm: np.ndarray, where: str) -> np.ndarray:
     return np.log10(ctau).astype(np.float32)
 
 
-def arrays(batch: JetBatch, norm: dict, log10_ct: np.ndarray) -> dict[str, np.ndarray]:
-    """The normalised model inputs of ``batch`` at log10(c-tau) ``log10_ct`` ((n,) float32)."""
+def normalised(batch, norm: dict) -> dict[str, np.ndarray]:
+    """The standardised candidate blocks and globals of ``batch`` (float32; padded candidates
+    stay exactly 0): every input but log10(c-tau)."""
     out = {}
     for branch in (*BLOCKS, "globals"):
         arr = getattr(batch, branch)
@@ -110,5 +111,11 @@ def arrays(batch: JetBatch, norm: dict, log10_ct: np.ndarray) -> dict[str, np.nd
         if branch in BLOCKS:
             x *= arr.any(axis=-1)[..., None]          # padded candidates stay exactly 0
         out[branch] = x
+    return out
+
+
+def arrays(batch: JetBatch, norm: dict, log10_ct: np.ndarray) -> dict[str, np.ndarray]:
+    """The normalised model inputs of ``batch`` at log10(c-tau) ``log10_ct`` ((n,) float32)."""
+    out = normalised(batch, norm)
     out["log10_ctau"] = np.asarray(log10_ct, dtype=np.float32).reshape(-1, 1)
     return out

@@ -5,12 +5,20 @@
    ahead by ``data.read_workers`` threads through the core readers (:mod:`triggerad.io`), which
    check schema and NaN/inf on the way; ``data.interleave_chunks`` consecutive chunks are
    merged and permuted (so a buffer fill mixes several files).
-2. **Split**: a jet belongs to the validation split when a hash of its (file stem, event)
-   falls below ``data.validation_fraction`` (all jets of an event in the same split, stable
-   across runs, and the same for the HDF5 and PFNano files of a sample).
+2. **Split and preparation** (:mod:`tagger.reading`): a jet belongs to the validation split
+   when a hash of its (file stem, event) falls below ``data.validation_fraction`` (all jets of
+   an event in the same split, stable across runs, and the same for the HDF5 and PFNano files
+   of a sample). Each chunk's jets of the split are normalised once, in the reader threads
+   (float32; :func:`tagger.reading.prepare_rows`). **Cache**: the prepared rows of every
+   (chunk, split) are kept in memory while they fit ``data.cache_mb`` (:class:`ChunkCache`,
+   shared by the training and validation streams): from the second pass on, a cached chunk is
+   neither decompressed nor normalised again; chunks beyond the budget are read on every pass.
+   A cached and a streamed chunk give the same rows: the batches of a seed do not depend on
+   the budget.
 3. **Shuffle buffer** (:class:`ShuffleBuffer`): a fixed-size reservoir of jets; each drawn jet
    is replaced by the next one read, as ``tf.data.Dataset.shuffle`` does. Memory is bounded by
-   ``data.shuffle_buffer`` jets per stream, not by the sample size.
+   ``data.shuffle_buffer`` jets per stream plus the cache (at most ``data.cache_mb``; about
+   2.6 kB per jet with the default 25, 25, 4 candidates), not by the sample size.
 4. **Batch** (:func:`assemble`): of the labelled simulation jets drawn, the SM jets (b, c, uds,
    g) are resampled with replacement to the LLP jets' histogram in (log10 pT, eta)
    (``resampling`` bin edges) and receive c-tau values drawn from that batch's LLP jets; LLP
@@ -26,22 +34,29 @@
 
 from __future__ import annotations
 
-import concurrent.futures
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from tagger import inputs as tin
+from tagger.reading import (
+    KEEP,
+    ChunkCache,
+    Readers,
+    ShuffleBuffer,
+    chunk_index,
+    prepare_rows,
+    read_chunks,
+    validation_mask,
+)
 from triggerad.errors import ConfigError, StatisticsError, TriggerADError
-from triggerad.jets import GLOBAL_FEATURES, LABELS
+from triggerad.jets import LABELS
 
-#: JetBatch fields the pipeline keeps per jet.
-KEEP = ("charged", "neutral", "sv", "globals", "ctau", "label", "domain")
-PT = GLOBAL_FEATURES.index("pt")
-ETA = GLOBAL_FEATURES.index("eta")
+#: Reading names used through this module (tests, trainsample, evaluate).
+__all__ = ["KEEP", "ChunkCache", "Readers", "ResamplingConfig", "ShuffleBuffer", "Streams",
+           "assemble", "batches", "chunk_index", "dataset", "read_chunks", "resample_to",
+           "signature", "validation_mask"]
 
 
 @dataclass
@@ -68,154 +83,6 @@ class ResamplingConfig:
             if len(edges) < 2 or np.any(np.diff(edges) <= 0):
                 raise ValueError(f"{name} must hold >= 2 strictly increasing edges, found "
                                  f"{getattr(self, name)!r}")
-
-
-# Reading -------------------------------------------------------------------------------------
-class Readers:
-    """The core jet reader of every file (one per reader name), dispatched by path."""
-
-    def __init__(self, readers: dict[str, object]):
-        self.by_path = readers
-
-    def num_entries(self, path: str) -> int:
-        return self.by_path[path].num_entries(path)
-
-    def read(self, path: str, start: int, stop: int):
-        return self.by_path[path].read(path, start, stop)
-
-
-def chunk_index(reader, paths: list[str], chunk_entries: int) -> list[tuple[str, int, int]]:
-    """(path, start, stop) entry ranges covering every file."""
-    out = []
-    for path in paths:
-        total = reader.num_entries(path)
-        out.extend((path, s, min(s + chunk_entries, total)) for s in range(0, total, chunk_entries))
-    return out
-
-
-def validation_mask(batch, fraction: float) -> np.ndarray:
-    """(n,) bool: jets of the validation split: a hash of the file's stem (``signal`` of
-    ``signal.h5`` and ``signal.root``: the same jets get the same split in both formats) and the
-    event number."""
-    if fraction <= 0:
-        return np.zeros(len(batch), bool)
-    files, inverse = np.unique(batch.source_file.astype(str), return_inverse=True)
-    crc = np.array([zlib.crc32(Path(f).stem.encode()) for f in files], dtype=np.uint64)
-    salt = crc[inverse]
-    h = (batch.event.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + salt) & np.uint64(2**32 - 1)
-    h = (h * np.uint64(2654435761)) & np.uint64(2**32 - 1)
-    return h.astype(np.float64) / 2**32 < fraction
-
-
-def read_chunks(reader, chunks: list[tuple[str, int, int]], *, rng: np.random.Generator,
-                split: str | None, fraction: float, workers: int, loop: bool,
-                interleave: int = 4) -> Iterator[dict[str, np.ndarray]]:
-    """Jets of ``chunks`` as dicts of the :data:`KEEP` arrays, restricted to ``split``
-    (``train``, ``val`` or None: all).
-
-    Each pass visits the chunks in a fresh random order, read ahead by ``workers`` threads;
-    ``interleave`` consecutive chunks (of any files) are merged and permuted before they are
-    yielded, so that even the first fill of a shuffle buffer mixes several files.
-    """
-    def load(chunk):
-        batch = reader.read(*chunk)
-        if split is not None:
-            val = validation_mask(batch, fraction)
-            batch = batch.take(val if split == "val" else ~val)
-        return {f: getattr(batch, f) for f in KEEP}
-
-    with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
-        while True:
-            order = rng.permutation(len(chunks))
-            ahead = max(workers, interleave)
-            pending = [pool.submit(load, chunks[i]) for i in order[:ahead]]
-            group: list[dict] = []
-            for k in range(len(order)):
-                jets = pending[k].result()
-                if k + ahead < len(order):
-                    pending.append(pool.submit(load, chunks[order[k + ahead]]))
-                if len(jets["label"]):
-                    group.append(jets)
-                if group and (len(group) == interleave or k == len(order) - 1):
-                    merged = {f: np.concatenate([g[f] for g in group]) for f in KEEP}
-                    perm = rng.permutation(len(merged["label"]))
-                    yield {f: v[perm] for f, v in merged.items()}
-                    group = []
-            if not loop:
-                return
-
-
-class ShuffleBuffer:
-    """A fixed-size reservoir of jets: :meth:`draw` returns random jets and refills their slots
-    from the source (``tf.data`` shuffle semantics, done on whole arrays).
-
-    Parameters
-    ----------
-    source : iterator of dict
-        Chunks of jets (:func:`read_chunks`).
-    size : int
-        Jets held.
-    rng : numpy Generator
-    """
-
-    def __init__(self, source: Iterator[dict], size: int, rng: np.random.Generator):
-        self.source, self.size, self.rng = source, size, rng
-        self.pending: dict | None = None
-        self.buf: dict | None = None
-        self.n = 0
-        self.exhausted = False
-
-    def _next_rows(self, k: int) -> dict | None:
-        """Up to ``k`` jets from the source (None when it is exhausted)."""
-        parts, got = [], 0
-        while got < k:
-            if self.pending is None:
-                try:
-                    self.pending = next(self.source)
-                except StopIteration:
-                    self.exhausted = True
-                    break
-            take = min(k - got, len(self.pending["label"]))
-            parts.append({f: v[:take] for f, v in self.pending.items()})
-            rest = {f: v[take:] for f, v in self.pending.items()}
-            self.pending = rest if len(rest["label"]) else None
-            got += take
-        if not parts:
-            return None
-        return {f: np.concatenate([p[f] for p in parts]) for f in parts[0]}
-
-    def _fill(self) -> None:
-        if self.buf is None:
-            first = self._next_rows(self.size)
-            if first is None:
-                self.buf, self.n = {}, 0
-                return
-            self.n = len(first["label"])
-            self.buf = {f: np.empty((self.size, *v.shape[1:]), v.dtype) for f, v in first.items()}
-            for f, v in first.items():
-                self.buf[f][:self.n] = v
-
-    def draw(self, k: int) -> dict | None:
-        """``k`` random jets (fewer at the end of a finite source; None when empty)."""
-        self._fill()
-        if self.n == 0:
-            return None
-        k = min(k, self.n)
-        idx = self.rng.choice(self.n, k, replace=False)
-        out = {f: v[idx] for f, v in self.buf.items()}
-        new = None if self.exhausted else self._next_rows(k)
-        m = 0 if new is None else len(new["label"])
-        if m:
-            for f, v in new.items():
-                self.buf[f][idx[:m]] = v
-        if m < k:  # finite source ran dry: move the last jets into the remaining holes
-            holes = np.sort(idx[m:])
-            keep = np.setdiff1d(np.arange(self.n - len(holes), self.n), holes)
-            targets = holes[holes < self.n - len(holes)]
-            for f in self.buf:
-                self.buf[f][targets] = self.buf[f][keep]
-            self.n -= len(holes)
-        return out
 
 
 # Batch assembly ------------------------------------------------------------------------------
@@ -247,10 +114,14 @@ def resample_to(pt_eta_ref: tuple[np.ndarray, np.ndarray], pt_eta: tuple[np.ndar
     return rng.choice(len(w), n, replace=True, p=w / w.sum())
 
 
-def assemble(sim: dict, dom: dict | None, *, norm: dict, edges: ResamplingConfig,
-             rng: np.random.Generator, where: str = "batch") -> tuple[dict, dict]:
+def assemble(sim: dict, dom: dict | None, *, edges: ResamplingConfig,
+             rng: np.random.Generator, norm: dict | None = None,
+             where: str = "batch") -> tuple[dict, dict]:
     """One training batch from drawn simulation jets ``sim`` and shifted-simulation jets
     ``dom`` (None: no domain part) (module docstring, step 4).
+
+    ``sim`` and ``dom`` are prepared rows (:func:`tagger.reading.prepare_rows`, already
+    normalised), or with ``norm`` the raw :data:`KEEP` arrays, prepared here.
 
     Returns
     -------
@@ -264,53 +135,46 @@ def assemble(sim: dict, dom: dict | None, *, norm: dict, edges: ResamplingConfig
     StatisticsError
         If the batch holds no LLP or no SM jet.
     """
-    labelled = sim["label"] >= 0
-    llp = np.flatnonzero(labelled & (sim["label"] == 0))
-    sm = np.flatnonzero(labelled & (sim["label"] > 0))
+    if norm is not None:
+        sim = prepare_rows(sim, norm)
+        dom = None if dom is None else prepare_rows(dom, norm)
+    label = sim["label"]
+    labelled = label >= 0
+    llp = np.flatnonzero(labelled & (label == 0))
+    sm = np.flatnonzero(labelled & (label > 0))
     if len(llp) == 0 or len(sm) == 0:
         raise StatisticsError(
             f"{where}: {len(llp)} LLP and {len(sm)} SM (b, c, uds, g) jets among {len(labelled)} "
             "drawn: a batch needs both; raise training.batch_size or data.shuffle_buffer")
-    g = sim["globals"]
-    pick = sm[resample_to((g[llp, PT], g[llp, ETA]), (g[sm, PT], g[sm, ETA]), len(sm), edges, rng)]
+    pt, eta = sim["pt"], sim["eta"]
+    pick = sm[resample_to((pt[llp], eta[llp]), (pt[sm], eta[sm]), len(sm), edges, rng)]
     llp_ctau = sim["ctau"][llp]
     rows = [llp, pick]
     ctau = [llp_ctau, rng.choice(llp_ctau, len(pick))]
     n_class = len(llp) + len(pick)
     n_dom = 0 if dom is None else len(dom["label"])
-    fields = ("charged", "neutral", "sv", "globals", "label")
     if n_dom:
         rows.append(rng.choice(sm, n_dom))
         ctau += [rng.choice(llp_ctau, n_dom), rng.choice(llp_ctau, n_dom)]
     index = np.concatenate(rows)
-    jets = {}
-    for f in fields:   # one copy of every selected jet: simulation rows, then the domain jets
-        out = np.empty((len(index) + n_dom, *sim[f].shape[1:]), sim[f].dtype)
+    n = len(index) + n_dom
+    x = {}
+    for f in ("charged", "neutral", "sv", "globals"):  # one copy: simulation rows, domain jets
+        out = np.empty((n, *sim[f].shape[1:]), np.float32)
         np.take(sim[f], index, axis=0, out=out[:len(index)])
         if n_dom:
             out[len(index):] = dom[f]
-        jets[f] = out
-    domain = np.zeros(len(index) + n_dom)
-    domain[n_class + n_dom:] = 1.0
-    ctau = np.concatenate(ctau)
-    n = len(ctau)
+        x[f] = out
+    x["log10_ctau"] = tin.log10_ctau(np.concatenate(ctau), where).reshape(-1, 1)
     onehot = np.zeros((n, len(LABELS)), np.float32)
-    onehot[np.arange(n_class), jets["label"][:n_class]] = 1.0
+    onehot[np.arange(n_class), label[index[:n_class]]] = 1.0
     class_weight = np.zeros(n, np.float32)
     class_weight[:n_class] = 1.0
-    domain_weight = np.zeros(n, np.float32)
-    domain_weight[n_class:] = 1.0
-    x = tin.arrays(_Jets(jets), norm, tin.log10_ctau(ctau, where))
-    return x, {"class": onehot, "class_weight": class_weight,
-               "domain": domain.astype(np.float32).reshape(-1, 1),
+    domain_weight = 1.0 - class_weight
+    domain = np.zeros((n, 1), np.float32)
+    domain[n_class + n_dom:] = 1.0
+    return x, {"class": onehot, "class_weight": class_weight, "domain": domain,
                "domain_weight": domain_weight}
-
-
-class _Jets:
-    """Attribute access to a dict of jet arrays (what :func:`tagger.inputs.arrays` reads)."""
-
-    def __init__(self, arrays: dict):
-        self.__dict__.update(arrays)
 
 
 # The streams ---------------------------------------------------------------------------------
@@ -329,6 +193,7 @@ class Streams:
     validation_fraction: float
     read_workers: int
     interleave: int = 4
+    cache: ChunkCache | None = None
 
 
 def batches(s: Streams, *, split: str, seed: int, domain: bool) -> Iterator[tuple[dict, dict]]:
@@ -341,15 +206,16 @@ def batches(s: Streams, *, split: str, seed: int, domain: bool) -> Iterator[tupl
     loop = split == "train"
     sim = ShuffleBuffer(read_chunks(s.readers, s.sim_chunks, rng=rng, split=split,
                                     fraction=s.validation_fraction, workers=s.read_workers,
-                                    loop=loop, interleave=s.interleave), s.shuffle_buffer, rng)
+                                    loop=loop, interleave=s.interleave, norm=s.norm,
+                                    cache=s.cache), s.shuffle_buffer, rng)
     dom = None
     if domain:
         if not s.dom_chunks:
             raise ConfigError("domain adaptation needs the shifted-simulation sample (data.domain)")
         dom = ShuffleBuffer(read_chunks(s.readers, s.dom_chunks, rng=rng, split=split,
                                         fraction=s.validation_fraction, workers=s.read_workers,
-                                        loop=True, interleave=s.interleave), s.shuffle_buffer,
-                           rng)
+                                        loop=True, interleave=s.interleave, norm=s.norm,
+                                        cache=s.cache), s.shuffle_buffer, rng)
     k = 0
     while True:
         jets = sim.draw(s.batch_size)
@@ -361,8 +227,7 @@ def batches(s: Streams, *, split: str, seed: int, domain: bool) -> Iterator[tupl
         if not loop and not (np.any(labelled & (jets["label"] == 0))
                              and np.any(labelled & (jets["label"] > 0))):
             continue
-        yield assemble(jets, d, norm=s.norm, edges=s.edges, rng=rng,
-                       where=f"{split} batch {k}")
+        yield assemble(jets, d, edges=s.edges, rng=rng, where=f"{split} batch {k}")
 
 
 def signature(sizes: dict[str, int]):

@@ -162,15 +162,17 @@ def prepare(cfg: TaggerTrainConfig, *, progress: bool = False) -> dict:
 
 def streams(cfg: TaggerTrainConfig, prep: dict):
     """The :class:`tagger.pipeline.Streams` of prepared samples."""
-    from tagger.pipeline import Streams
+    from tagger.pipeline import ChunkCache, Streams
 
+    d = cfg.data
     return Streams(
         readers=prep["readers"], sim_chunks=prep["sim"].chunks,
         dom_chunks=prep["dom"].chunks if prep["dom"] else [], norm=prep["norm"],
         edges=cfg.resampling, batch_size=cfg.training.batch_size,
         domain_batch_size=cfg.training.domain_batch_size,
         shuffle_buffer=cfg.data.shuffle_buffer, validation_fraction=cfg.data.validation_fraction,
-        read_workers=cfg.data.read_workers, interleave=cfg.data.interleave_chunks)
+        read_workers=d.read_workers, interleave=d.interleave_chunks,
+        cache=ChunkCache(int(d.cache_mb * 2**20)) if d.cache_mb > 0 else None)
 
 
 def build_trainer(cfg: TaggerTrainConfig, sizes: dict[str, int]):

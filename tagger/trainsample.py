@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-from tagger.pipeline import Readers, chunk_index, validation_mask
+from tagger.reading import Readers, chunk_index, validation_mask
 from triggerad.errors import ConfigError, InputFileError, StatisticsError
 from triggerad.io.base import ReadOptions
 from triggerad.io.registry import detect_reader, expand_inputs, make_reader
@@ -51,6 +51,11 @@ class TaggerDataConfig:
         Training jets (uniform random sample) the normalisation is fitted on.
     nonfinite : {"error", "drop"}
         Jets with NaN/inf inputs: stop naming the file, or drop them.
+    cache_mb : float
+        Memory budget (MiB) of the prepared (decoded, normalised) chunks kept between passes
+        (:class:`tagger.reading.ChunkCache`); chunks beyond it are read from the files on every
+        pass; 0: no cache. About 2.6 kB per jet with 25, 25, 4 candidates: the default fits
+        ~400k jets.
     """
 
     dir: str | None = None
@@ -64,12 +69,15 @@ class TaggerDataConfig:
     validation_fraction: float = 0.2
     normalisation_jets: int = 100_000
     nonfinite: Literal["error", "drop"] = "error"
+    cache_mb: float = 1024.0
 
     def __post_init__(self) -> None:
         for name in ("chunk_entries", "shuffle_buffer", "read_workers", "interleave_chunks",
                      "normalisation_jets"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, found {getattr(self, name)!r}")
+        if self.cache_mb < 0:
+            raise ValueError(f"cache_mb must be >= 0, found {self.cache_mb!r}")
         if not 0 < self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in (0, 1), found "
                              f"{self.validation_fraction!r}")
