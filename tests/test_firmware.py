@@ -371,7 +371,7 @@ def test_cli_writes_validated_project(trained, tmp_path, monkeypatch):
         fixed_graph=lambda: graph, kind="l1_vae",
     )
     monkeypatch.setattr(triggerad.models, "load_model", lambda path: art)
-    monkeypatch.setattr(triggerad.data, "load_split", lambda info, name: x)
+    monkeypatch.setattr(triggerad.data, "load_split", lambda info, name, **kw: x)
     cfg = tmp_path / "fw.yaml"
     cfg.write_text("validation:\n  testbench_events: 50\n  n_events: 0\n  sweep_widths: [12]\n")
     prj = tmp_path / "prj"
