@@ -18,6 +18,9 @@ class RTLSection:
     multipliers : {"shift_add", "dsp"}
         Constant multiplications as shift-add adder trees in canonical signed digits (no DSP)
         or as multipliers (mapped to DSP slices by the synthesis).
+    share_multiples : bool
+        ``shift_add`` only: build each odd multiple ``m * x`` of an input once and share it
+        between the outputs (every weight is then one adder-tree term; fewer LUTs).
     dense_stages : int
         Pipeline registers of each Dense layer (its adder trees are cut evenly); 0: combinational.
     other_stages : int
@@ -33,6 +36,7 @@ class RTLSection:
 
     clock_mhz: float = 240.0
     multipliers: Literal["shift_add", "dsp"] = "shift_add"
+    share_multiples: bool = True
     dense_stages: int = 2
     other_stages: int = 1
     synthesis: Literal["xilinx", "generic", "none"] = "xilinx"

@@ -45,7 +45,7 @@ def build_rtl(graph: FixedGraph, x: np.ndarray | list[np.ndarray], cfg: RTLSecti
     if cfg.sim_events:
         xs = [a[:cfg.sim_events] for a in xs]
     design = generate(graph, top=cfg.top, style=cfg.multipliers, dense_stages=cfg.dense_stages,
-                      other_stages=cfg.other_stages)
+                      other_stages=cfg.other_stages, share_multiples=cfg.share_multiples)
     reference = graph.run(*xs)
     raw = [layer.result.to_raw(a) for layer, a in zip(graph.inputs, xs, strict=True)]
     with atomic.atomic_dir(out) as tmp:
@@ -60,7 +60,7 @@ def build_rtl(graph: FixedGraph, x: np.ndarray | list[np.ndarray], cfg: RTLSecti
             resources = run_yosys(tmp, cfg.top, VERILOG, flow=cfg.synthesis, part=part)
         summary = {
             "top": design.top, "style": design.style, "clock_mhz": cfg.clock_mhz,
-            "dense_stages": cfg.dense_stages, "other_stages": cfg.other_stages,
+            "share_multiples": cfg.share_multiples, "dense_stages": cfg.dense_stages, "other_stages": cfg.other_stages,
             "latency_cycles": sim["latency_cycles"],
             "latency_ns": sim["latency_cycles"] * cfg.clock_period_ns,
             "latency_cycles_by_construction": design.latency,

@@ -114,12 +114,14 @@ class _Context:
     style: str
     dense_stages: int
     other_stages: int
+    share_multiples: bool = True
     levels: list[int] = field(default_factory=list)
     layers: list[dict] = field(default_factory=list)
 
 
 def generate(graph: FixedGraph, *, top: str = "trigger_rtl", style: str = "shift_add",
-             dense_stages: int = 2, other_stages: int = 1) -> RTLDesign:
+             dense_stages: int = 2, other_stages: int = 1,
+             share_multiples: bool = True) -> RTLDesign:
     """Verilog module computing ``graph`` bit for bit.
 
     Parameters
@@ -134,6 +136,10 @@ def generate(graph: FixedGraph, *, top: str = "trigger_rtl", style: str = "shift
     dense_stages, other_stages : int
         Pipeline registers of each Dense layer and of each other arithmetic layer
         (normalisation, sum of squares); 0 makes the layer combinational.
+    share_multiples : bool
+        ``shift_add``: build every odd multiple ``m * x_i`` a weight of input ``i`` needs once
+        (one or two adders) and share it between the outputs, so that every non-zero weight is
+        one term of the output's adder tree (instead of one term per CSD digit).
 
     Raises
     ------
@@ -142,10 +148,16 @@ def generate(graph: FixedGraph, *, top: str = "trigger_rtl", style: str = "shift
     """
     if style not in STYLES:
         raise RTLError(f"multiplier style {style!r}: expected one of {STYLES}")
-    ctx = _Context(Netlist(), style, dense_stages, other_stages)
+    ctx = _Context(Netlist(), style, dense_stages, other_stages, share_multiples)
     values: dict[str, list[Sig]] = {}
     inputs, offset = [], 0
+    needed = set(graph.outputs)
+    for layer in reversed(graph.layers):  # layers no output depends on are left out
+        if layer.name in needed:
+            needed.update(layer.inputs)
     for layer in graph.layers:
+        if layer.name not in needed and not isinstance(layer, Input):
+            continue
         if isinstance(layer, Input):
             size = _input_size(graph, layer.name)
             port = Port(layer.name, layer.result, size, offset)
@@ -244,6 +256,8 @@ def _linear(ctx: _Context, xs: list[Sig], columns: list[list[tuple[int, int]]],
     stage = max((x.stage for x in xs), default=0)
     xs = [net.delay(x, stage) for x in xs]
     before = net.multipliers
+    shared = ctx.style == "shift_add" and ctx.share_multiples
+    multiples, pre = _shared_multiples(net, xs, columns) if shared else ({}, 0)
     trees = []
     for column, bias in zip(columns, biases, strict=True):
         terms = []
@@ -251,18 +265,45 @@ def _linear(ctx: _Context, xs: list[Sig], columns: list[list[tuple[int, int]]],
             if ctx.style == "dsp":
                 t = net.multiply(xs[i], w)
                 terms.append(Term(t.sig, t.shift + shift, t.neg))
+            elif shared:
+                tz = (w & -w).bit_length() - 1
+                m = multiples[i].get(abs(w) >> tz, Term(xs[i]))
+                terms.append(Term(m.sig, m.shift + tz + shift, m.neg != (w < 0)))
             else:
                 terms.extend(Term(xs[i], k + shift, d < 0) for k, d in csd(w))
         if bias:
             tz = (bias & -bias).bit_length() - 1
             terms.append(Term(net.const(bias >> tz, stage), tz))
         trees.append(terms)
-    mult = 1 if net.multipliers > before else 0
+    mult = 1 if net.multipliers > before else pre
     levels = max((adder_levels(len(t)) for t in trees), default=0) + mult
     cuts = {max(c - mult, 0) for c in _stages_cuts(levels, stages)} if stages else set()
     ctx.levels.append(-(-levels // max(stages, 1)))
     roots = [sum_tree(net, terms, cuts, stage) for terms in trees]
     return [r for r, _ in roots], [s for _, s in roots]
+
+
+def _shared_multiples(net: Netlist, xs: list[Sig], columns) -> tuple[list[dict[int, Term]], int]:
+    """``x_i * m`` for every odd ``m > 1`` that a weight of input ``i`` needs (``|w| = m * 2**k``),
+    built once from its CSD digits and shared by all outputs; and the adder levels they add."""
+    odd: list[set[int]] = [set() for _ in xs]
+    for column in columns:
+        for i, w in column:
+            m = abs(w) >> ((w & -w).bit_length() - 1)
+            if m > 1:
+                odd[i].add(m)
+    out, depth = [], 0
+    for x, ms in zip(xs, odd, strict=True):
+        table = {}
+        for m in sorted(ms):
+            terms = [Term(x, k, d < 0) for k, d in csd(m)]
+            depth = max(depth, adder_levels(len(terms)))
+            while len(terms) > 1:
+                terms = [net.add(terms[j], terms[j + 1]) if j + 1 < len(terms) else terms[j]
+                         for j in range(0, len(terms), 2)]
+            table[m] = terms[0]
+        out.append(table)
+    return out, depth
 
 
 def _finish(ctx: _Context, roots: list[Term], frac: int, t: Fixed, stages: int) -> list[Sig]:

@@ -107,7 +107,11 @@ def _rtl(reference, x_raw, cfg, out) -> bool:
     from pathlib import Path
 
     from firmware.rtl.flow import build_rtl
+    from firmware.score_layer import SCORE, TRIGGER
+    from triggerad.fixedpoint import FixedGraph
 
+    # the outputs of the HLS top function: score and trigger bit (not the encoder's mu, logvar)
+    reference = FixedGraph(reference.layers, [SCORE, TRIGGER])
     s = build_rtl(reference, x_raw, cfg.rtl, Path(out) / "rtl", part=cfg.hls.part)
     worst = max(r["max_diff_lsb"] for r in s["agreement"].values())
     print(f"RTL ({s['style']}) written to {out}/rtl/: latency {s['latency_cycles']} clocks = "
