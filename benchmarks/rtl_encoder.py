@@ -7,7 +7,7 @@ raw inputs -> normalisation -> encoder -> sum of mu^2 -> trigger bit, what
 the fixed-point reference on the model's validation events (0 LSB expected) and synthesised with
 Yosys ``synth_xilinx`` (xcup; estimates, not Vivado results).
 
-usage: python benchmarks/rtl_encoder.py --model models/l1_vae [--events 10000]
+usage: python benchmarks/rtl_encoder.py --model models/l1_vae [--events 10000] [--data FILES]
        [--styles shift_add dsp] [--graphs encoder trigger] [--out rtl_bench/]
 
 ``MODEL`` is a trained l1_vae folder (e.g. from ``trigger-ad quickstart``). Wall-clock times are
@@ -49,6 +49,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--model", required=True, help="trained l1_vae model folder")
     p.add_argument("--events", type=int, default=10_000)
+    p.add_argument("--data", nargs="+", default=None, metavar="FILE",
+                   help="simulate the events of these files (globs, @list.txt) instead of the "
+                        "model's validation split")
     p.add_argument("--styles", nargs="+", default=["shift_add", "dsp"])
     p.add_argument("--graphs", nargs="+", default=["encoder", "trigger"])
     p.add_argument("--no-share", action="store_true",
@@ -64,7 +67,10 @@ def main(argv=None) -> int:
 
     art = load_model(args.model)
     full = art.fixed_graph()
-    x = art.inputs(kind_of(art).load_split(art, "val"))[:args.events]
+    from triggerad.data import load_sample
+
+    events = load_sample(args.data) if args.data else kind_of(art).load_split(art, "val")
+    x = art.inputs(events)[:args.events]
     thr = art.threshold
     score = full.layer("score")
     units = threshold_units(float(thr["value"]) if thr else 1.0, score.result)

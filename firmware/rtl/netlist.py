@@ -116,6 +116,10 @@ class Netlist:
         if a.sig.const and b.sig.const:
             value = _term_value(a) + _term_value(b)
             return Term(self.const(value, max(a.sig.stage, b.sig.stage)))
+        low, high = (a, b) if a.shift <= b.shift else (b, a)
+        d = high.shift - low.shift
+        if d and not low.sig.const and not high.sig.const and low.sig.width > d:
+            return self._add_passing_low_bits(low, high, d)
         shift = min(a.shift, b.shift)
         if a.neg and not b.neg:
             a, b = b, a
@@ -128,6 +132,22 @@ class Netlist:
         self.adders += 1
         sig = self.wire(expr, lo, hi, max(a.sig.stage, b.sig.stage), "s")
         return Term(sig, shift, a.neg and b.neg)
+
+    def _add_passing_low_bits(self, low: Term, high: Term, d: int) -> Term:
+        """``low +- high * 2**d``: the ``d`` low bits of ``low`` pass unchanged, only the bits
+        above them go through the adder (``d`` LUTs fewer than an aligned addition)."""
+        sub = low.neg != high.neg
+        lo_h, hi_h = (-high.sig.hi, -high.sig.lo) if sub else (high.sig.lo, high.sig.hi)
+        stage = max(low.sig.stage, high.sig.stage)
+        top = self.wire(f"({low.sig.name} >>> {d}) {'-' if sub else '+'} {high.sig.name}",
+                        (low.sig.lo >> d) + lo_h, (low.sig.hi >> d) + hi_h, stage, "s")
+        self.adders += 1
+        width = top.width + d
+        sig = _Wide(self._name("s"), low.sig.lo + (lo_h << d), low.sig.hi + (hi_h << d), stage,
+                    declared=width)
+        self.lines.append(f"wire signed [{width - 1}:0] {sig.name} = "
+                          f"{{{top.name}, {low.sig.name}[{d - 1}:0]}};")
+        return Term(sig, low.shift, low.neg)
 
     def multiply(self, x: Sig, weight: int) -> Term:
         """``x * weight`` as one multiplier (DSP style); trailing zero bits become a shift."""
