@@ -6,13 +6,13 @@ Set-up); without them they are skipped with a message saying what to install.
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
 import pytest
 
 from firmware.config import load_config
-from firmware.rtl.flow import build_rtl
 from firmware.rtl.generate import RTLError, generate
 from firmware.rtl.netlist import csd, signed_width
 from firmware.rtl.sim import compare, simulate
@@ -190,23 +190,33 @@ def test_yosys_stat_parser_on_fixed_text():
 
 @needs_verilator
 @needs_yosys
-def test_hand_made_network_in_rtl_and_yosys_report(tmp_path):
-    """The RTL equals the hand-computed integers (and the reference) on every event; the report
-    holds the simulated latency and the resources parsed from the real Yosys log."""
-    graph = _hand_network()
-    cfg = load_config("configs/firmware.yaml").rtl
+def test_firmware_rtl_step_on_hand_made_trigger(tmp_path, capsys):
+    """`trigger-ad firmware --rtl`'s step: the RTL of a hand-made trigger (2-layer network, sum
+    of squares, bit) equals the hand-computed integers on every event; the report holds the
+    simulated latency and the resources parsed from the real Yosys log."""
+    from triggerad.cli.firmware import _rtl
+
+    net = _hand_network()
+    d2 = net.layer("d2")
+    score = SumSquares("score", "d2", d2.result, 1, Fixed(10, 2, False, "AP_RND_CONV", "AP_SAT"))
+    graph = FixedGraph([*net.layers, score, ThresholdBit("trigger", "score", 100)],
+                       ["a1", "d2", "score", "trigger"])
+    cfg = load_config("configs/firmware.yaml")
     x = np.concatenate([[h[0] for h in HAND], np.random.default_rng(0).normal(0, 2, (300, 2))])
-    s = build_rtl(graph, x, cfg, tmp_path / "rtl", part="xcvu13p-flga2577-2-e")
-    assert s["bit_exact"] and s["n_events"] == 306 and s["latency_cycles"] == 4
-    words = [line.split()[1] for line in (tmp_path / "rtl" / "tb_output.hex").read_text().split("\n")
-             if line]
-    rtl = generate(graph, top=cfg.top).unpack_outputs(words[:len(HAND)])
-    assert rtl["a1"].tolist() == [list(h[1]) for h in HAND]
-    assert rtl["d2"][:, 0].tolist() == [h[2] for h in HAND]
-    assert s["latency_ns"] == pytest.approx(4 * 1000 / 240)
-    log = (tmp_path / "rtl" / "yosys.log").read_text()  # a real Yosys log, parsed again
+    assert _rtl(graph, x, cfg, tmp_path)
+    printed = capsys.readouterr().out
+    assert "latency 5 clocks = 20.8 ns at 240 MHz" in printed and "max diff 0 LSB" in printed
+    rtl = tmp_path / "rtl"
+    s = json.loads((rtl / "rtl_report.json").read_text())
+    assert s["bit_exact"] and s["n_events"] == 306 and s["latency_cycles"] == 5
+    assert [p["name"] for p in s["outputs"]] == ["score", "trigger"]
+    words = [line.split()[1] for line in (rtl / "tb_output.hex").read_text().splitlines()]
+    out = generate(FixedGraph(graph.layers, ["score", "trigger"])).unpack_outputs(words[:6])
+    assert out["score"][:, 0].tolist() == [h[2] ** 2 for h in HAND]  # d2^2: frac 4 -> 8
+    assert out["trigger"][:, 0].tolist() == [int(h[2] ** 2 > 100) for h in HAND]
+    log = (rtl / "yosys.log").read_text()  # a real Yosys log, parsed again
     r = resources(parse_stat(log), "xcvu13p", "xilinx")
     assert r["LUT"] == s["resources"]["LUT"] > 0 and r["DSP"] == 0 and r["FF"] > 0
-    assert (tmp_path / "rtl" / "rtl_report.md").read_text().count("Yosys estimates") == 1
-    dsp = run_yosys(tmp_path / "rtl", cfg.top, "trigger_rtl.v", flow="generic", part="xcvu13p")
-    assert dsp["LUT"] > 0 and dsp["CARRY"] == 0
+    assert (rtl / "rtl_report.md").read_text().count("Yosys estimates") == 1
+    generic = run_yosys(rtl, cfg.rtl.top, "trigger_rtl.v", flow="generic", part="xcvu13p")
+    assert generic["LUT"] > 0 and generic["CARRY"] == 0
