@@ -357,9 +357,14 @@ def _sum_squares(ctx: _Context, layer: SumSquares, xs: list[Sig]) -> list[Sig]:
         mag = x if x.lo >= 0 else net.wire(f"{x.name}[{x.width - 1}] ? -{x.name} : {x.name}",
                                            0, max(-x.lo, x.hi), stage, "abs")
         n = max(mag.hi.bit_length(), 1)
-        for k in range(n):  # |x|^2 = sum_k bit_k(|x|) * |x| * 2^k
-            pp = net.wire(f"{mag.name}[{k}] ? {mag.name} : {n + 1}'sd0", 0, mag.hi, stage, "pp")
-            terms.append(Term(pp, k))
+        # a^2 = sum_i a_i 4^i + sum_{i<j} 2 a_i a_j 2^(i+j): row i = a_i * ((a >> (i+1)) * 4 + 1)
+        # * 4^i, half the partial-product bits of the plain square
+        for i in range(n):
+            upper = f"{mag.name}[{n - 1}:{i + 1}], " if i + 1 < n else ""
+            hi = ((mag.hi >> (i + 1)) << 2) + 1
+            pp = net.wire(f"{mag.name}[{i}] ? {{1'b0, {upper}2'b01}} : {n - i + 2}'d0", 0, hi,
+                          stage, "pp")
+            terms.append(Term(pp, 2 * i))
     mult = 1 if ctx.style == "dsp" else 0
     levels = adder_levels(len(terms)) + mult
     stages = ctx.other_stages
