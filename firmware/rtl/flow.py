@@ -93,7 +93,7 @@ def report_markdown(s: dict) -> str:
         f"{s['clock_mhz']:g} MHz** (measured in the Verilator simulation)",
         f"- pipeline: {s['dense_stages']} stage(s) per Dense layer, {s['other_stages']} per "
         f"normalisation / sum of squares; at most {s['max_adder_levels_per_stage']} adder levels "
-        "between registers",
+        "per stage of a layer (a combinational layer adds its levels to the stage it joins)",
         f"- {s['adders']} adders, {s['multipliers']} multipliers in the generated Verilog", "",
         f"## RTL simulation vs the fixed-point reference ({s['n_events']} events)", "",
         table(["output", "max diff (LSB)", "events differing"], rows), "",
