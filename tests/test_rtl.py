@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,6 +30,7 @@ from triggerad.fixedpoint import (
     ThresholdBit,
 )
 
+FIRMWARE_YAML = Path(__file__).resolve().parents[1] / "configs" / "firmware.yaml"
 needs_verilator = pytest.mark.skipif(
     shutil.which("verilator") is None,
     reason="verilator not installed: apt-get install -y verilator yosys (README Set-up)")
@@ -147,7 +149,7 @@ def test_layers_without_rtl_are_named():
 
 
 def test_rtl_config_section_errors(tmp_path):
-    cfg = load_config("configs/firmware.yaml")
+    cfg = load_config(FIRMWARE_YAML)
     assert (cfg.rtl.clock_mhz, cfg.rtl.multipliers, cfg.rtl.sim_events) == (240, "shift_add", 10000)
     bad = tmp_path / "fw.yaml"
     bad.write_text("rtl:\n  dense_stage: 3\n")
@@ -201,7 +203,7 @@ def test_firmware_rtl_step_on_hand_made_trigger(tmp_path, capsys):
     score = SumSquares("score", "d2", d2.result, 1, Fixed(10, 2, False, "AP_RND_CONV", "AP_SAT"))
     graph = FixedGraph([*net.layers, score, ThresholdBit("trigger", "score", 100)],
                        ["a1", "d2", "score", "trigger"])
-    cfg = load_config("configs/firmware.yaml")
+    cfg = load_config(FIRMWARE_YAML)
     x = np.concatenate([[h[0] for h in HAND], np.random.default_rng(0).normal(0, 2, (300, 2))])
     assert _rtl(graph, x, cfg, tmp_path)
     printed = capsys.readouterr().out
