@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from firmware.rtl.config import RTLSection
 from triggerad.config import load, read_yaml
 from triggerad.errors import ConfigError
 from triggerad.fixedpoint import Fixed, fixed_covering, parse_fixed
@@ -122,11 +123,13 @@ class ValidationSection:
 
 @dataclass
 class FirmwareConfig:
-    """Top-level firmware config: the ``hls``, ``precision`` and ``validation`` sections."""
+    """Top-level firmware config: the ``hls``, ``precision``, ``validation`` and ``rtl``
+    (:class:`firmware.rtl.config.RTLSection`) sections."""
 
     hls: HLSSection = field(default_factory=HLSSection)
     precision: PrecisionSection = field(default_factory=PrecisionSection)
     validation: ValidationSection = field(default_factory=ValidationSection)
+    rtl: RTLSection = field(default_factory=RTLSection)
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> FirmwareConfig:

@@ -26,7 +26,8 @@ def register(subparsers) -> None:
         "trigger-ad firmware models/l1_vae --config firmware --out hls_l1_vae/\n"
         "trigger-ad firmware models/l1_vae --config my_fw.yaml --out prj/ --events 20000 --sweep\n"
         "trigger-ad firmware models/l1_vae --out prj/ --data data/background.h5 'data/signal_*.h5'\n"
-        "trigger-ad firmware models/l1_tagger --out hls_l1_tagger/ --events 20000   # L1 LLP tagger",
+        "trigger-ad firmware models/l1_tagger --out hls_l1_tagger/ --events 20000   # L1 LLP tagger\n"
+        "trigger-ad firmware models/l1_vae --out prj/ --rtl   # + Verilog, Verilator, Yosys in prj/rtl/",
         description=__doc__,
     )
     p.add_argument("model", help="trained model folder (with threshold.json)")
@@ -40,6 +41,10 @@ def register(subparsers) -> None:
                         "and @list.txt accepted) instead of the model's validation split")
     p.add_argument("--sweep", action="store_true",
                    help="also try the config's accumulator/result widths (one compile each)")
+    p.add_argument("--rtl", action="store_true",
+                   help="also write the open RTL flow into OUT/rtl/: Verilog, Verilator test bench "
+                        "(bit-exact check, latency) and Yosys resources (config section rtl; "
+                        "needs the apt packages verilator and yosys)")
     p.set_defaults(func=run)
 
 
@@ -89,8 +94,37 @@ def run(args) -> int:
     for row in summary["sweep"]:
         print(f"  sweep width {row['width']:>2}: agreement {row['decision_agreement']:.6f}, "
               f"max diff {row['max_score_diff_lsb']:g} LSB")
+    if args.rtl and not _rtl(firmware.reference(inputs), x_raw, cfg, args.out):
+        return 1
     if summary["decision_agreement"] < cfg.validation.min_agreement:
         log.error("decision agreement %.6f is below validation.min_agreement %.6f",
                   summary["decision_agreement"], cfg.validation.min_agreement)
         return 1
     return 0
+
+
+def _rtl(reference, x_raw, cfg, out) -> bool:
+    """Write OUT/rtl (:func:`firmware.rtl.flow.build_rtl`), print its summary; False unless
+    the RTL simulation equals the fixed-point reference on every event."""
+    from pathlib import Path
+
+    from firmware.rtl.flow import build_rtl
+    from firmware.score_layer import SCORE, TRIGGER
+    from triggerad.fixedpoint import FixedGraph
+
+    # the outputs of the HLS top function: score and trigger bit (not the encoder's mu, logvar)
+    reference = FixedGraph(reference.layers, [SCORE, TRIGGER])
+    s = build_rtl(reference, x_raw, cfg.rtl, Path(out) / "rtl", part=cfg.hls.part)
+    worst = max(r["max_diff_lsb"] for r in s["agreement"].values())
+    print(f"RTL ({s['style']}) written to {out}/rtl/: latency {s['latency_cycles']} clocks = "
+          f"{s['latency_ns']:.1f} ns at {s['clock_mhz']:g} MHz; Verilator vs fixed point on "
+          f"{s['n_events']} events: max diff {worst} LSB")
+    r = s["resources"]
+    if r:
+        pct = r["percent_of_part"] or {}
+        print(f"Yosys {r['flow']} estimate (not Vivado): {r['LUT']} LUT ({pct.get('LUT', '?')} % of "
+              f"{r['part']}), {r['FF']} FF, {r['DSP']} DSP, {r['CARRY']} CARRY, {r['BRAM']} BRAM")
+    if not s["bit_exact"]:
+        log.error("the RTL simulation differs from the fixed-point reference: see %s/rtl/%s",
+                  out, "rtl_report.md")
+    return s["bit_exact"]

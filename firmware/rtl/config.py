@@ -1,0 +1,57 @@
+"""The ``rtl`` section of the firmware config (``configs/firmware.yaml``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass
+class RTLSection:
+    """How ``trigger-ad firmware MODEL --out PRJ --rtl`` writes and checks the Verilog.
+
+    Attributes
+    ----------
+    clock_mhz : float
+        Target clock (MHz): the latency in ns is the simulated number of clocks times its period.
+    multipliers : {"shift_add", "dsp"}
+        Constant multiplications as shift-add adder trees in canonical signed digits (no DSP)
+        or as multipliers (mapped to DSP slices by the synthesis).
+    share_multiples : bool
+        ``shift_add`` only: build each odd multiple ``m * x`` of an input once and share it
+        between the outputs (every weight is then one adder-tree term; fewer LUTs).
+    dense_stages : int
+        Pipeline registers of each Dense layer (its adder trees are cut evenly); 0: combinational.
+    other_stages : int
+        Pipeline registers of the normalisation and of the sum of squares; 0: combinational.
+    synthesis : {"xilinx", "generic", "none"}
+        Yosys flow for the resource estimate: ``synth_xilinx`` for the family of ``hls.part``,
+        generic 6-input LUTs, or no synthesis.
+    sim_events : int
+        Events simulated with Verilator and compared with the fixed-point reference (0: all).
+    top : str
+        Name of the Verilog module.
+    """
+
+    clock_mhz: float = 240.0
+    multipliers: Literal["shift_add", "dsp"] = "shift_add"
+    share_multiples: bool = True
+    dense_stages: int = 2
+    other_stages: int = 1
+    synthesis: Literal["xilinx", "generic", "none"] = "xilinx"
+    sim_events: int = 10_000
+    top: str = "trigger_rtl"
+
+    def __post_init__(self) -> None:
+        if not self.clock_mhz > 0:
+            raise ValueError(f"clock_mhz must be > 0, found {self.clock_mhz!r}")
+        if self.dense_stages < 0 or self.other_stages < 0 or self.sim_events < 0:
+            raise ValueError("dense_stages, other_stages and sim_events must be >= 0, found "
+                             f"{self.dense_stages!r}, {self.other_stages!r}, {self.sim_events!r}")
+        if not re.fullmatch(r"[A-Za-z_]\w*", self.top):
+            raise ValueError(f"top must be a Verilog identifier, found {self.top!r}")
+
+    @property
+    def clock_period_ns(self) -> float:
+        return 1000.0 / self.clock_mhz
