@@ -194,3 +194,32 @@ def test_packaged_pileup_config_and_config_errors(tmp_path):
         bad.write_text(f"control:\n  {text}\n")
         with pytest.raises(ConfigError, match=match):
             control_from_file(bad)
+
+
+def test_score_command_with_the_quantile_rule_logs_the_warm_up_change(tmp_path):
+    """End to end: pile-up reaches the controller, the warm-up change is logged with block 0."""
+    import pandas as pd
+    import stream_samples as ss
+
+    from triggerad.cli import main
+
+    model = ss.make_model(tmp_path / "l1_vae")
+    stream = ss.write_stream(tmp_path / "stream", 2, 1500, pileup=(60, 20), lumi_size=500)
+    config = tmp_path / "rc.yaml"
+    config.write_text("control:\n  method: quantile\n  warmup_events: 150\n  payback_blocks: 3\n")
+    out = tmp_path / "out"
+    assert main(["score", str(model), *map(str, stream), "--out", str(out), "--chunk-size", "400",
+                 "--no-progress", "--score", "mu2_q", "--rate-control", str(config)]) == 0
+    table = pd.concat(pd.read_parquet(p) for p in sorted((out / "scores").glob("part-*")))
+    blocks = pd.read_csv(out / "blocks.csv")
+    log = [json.loads(x) for x in (out / "threshold_log.jsonl").read_text().splitlines()]
+    assert table.groupby("block")["threshold"].nunique().tolist() == [2] + [1] * 5
+    assert np.all(table["threshold"].to_numpy()[:150] == blocks["threshold"][0])
+    assert blocks["threshold_end"][0] == table["threshold"].iloc[150] != blocks["threshold"][0]
+    assert log[0] == {"block": 0, "run": 1, "lumi": 1, "threshold": blocks["threshold_end"][0],
+                      "previous_threshold": blocks["threshold"][0], "within_block": True}
+    assert [e["block"] for e in log[1:]] == [1, 2, 3, 4, 5]
+    np.testing.assert_array_equal(table["accepted"], table["mu2_q"] > table["threshold"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["controller"]["method"] == "quantile"
+    assert summary["controller"]["threshold_changes"] == len(log) == 6

@@ -124,7 +124,7 @@ class Fill:
 def generate_fill(
     base: GenerateConfig, mu: np.ndarray, events_per_block: int, *, seed: int = 1,
     fractions: dict[str, float] | None = None, job_size: int = 1000, workers: int = 1,
-    executor: str | None = None, progress: bool = False,
+    executor=None, progress: bool = False,
 ) -> Fill:
     """Generate the blocks of a fill, one per entry of ``mu`` (in time order).
 
@@ -142,7 +142,8 @@ def generate_fill(
         Process -> events fraction (default ``{"W": 1.0, "Z": 0.1}``: about equal weights per
         event, so unweighting loses little).
     job_size, workers, executor, progress
-        Jobs of at most ``job_size`` events on ``workers`` processes of ``executor``.
+        Jobs of at most ``job_size`` events on ``workers`` processes of ``executor`` (a name, or
+        an :class:`~triggerad.executor.Executor`, left open: several fills can share its pool).
     """
     from triggerad.generation import pileup
     from triggerad.generation.run import background, combine, make_jobs, run_jobs

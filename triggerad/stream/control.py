@@ -94,7 +94,10 @@ class ControllerState:
 class PidRule:
     """PID on ``e = ln((accepted + 0.5) / (events x target + 0.5)) / g`` (see ``ControlConfig``)."""
 
-    n_counts = 2
+    @staticmethod
+    def n_counts(ctl: RateController) -> int:
+        """Length of :meth:`count`'s list."""
+        return 2
 
     @staticmethod
     def count(ctl: RateController, scores: np.ndarray) -> list[int]:
@@ -153,7 +156,8 @@ class QuantileRule:
     """
 
     @staticmethod
-    def n_counts_of(ctl: RateController) -> int:
+    def n_counts(ctl: RateController) -> int:
+        """Length of :meth:`count`'s list: the bins below, between and above the grid."""
         return len(ctl.grid_cuts) + 1
 
     @staticmethod
@@ -264,9 +268,7 @@ class RateController:
         self.grid_outputs = config.output_min + config.grid_step * np.arange(steps + 1)
         self.grid_outputs[-1] = min(self.grid_outputs[-1], config.output_max)
         self.grid_cuts = np.array([self.threshold_at(u) for u in self.grid_outputs])
-        n_counts = (self.rule.n_counts_of(self) if hasattr(self.rule, "n_counts_of")
-                    else self.rule.n_counts)
-        self._zeros = [0] * (2 + n_counts)
+        self._zeros = [0] * (2 + self.rule.n_counts(self))
         self.state = state or ControllerState(threshold=self.threshold0)
         if not self.state.counts:
             self.state.counts, self.state.carry = list(self._zeros), list(self._zeros)
@@ -401,6 +403,9 @@ def fit_feedforward(
         s = scores[which == b]
         if len(s):
             cut = float(np.quantile(s, 1 - target_fraction))
+            if ctl.config.mode == "log" and cut <= 0:
+                raise ValueError(f"fit_feedforward: the target quantile of pile-up bin {b} is "
+                                 f"{cut!r}, not positive: use control.mode: linear")
             rows.append({"mean_pileup": float(pileup[which == b].mean()), "events": len(s),
                          "output": ctl.output_of(cut)})
     if len(rows) < 2:
