@@ -182,7 +182,7 @@ def test_packaged_pileup_config_and_config_errors(tmp_path):
     # the packaged file (by path: the installed package may be another checkout)
     cfg = control_from_file(Path(__file__).parents[1] / "configs" / "rate-control-pileup.yaml")
     assert cfg.enabled and cfg.method == "quantile" and cfg.payback_blocks == 3
-    assert cfg.warmup_events == 200 and cfg.feedforward_intercept is None
+    assert cfg.warmup_events == 50 and cfg.feedforward_intercept is None
     for text, match in [
         ("method: quantil", r"control.method: expected one of 'pid', 'quantile', found 'quantil'"),
         ("gain: 0.0", r"gain must be in \(0, 1\], found 0.0"),
