@@ -1,51 +1,42 @@
-"""Accepted rate per lumi block with and without the threshold controller on a generated stream
-whose pile-up falls over a fill (issue 6).
+"""Accepted rate per lumi block with a fixed threshold and with the threshold controllers on a
+generated stream that looks like an LHC fill (issue 16).
 
-1. Generates, with the project's generator (``triggerad.generation``, config ``generate-fast``:
-   MPI off for the hard process; the pile-up overlay always has MPI on), W -> l nu and
-   Z/gamma* -> l l through the detector model and the single-lepton trigger at several pile-up
-   values (``--mu 50 40 30 20``, one "step" each, in time order), plus an independent training
-   sample at the lowest pile-up. All jobs of all steps run in one pool of ``--workers``
-   processes.
-2. Turns each step into a data-like stream of unit-weight events (hit-or-miss unweighting with the
-   generator's sigma / N weights, see below), cuts it into ``--blocks-per-step`` lumi blocks
-   (``EventBatch.lumi`` increasing along the fill, one run), and writes one ADC2021 HDF5 file per
-   step with :func:`triggerad.io.adc2021.write_h5`.
-3. Trains a small L1 VAE (``trigger-ad train train-l1-fast``) on the lowest-pile-up sample, sets
-   the threshold (``trigger-ad threshold --fpr F``) on its validation split, or reuses a model
-   (``--model``), then runs ``trigger-ad score`` on the stream twice, with the stored threshold and
-   with ``--rate-control rate-control``, in-process via :func:`triggerad.cli.main`.
-4. Prints a table per lumi block (mean pile-up, accepted fraction fixed vs controlled, threshold)
-   and, for both runs, the fraction of blocks inside the band, the overall rate / target and the
-   RMS of rate / target - 1, and the same figures a perfect controller would get from Poisson
-   fluctuations alone (blocks are small).
-
-Why unweighted: the controller and the monitor count events per block (the rate of a block is
-input rate x accepted / events), as they must for real data, where every event has weight 1.
-The generator's events carry sigma x efficiency / N weights that differ between processes, so a
-weighted cocktail's event counts are not its rate. The stream is therefore unweighted first (each
-triggered event kept with probability weight / max weight, then given weight 1), after which the
-counted fraction *is* the rate fraction, and the weighted fraction of the score outputs
-(``accepted_fraction_weighted``) equals the unweighted one (printed as a check). QCD is left out:
-its events carry per-event fake / forced-decay weights spread over orders of magnitude, so
-unweighting would throw most of the expensive pile-up events away.
-
-Why train at the lowest pile-up: it is the cheapest sample (cost ~ mu per event) so the training
-and validation splits are largest for the budget, and it is independent of the stream (its own
-seed). The threshold is then right at the end of the fill and the fixed-threshold rate is too high
-at the start, where pile-up makes events look more anomalous: the controller has to raise the
-threshold first and lower it as pile-up falls.
+1. Generates (:mod:`triggerad.generation.fill`, config ``generate-fill``: W -> e/mu nu and
+   Z -> ee/mumu, single-lepton trigger without isolation, pile-up from the minimum-bias library)
+   three independent samples in one pool of ``--workers`` processes, each with its own seed:
+   the **fill** (``--blocks`` lumi blocks, mu falling exponentially from ``--mu-start`` to
+   ``--mu-end``, ``--events`` generated W per block), a **calibration fill** (``--calib-blocks``
+   blocks over the same mu range, ``--calib-events`` per block) and a **training sample** at
+   ``--mu-end``. Events are unweighted to unit weight (the controller counts events). The
+   samples are written to ``OUT/samples`` and reused by a later run with the same settings.
+2. Trains a small L1 VAE (``trigger-ad train train-l1-fast``) on the training sample and sets
+   its threshold (``trigger-ad threshold --fpr F``) on its validation split, or reuses
+   ``--model``. The threshold is right at the end of the fill: with it fixed the rate is far too
+   high at the start.
+3. Scores the calibration fill (stored threshold), fits the ``quantile`` rule's pile-up
+   feed-forward on it (:func:`triggerad.stream.control.fit_feedforward`) and writes
+   ``OUT/rate-control-calibrated.yaml`` (``configs/rate-control-pileup.yaml`` + the fit).
+4. Scores the fill with ``trigger-ad score`` four times, in-process: fixed threshold, the PID
+   controller (``rate-control``), the quantile rule without feed-forward
+   (``rate-control-pileup``) and with it (the calibrated file).
+5. Prints the table per lumi block (mean pile-up, rate / target of every run) and, per run, the
+   fraction of blocks in the band, the overall rate / target and the RMS of rate / target - 1,
+   over all blocks and without the first; and what a perfect controller gets from Poisson
+   fluctuations alone.
 
 Usage::
 
-    python benchmarks/rate_control_pileup.py --out /tmp/rc_pu [--mu 50 40 30 20] [--events 1400]
-        [--train-events 2500] [--blocks-per-step 3] [--fpr 0.1] [--workers 2] [--model MODEL]
+    python benchmarks/rate_control_pileup.py --out /tmp/rc_fill [--blocks 20] [--events 4800]
+        [--mu-start 60] [--mu-end 20] [--calib-blocks 5] [--calib-events 500]
+        [--train-events 2000] [--fpr 0.2] [--workers 2] [--job-size 1200] [--model MODEL]
+
+The defaults give ~2400 unit-weight events per block (~45 % of the generated W/Z events pass the
+trigger), ~800 CPU s of generation; results in docs/stream.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import sys
@@ -56,32 +47,84 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-#: Generated Z events per generated W event: sigma(Z, m > 50, -> ll) / sigma(W -> l nu) ~ 0.1,
-#: so both processes have about the same weight per event and unweighting loses little.
-Z_FRACTION = 0.1
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+RUNS = {
+    "fixed": [],
+    "pid": ["--rate-control", "rate-control"],
+    "quantile": ["--rate-control", str(CONFIGS / "rate-control-pileup.yaml")],
+    "quantile_ff": None,  # the calibrated file, set in main
+}
 
 
-def step_config(base, mu: float, tag: str, events_fraction: dict[str, float], job_size: int):
-    """Generation config of one step: W and Z renamed ``W@tag``/``Z@tag`` (unique job names)."""
-    cfg = copy.deepcopy(base)
-    cfg.processes = {}
-    for name, fraction in events_fraction.items():
-        proc = copy.deepcopy(base.processes[name])
-        proc.group = name
-        proc.events_fraction = fraction
-        cfg.processes[f"{name}@{tag}"] = proc
-    cfg.pileup.mu = float(mu)
-    cfg.output.job_size = job_size
-    cfg.output.batch_size = min(cfg.output.batch_size, job_size)
-    return cfg
+def generate(args, work: Path) -> dict[str, list[Path]]:
+    """Generate (or reuse) the fill, the calibration fill and the training sample."""
+    from triggerad.executor import make_executor
+    from triggerad.generation.config import load_config
+    from triggerad.generation.fill import generate_fill, mu_schedule
+    from triggerad.generation.run import default_executor
+
+    settings = {k: getattr(args, k) for k in ("config", "blocks", "events", "mu_start", "mu_end",
+                                             "calib_blocks", "calib_events", "train_events",
+                                             "seed", "job_size")}
+    samples, meta = work / "samples", work / "samples" / "meta.json"
+    if meta.exists() and json.loads(meta.read_text())["settings"] == settings:
+        return {k: [Path(p) for p in v] for k, v in json.loads(meta.read_text())["files"].items()}
+    base = load_config(args.config)
+    plan = {
+        "fill": (mu_schedule(args.blocks, args.mu_start, args.mu_end), args.events, args.seed),
+        "calibration": (mu_schedule(args.calib_blocks, args.mu_start, args.mu_end),
+                        args.calib_events, args.seed + 1000),
+        "train": (np.array([args.mu_end]), args.train_events, args.seed + 2000),
+    }
+    files, info = {}, {}
+    t0 = time.perf_counter()
+    with make_executor(default_executor(args.workers), workers=args.workers) as executor:
+        for name, (mu, events, seed) in plan.items():
+            t = time.perf_counter()
+            fill = generate_fill(base, mu, events, seed=seed, job_size=args.job_size,
+                                 workers=args.workers, executor=executor)
+            paths = fill.write(samples / name, blocks_per_file=1 if name == "fill" else 100)
+            files[name] = [str(p) for p in paths]
+            info[name] = {"blocks": fill.table, "cpu_s": fill.cpu_seconds, "pileup": fill.pileup,
+                          "wall_s": time.perf_counter() - t}
+            print(f"generated {name}: {sum(r['events'] for r in fill.table)} events, "
+                  f"{time.perf_counter() - t:.0f} s", flush=True)
+    info["wall_s"] = time.perf_counter() - t0
+    meta.write_text(json.dumps({"settings": settings, "files": files, "info": info}, indent=2,
+                               default=float))
+    return {k: [Path(p) for p in v] for k, v in files.items()}
 
 
-def unweight(batch, rng: np.random.Generator, w_ref: float):
-    """Hit-or-miss: keep each event with probability min(1, w / w_ref), give it weight 1."""
-    keep = rng.random(len(batch)) < np.minimum(1.0, batch.weight / w_ref)
-    out = batch.take(np.flatnonzero(keep))
-    out.weight = np.ones(len(out))
-    return out, float(np.mean(batch.weight > w_ref))
+def score(model: Path, files: list[Path], out: Path, score_name: str, extra: list[str]):
+    """``trigger-ad score`` in-process; returns (summary, blocks table, score table)."""
+    import pandas as pd
+
+    from triggerad.cli import main as cli
+
+    _check(cli(["-q", "score", str(model), *map(str, files), "--out", str(out), "--force",
+                "--score", score_name, "--no-progress", *extra]), f"score {out.name}")
+    parts = sorted((out / "scores").glob("part-*.parquet"))
+    table = pd.concat(pd.read_parquet(p, columns=[score_name, "pileup"]) for p in parts)
+    return (json.loads((out / "summary.json").read_text()), pd.read_csv(out / "blocks.csv"),
+            table)
+
+
+def calibrate(model: Path, threshold: dict, files: list[Path], work: Path) -> dict:
+    """Fit the feed-forward on the calibration fill; write the calibrated rate-control file."""
+    import yaml
+
+    from triggerad.stream.config import control_from_file
+    from triggerad.stream.control import fit_feedforward
+
+    _, _, table = score(model, files, work / "score_calibration", threshold["score"], [])
+    target = threshold["target_rate_hz"] / threshold["input_rate_hz"]
+    config = control_from_file(CONFIGS / "rate-control-pileup.yaml")
+    fit = fit_feedforward(table[threshold["score"]].to_numpy(), table["pileup"].to_numpy(),
+                          threshold=threshold["value"], target_fraction=target, config=config)
+    data = yaml.safe_load((CONFIGS / "rate-control-pileup.yaml").read_text())
+    data["control"].update({k: v for k, v in fit.items() if k != "bins"})
+    (work / "rate-control-calibrated.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return fit
 
 
 def poisson_reference(events: np.ndarray, target: float, band, rng, trials: int = 2000) -> dict:
@@ -93,160 +136,91 @@ def poisson_reference(events: np.ndarray, target: float, band, rng, trials: int 
             "rms_rate_over_target_minus_1": float(np.sqrt(((ratio - 1) ** 2).mean()))}
 
 
+def figures(blocks, target: float, band) -> dict:
+    """Band fraction, overall ratio and RMS over a block table."""
+    ratio = blocks["accepted"] / blocks["events"] / target
+    return {
+        "blocks": len(blocks),
+        "fraction_in_band": float(((ratio >= band[0]) & (ratio <= band[1])).mean()),
+        "rate_over_target": float(blocks["accepted"].sum() / blocks["events"].sum() / target),
+        "rms_rate_over_target_minus_1": float(np.sqrt(((ratio - 1) ** 2).mean())),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
-    """Generate, train, score twice; print and return the figures."""
+    """Generate, train, calibrate, score four times; print and return the figures."""
     import pandas as pd
 
     from triggerad.cli import main as cli
-    from triggerad.executor import make_executor
-    from triggerad.generation.config import load_config
-    from triggerad.generation.run import background, combine, default_executor, execute, make_jobs
-    from triggerad.io.adc2021 import write_h5
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, help="work folder (stream, model, score outputs)")
-    p.add_argument("--mu", type=float, nargs="+", default=[50, 40, 30, 20],
-                   help="pile-up of each step, in time order")
-    p.add_argument("--events", type=int, default=1400, help="generated W events per step")
-    p.add_argument("--train-events", type=int, default=2500,
-                   help="generated W events of the training sample (lowest pile-up)")
-    p.add_argument("--blocks-per-step", type=int, default=3)
-    p.add_argument("--fpr", type=float, default=0.1, help="target accepted fraction")
+    p.add_argument("--out", required=True, help="work folder (samples, model, score outputs)")
+    p.add_argument("--config", default=str(CONFIGS / "generate-fill.yaml"))
+    p.add_argument("--blocks", type=int, default=20)
+    p.add_argument("--events", type=int, default=4800, help="generated W events per block")
+    p.add_argument("--mu-start", type=float, default=60.0)
+    p.add_argument("--mu-end", type=float, default=20.0)
+    p.add_argument("--calib-blocks", type=int, default=5)
+    p.add_argument("--calib-events", type=int, default=500)
+    p.add_argument("--train-events", type=int, default=2000)
+    p.add_argument("--fpr", type=float, default=0.2, help="target accepted fraction")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--job-size", type=int, default=500)
+    p.add_argument("--job-size", type=int, default=1200)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--config", default="generate-fast", help="generation config")
-    p.add_argument("--rate-control", default="rate-control", help="controller config")
-    p.add_argument("--model", default=None,
-                   help="reuse this model folder (with threshold.json): no training sample")
+    p.add_argument("--model", default=None, help="reuse this model folder (with threshold.json)")
     args = p.parse_args(argv)
 
     work = Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    timing = {}
-    base = load_config(args.config)
-    fractions = {"W": 1.0, "Z": Z_FRACTION}
-
-    # --- 1. generation: every step (and the training sample) in one pool --------------------
-    steps = [(f"mu{mu:g}", mu, step_config(base, mu, f"mu{mu:g}", fractions, args.job_size))
-             for mu in args.mu]
-    train_mu = min(args.mu)
-    train_cfg = step_config(base, train_mu, "train", fractions, args.job_size)
-    jobs = [j for _, _, cfg in steps for j in make_jobs(cfg, args.events, args.seed)]
-    if args.model is None:
-        jobs += make_jobs(train_cfg, args.train_events, args.seed + 1)
-    # longest jobs (highest pile-up) first, for the load balance of the pool
-    jobs.sort(key=lambda j: -j.n_events * (1 + j.config.pileup.mu))
-    with make_executor(default_executor(args.workers), workers=args.workers) as executor:
-        results = execute(jobs, executor, progress=False)
+    timing, t0 = {}, time.perf_counter()
+    files = generate(args, work)
     timing["generate_s"] = time.perf_counter() - t0
-    cpu = sum(r.cpu_seconds for r in results)
 
-    def sample(cfg, seed):
-        mine = [r for r in results if r.name in cfg.processes]
-        batches, procs = combine(mine, cfg)
-        return background(batches, cfg, seed), procs
-
-    generated = [(tag, mu, *sample(cfg, args.seed + i)) for i, (tag, mu, cfg) in enumerate(steps)]
-    w_ref = max(float(b.weight.max()) for _, _, b, _ in generated)
-    rng = np.random.default_rng(args.seed)
-    files, lumi, gen_table = [], 1, []
-    for tag, mu, batch, procs in generated:
-        stream, over = unweight(batch, rng, w_ref)
-        n = len(stream)
-        stream.run = np.ones(n, dtype=np.int64)
-        stream.lumi = lumi + (np.arange(n) * args.blocks_per_step // max(n, 1)).astype(np.int64)
-        stream.event = np.arange(n, dtype=np.int64) + 1_000_000 * lumi
-        lumi += args.blocks_per_step
-        path = work / f"stream_{len(files):02d}_{tag}.h5"
-        write_h5(path, stream)
-        files.append(path)
-        gen_table.append({
-            "step": tag, "mu": mu, "triggered": len(batch), "unit_weight_events": n,
-            "W": int(np.sum(stream.process == "W")), "Z": int(np.sum(stream.process == "Z")),
-            "mean_pileup": float(stream.pileup.mean()) if n else 0.0,
-            "trigger_eff_W": procs[f"W@{tag}"]["trigger_efficiency"],
-            "events_per_cpu_s_W": procs[f"W@{tag}"]["events_per_cpu_s"],
-            "over_weight_fraction": over,
-        })
-
-    # --- 2. model and threshold ---------------------------------------------------------------
     t1 = time.perf_counter()
-    if args.model is None:
-        train_batch, _ = sample(train_cfg, args.seed + 100)
-        train_w_ref = float(train_batch.weight.max())
-        train_batch, _ = unweight(train_batch, rng, train_w_ref)
-        train_file = work / f"train_mu{train_mu:g}.h5"
-        write_h5(train_file, train_batch)
-        model = work / "model"
-        _check(cli(["-q", "train", "train-l1-fast", "--data", str(train_file),
-                    "--out", str(model)]), "train")
+    model = Path(args.model) if args.model else work / "model"
+    if args.model is None and not (model / "threshold.json").exists():
+        _check(cli(["-q", "train", "train-l1-fast", "--data", str(files["train"][0]),
+                    "--out", str(model), "--force"]), "train")
         _check(cli(["-q", "threshold", str(model), "--fpr", str(args.fpr)]), "threshold")
-        timing["train_threshold_s"] = time.perf_counter() - t1
-        n_train = len(train_batch)
-    else:
-        model = Path(args.model)
-        n_train = None
     threshold = json.loads((model / "threshold.json").read_text())
+    timing["train_threshold_s"] = time.perf_counter() - t1
+    fit = calibrate(model, threshold, files["calibration"], work)
+    RUNS["quantile_ff"] = ["--rate-control", str(work / "rate-control-calibrated.yaml")]
 
-    # --- 3. score the stream twice -------------------------------------------------------------
     t2 = time.perf_counter()
-    runs = {}
-    for name, extra in (("fixed", []), ("controlled", ["--rate-control", args.rate_control])):
-        out = work / f"score_{name}"
-        _check(cli(["-q", "score", str(model), *map(str, files), "--out", str(out),
-                    "--score", threshold["score"], "--no-progress", *extra]), f"score {name}")
-        runs[name] = (json.loads((out / "summary.json").read_text()),
-                      pd.read_csv(out / "blocks.csv"))
+    runs = {name: score(model, files["fill"], work / f"score_{name}", threshold["score"], extra)
+            for name, extra in RUNS.items()}
     timing["score_s"] = time.perf_counter() - t2
     timing["total_s"] = time.perf_counter() - t0
 
-    # --- 4. table and summary ------------------------------------------------------------------
-    target_fraction = runs["fixed"][0]["target_rate_hz"] / runs["fixed"][0]["input_rate_hz"]
-    fixed, ctrl = runs["fixed"][1], runs["controlled"][1]
+    fixed = runs["fixed"][1]
+    target = runs["fixed"][0]["target_rate_hz"] / runs["fixed"][0]["input_rate_hz"]
     band = runs["fixed"][0]["monitor"]["band"]
-    table = pd.DataFrame({
-        "lumi": fixed["lumi"], "events": fixed["events"],
-        "mean_pileup": fixed["mean_pileup"].round(1),
-        "frac_fixed": fixed["accepted"] / fixed["events"],
-        "frac_ctrl": ctrl["accepted"] / ctrl["events"],
-        "ratio_fixed": fixed["accepted"] / fixed["events"] / target_fraction,
-        "ratio_ctrl": ctrl["accepted"] / ctrl["events"] / target_fraction,
-        "threshold_ctrl": ctrl["threshold"],
-    })
+    table = pd.DataFrame({"lumi": fixed["lumi"], "events": fixed["events"],
+                          "mean_pileup": fixed["mean_pileup"].round(1)})
+    for name, (_, blocks, _) in runs.items():
+        table[name] = blocks["accepted"] / blocks["events"] / target
+    table["threshold_quantile_ff"] = runs["quantile_ff"][1]["threshold"]
     summary = {}
-    for name, (s, blocks) in runs.items():
-        ratio = blocks["accepted"] / blocks["events"] / target_fraction
-        summary[name] = {
-            "blocks": len(blocks),
-            "fraction_in_band": s["monitor"]["fraction_blocks_in_band"],
-            "blocks_flagged": s["monitor"]["blocks_flagged"],
-            "rate_over_target": s["accepted_fraction"] / target_fraction,
-            "rate_over_target_weighted": s["accepted_fraction_weighted"] / target_fraction,
-            "rms_rate_over_target_minus_1": float(np.sqrt(((ratio - 1) ** 2).mean())),
-            "rate_over_target_min": float(ratio.min()),
-            "rate_over_target_max": float(ratio.max()),
-            "threshold_changes": s["controller"]["threshold_changes"],
-            "final_threshold": s["controller"]["final_threshold"],
-        }
-    summary["poisson_only"] = poisson_reference(fixed["events"].to_numpy(), target_fraction,
-                                                band, np.random.default_rng(1))
-    result = {
-        "mu_steps": args.mu, "train_mu": train_mu if args.model is None else None,
-        "train_events": n_train, "fpr": target_fraction, "band": band,
-        "threshold": threshold["value"], "score": threshold["score"],
-        "generation": gen_table, "generation_cpu_s": cpu, "timing_s": timing,
-        "summary": summary, "blocks": table.to_dict(orient="records"),
-    }
+    for name, (s, blocks, _) in runs.items():
+        summary[name] = {"all": figures(blocks, target, band),
+                         "without_first": figures(blocks.iloc[1:], target, band),
+                         "threshold_changes": s["controller"]["threshold_changes"]}
+    summary["poisson_only"] = poisson_reference(fixed["events"].to_numpy(), target, band,
+                                                np.random.default_rng(1))
+    result = {"target_fraction": target, "band": band, "threshold": threshold["value"],
+              "score": threshold["score"], "feedforward": fit, "timing_s": timing,
+              "summary": summary, "blocks": table.to_dict(orient="records")}
     pd.set_option("display.width", 160)
-    print(pd.DataFrame(gen_table).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-    print()
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print()
-    print(json.dumps({"summary": summary, "timing_s": timing, "generation_cpu_s": cpu,
-                      "threshold": threshold["value"], "target_fraction": target_fraction},
-                     indent=2))
+    rows = [{"run": name, "scope": scope, **vals}
+            for name, s in summary.items() if name != "poisson_only"
+            for scope, vals in s.items() if scope != "threshold_changes"]
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(json.dumps({"poisson_only": summary["poisson_only"], "timing_s": timing,
+                      "feedforward": {k: v for k, v in fit.items() if k != "bins"},
+                      "threshold": threshold["value"], "target_fraction": target}, indent=2))
     (work / "rate_control_pileup.json").write_text(json.dumps(result, indent=2, default=float))
     return result
 

@@ -61,9 +61,9 @@ class MonitorConfig:
 
 @dataclass
 class ControlConfig:
-    """PID controller of the threshold on the accepted fraction per block.
+    """Controller of the threshold on the accepted fraction per block.
 
-    The error of block k is ``e = ln((accepted + 0.5) / (events * target_fraction + 0.5)) / g``
+    ``method: pid`` (the default): the error of block k is ``e = ln((accepted + 0.5) / (events * target_fraction + 0.5)) / g``
     with ``g`` the measured gain of the plant, ``-d ln(accepted fraction) / du``: the counts above
     two probe thresholds at ``u -+ probe`` in the same block, smoothed over blocks
     (``adaptive_gain``; ``g = 1`` otherwise). The output ``u = kp e + ki sum(e) + kd (e - e_prev)``
@@ -72,10 +72,17 @@ class ControlConfig:
     negative), ``t0`` being the stored threshold. With the adaptive gain the loop gain is
     ``kp + ki`` whatever the shape of the score tail; keep it below ~1.5 for stability.
 
+    ``method: quantile``: the output moves toward the one whose threshold would have accepted the
+    target fraction of the last block (``gain``), shifted by a pile-up feed-forward
+    (``feedforward_*``) and a payback of the integrated rate error (``payback_*``); see
+    :class:`triggerad.stream.control.QuantileRule`.
+
     Attributes
     ----------
     enabled : bool
         Apply the controller (otherwise the stored threshold is used throughout).
+    method : {"pid", "quantile"}
+        Update rule (:data:`triggerad.stream.control.RULES`).
     mode : {"log", "linear"}
         Multiplicative or additive threshold moves.
     kp, ki, kd : float
@@ -97,6 +104,24 @@ class ControlConfig:
         ``linear`` mode: threshold units per unit of output; default ``|t0|`` (1 if it is 0).
     min_block_events : int
         Blocks with fewer events carry their counts into the next block before an update.
+    gain : float
+        ``quantile``: weight (0, 1] of the newest block's quantile in the smoothed level.
+    grid_step : float
+        ``quantile``: spacing, in output units, of the threshold grid the scores are counted on.
+    feedforward_intercept : float or None
+        ``quantile``: output at zero pile-up from a calibration
+        (:func:`triggerad.stream.control.fit_feedforward`); None: no prediction for the first
+        block (it starts at the stored threshold).
+    feedforward_slope : float
+        ``quantile``: d output / d mean pile-up (0: no feed-forward).
+    payback_blocks : float
+        ``quantile``: spread the integrated excess (or deficit) of accepted events over this
+        many blocks (0: no payback).
+    payback_max : float
+        ``quantile``: largest relative change of a block's target fraction for the payback.
+    warmup_events : int
+        ``quantile``: after this many events of the first block, re-set its threshold from their
+        mean pile-up (or target quantile, without ``feedforward_intercept``); 0: no warm-up.
     """
 
     enabled: bool = False
@@ -114,8 +139,25 @@ class ControlConfig:
     elasticity_smoothing: float = 0.3
     scale: float | None = None
     min_block_events: int = 100
+    method: Literal["pid", "quantile"] = "pid"
+    gain: float = 0.7
+    grid_step: float = 0.02
+    feedforward_intercept: float | None = None
+    feedforward_slope: float = 0.0
+    payback_blocks: float = 0.0
+    payback_max: float = 0.1
+    warmup_events: int = 0
 
     def __post_init__(self) -> None:
+        checks = {"gain": 0 < self.gain <= 1, "grid_step": self.grid_step > 0,
+                  "payback_blocks": self.payback_blocks >= 0,
+                  "payback_max": 0 <= self.payback_max < 1,
+                  "warmup_events": self.warmup_events >= 0}
+        wanted = {"gain": "in (0, 1]", "grid_step": "> 0", "payback_blocks": ">= 0",
+                  "payback_max": "in [0, 1)", "warmup_events": ">= 0"}
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"{name} must be {wanted[name]}, found {getattr(self, name)!r}")
         if self.probe <= 0 or not 0 < self.elasticity_smoothing <= 1:
             raise ValueError(
                 f"need probe > 0 and 0 < elasticity_smoothing <= 1, found {self.probe!r}, "

@@ -1,7 +1,8 @@
 """Accepted-rate monitoring per block (lumi block, or fixed chunk of the stream) with Poisson errors.
 
 The per-block table has one row per block in stream order: the block keys, event and accepted
-counts, mean pile-up, the threshold in force, the accepted rate in Hz (input rate x accepted
+counts, mean pile-up, the threshold in force at its first and at its last event
+(``threshold``, ``threshold_end``: they differ only after a controller warm-up), the accepted rate in Hz (input rate x accepted
 fraction) with Garwood (exact Poisson) errors on the accepted count, ``in_band`` (the measured
 rate lies in the target band) and ``flag`` (the whole Garwood interval lies outside the band,
 i.e. the block is significantly off target).
@@ -44,6 +45,7 @@ def block_partial(frame: pd.DataFrame) -> pd.DataFrame | None:
         "run": grouped["run"].first(),
         "lumi": grouped["lumi"].first(),
         "threshold": grouped["threshold"].first(),
+        "threshold_end": grouped["threshold"].last(),
         "events": grouped.size(),
         "accepted": grouped["accepted"].sum(),
         "pileup_sum": grouped["pileup"].sum(),
@@ -57,10 +59,10 @@ def aggregate_blocks(frames: Iterable[pd.DataFrame | None], *, partial: bool = F
     partials = [f if partial else block_partial(f) for f in frames]
     partials = [f for f in partials if f is not None]
     if not partials:
-        return pd.DataFrame(columns=["block", "run", "lumi", "threshold", "events", "accepted",
-                                     "mean_pileup"])
+        return pd.DataFrame(columns=["block", "run", "lumi", "threshold", "threshold_end",
+                                     "events", "accepted", "mean_pileup"])
     table = pd.concat(partials).groupby(level=0, sort=True).agg({
-        "run": "first", "lumi": "first", "threshold": "first",
+        "run": "first", "lumi": "first", "threshold": "first", "threshold_end": "last",
         "events": "sum", "accepted": "sum", "pileup_sum": "sum",
     })
     table["mean_pileup"] = table.pop("pileup_sum") / table["events"]

@@ -127,7 +127,7 @@ class _Driver:
         keys = block_keys(table["run"].to_numpy(), table["lumi"].to_numpy(), stream_index,
                           self.config.chunking.block_events)
         threshold, accepted, block = self.controller.apply(
-            table[self.decision].to_numpy(), *keys)
+            table[self.decision].to_numpy(), *keys, pileup=table["pileup"].to_numpy())
         table["block"], table["threshold"], table["accepted"] = block, threshold, accepted
         entry = self.entry(unit, n_events=len(table), accepted=int(accepted.sum()),
                            threshold=[float(threshold.min()), float(threshold.max())]
@@ -156,16 +156,22 @@ class _Driver:
 
 
 def _threshold_log(table) -> list[dict]:
-    """One record per block whose threshold differs from the previous block's."""
-    thresholds = table["threshold"].to_numpy()
-    changed = np.flatnonzero(np.diff(thresholds) != 0) + 1
-    return [
-        {"block": int(table["block"].iat[i]), "run": int(table["run"].iat[i]),
-         "lumi": int(table["lumi"].iat[i]), "threshold": float(thresholds[i]),
-         "previous_threshold": float(thresholds[i - 1]),
-         "previous_block_fraction": float(table["accepted"].iat[i - 1] / table["events"].iat[i - 1])}
-        for i in changed
-    ]
+    """One record per threshold change, in stream order: at the start of a block whose threshold
+    differs from the previous block's last one, or within a block (``within_block``: the
+    controller's warm-up re-sets the first block's threshold after its first events)."""
+    first, end = table["threshold"].to_numpy(), table["threshold_end"].to_numpy()
+    log = []
+    for i in range(len(table)):
+        where = {"block": int(table["block"].iat[i]), "run": int(table["run"].iat[i]),
+                 "lumi": int(table["lumi"].iat[i])}
+        if i and first[i] != end[i - 1]:
+            log.append({**where, "threshold": float(first[i]), "previous_threshold": float(end[i - 1]),
+                        "previous_block_fraction": float(table["accepted"].iat[i - 1]
+                                                         / table["events"].iat[i - 1])})
+        if end[i] != first[i]:
+            log.append({**where, "threshold": float(end[i]), "previous_threshold": float(first[i]),
+                        "within_block": True})
+    return log
 
 
 def _files_failed(plan: Plan, entries: list[dict]) -> list[dict]:
