@@ -16,7 +16,8 @@ import numpy as np
 
 from tagger import trainsample as ts
 from tagger.l1.features import l1_inputs
-from tagger.pipeline import ETA, PT, ResamplingConfig, resample_to, validation_mask
+from tagger.pipeline import ResamplingConfig, resample_to, validation_mask
+from tagger.reading import ETA, PT
 from triggerad.jets import JetBatch
 
 
