@@ -70,6 +70,25 @@ def _pythia(cfg: TaggerGenerateConfig, sample: Sample, seed: int):
         )
 
 
+def start_job(cfg, job: Job, pileup_config):
+    """What every LLP generation job starts from (jet samples, :mod:`tagger.tracks` samples).
+
+    Returns the job's initialised Pythia, its charge table, the pile-up source (``pileup_config``,
+    None for a sample without pile-up), the job's random generator, the events per Pythia batch
+    (``ctau.batch_events`` for signals: one c-tau per batch) and the number of batches of a full
+    job (for the c-tau draw index)."""
+    sample: Sample = job.process
+    seed_hard, seed_pileup, seq = job_seeds(job.seed, job.name, job.index)
+    rng = np.random.default_rng(seq)
+    pythia = _pythia(cfg, sample, seed_hard)
+    charges = py.ChargeTable(pythia.particleData)
+    pileup = (Pileup(pileup_config, cfg.beam.ecm, pythia_seed=seed_pileup, seed=job.seed,
+                     charges=charges)
+              if sample.pileup_mu > 0 else None)
+    step = cfg.ctau.batch_events if sample.signal is not None else cfg.output.batch_size
+    return pythia, charges, pileup, rng, step, -(-cfg.output.job_size // step)
+
+
 def _overlay(pileup: Pileup | None, hard: py.Particles, rng) -> tuple[py.Particles, np.ndarray,
                                                                        np.ndarray]:
     """Pile-up overlay (:meth:`Pileup.overlay`): particles, pile-up count per event, and which
@@ -132,15 +151,8 @@ def run_jet_job(job: Job) -> JetJobResult:
     start, cpu_start = time.perf_counter(), time.process_time()
     cfg: TaggerGenerateConfig = job.config
     sample: Sample = job.process
-    seed_hard, seed_pileup, seq = job_seeds(job.seed, job.name, job.index)
-    rng = np.random.default_rng(seq)
-    pythia = _pythia(cfg, sample, seed_hard)
-    charges = py.ChargeTable(pythia.particleData)
-    pileup = (Pileup(with_pileup(cfg, sample.pileup_mu).pileup, cfg.beam.ecm,
-                     pythia_seed=seed_pileup, seed=job.seed, charges=charges)
-              if sample.pileup_mu > 0 else None)
-    step = cfg.ctau.batch_events if sample.signal is not None else cfg.output.batch_size
-    n_steps = -(-cfg.output.job_size // step)
+    pythia, charges, pileup, rng, step, n_steps = start_job(
+        cfg, job, with_pileup(cfg, sample.pileup_mu).pileup)
     first = job.index * cfg.output.job_size
     records, raw, ctaus, done, overlays = [], [], [], 0, 0
     for b, lo in enumerate(range(0, job.n_events, step)):

@@ -21,13 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tagger.generate import _pythia
+from tagger.generate import start_job
 from tagger.samples import Sample
 from tagger.tracks.config import TracksConfig
 from triggerad import atomic
 from triggerad.generation import pythia as py
-from triggerad.generation.pileup import Pileup
-from triggerad.generation.run import Job, job_seeds, make_jobs, pileup_plan, pileup_report, run_jobs
+from triggerad.generation.run import Job, make_jobs, pileup_plan, pileup_report, run_jobs
 from triggerad.generation.tracking import reconstruct
 
 #: Per-track quantities stored (the model inputs are computed from them, :mod:`.features`).
@@ -98,15 +97,8 @@ def run_track_job(job: Job) -> TrackJobResult:
     start = time.perf_counter()
     cfg: TracksConfig = job.config
     sample: Sample = job.process
-    seed_hard, seed_pileup, seq = job_seeds(job.seed, job.name, job.index)
-    rng = np.random.default_rng(seq)
-    pythia = _pythia(cfg, sample, seed_hard)
-    charges = py.ChargeTable(pythia.particleData)
-    pileup = (Pileup(dataclasses.replace(cfg.pileup, mu=sample.pileup_mu), cfg.beam.ecm,
-                     pythia_seed=seed_pileup, seed=job.seed, charges=charges)
-              if sample.pileup_mu > 0 else None)
-    step = cfg.ctau.batch_events if sample.signal is not None else cfg.output.batch_size
-    n_steps = -(-cfg.output.job_size // step)
+    pythia, charges, pileup, rng, step, n_steps = start_job(
+        cfg, job, dataclasses.replace(cfg.pileup, mu=sample.pileup_mu))
     parts = []
     for b, lo in enumerate(range(0, job.n_events, step)):
         k = min(step, job.n_events - lo)

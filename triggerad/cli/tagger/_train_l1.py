@@ -15,23 +15,13 @@ COMMAND = "tagger train"
 
 def run_l1(args) -> int:
     """Train the L1 tagger of ``args.config`` and print its summary."""
-    from pathlib import Path
-
     from tagger.l1.train import load_config, train
+    from triggerad.cli.tagger.train import flag_overrides
 
     if args.no_da:
         raise ConfigError(f"--no-da: {args.config} is an L1 tagger config (kind l1_llp_tagger), "
                           "which has no domain adaptation; drop the flag")
-    if args.epochs is not None and args.epochs <= 0:
-        raise ConfigError(f"--epochs: expected a positive integer, found {args.epochs!r}")
-    if not Path(args.data).is_dir():
-        raise ConfigError(f"--data {args.data}: not a folder; give the output folder of "
-                          "`trigger-ad tagger generate`")
-    overrides: dict = {"data": {"dir": str(args.data)}}
-    if args.reader:
-        overrides["data"]["reader"] = args.reader
-    if args.epochs is not None:
-        overrides["training"] = {"epochs": args.epochs}
+    overrides = flag_overrides(args)
     cfg = load_config(args.config, overrides)
     check_out(args, COMMAND)
     s = train(cfg, args.out, progress=not getattr(args, "quiet", False),

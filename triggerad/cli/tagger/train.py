@@ -46,17 +46,10 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    """Load the config, apply the flags, check the output folder, train, print a summary."""
+def flag_overrides(args) -> dict:
+    """Config overrides of the flags every tagger config takes (``--data``, ``--reader``,
+    ``--epochs``), checked: the same for the full and the L1 tagger."""
     from pathlib import Path
-
-    from tagger.l1.train import is_l1_config
-    from tagger.train import load_config, train
-
-    if is_l1_config(args.config):
-        from triggerad.cli.tagger._train_l1 import run_l1
-
-        return run_l1(args)
 
     if args.epochs is not None and args.epochs <= 0:
         raise ConfigError(f"--epochs: expected a positive integer, found {args.epochs!r}")
@@ -66,9 +59,23 @@ def run(args) -> int:
     overrides: dict = {"data": {"dir": str(args.data)}}
     if args.reader:
         overrides["data"]["reader"] = args.reader
-    training: dict = {}
     if args.epochs is not None:
-        training["epochs"] = args.epochs
+        overrides["training"] = {"epochs": args.epochs}
+    return overrides
+
+
+def run(args) -> int:
+    """Load the config, apply the flags, check the output folder, train, print a summary."""
+    from tagger.l1.train import is_l1_config
+    from tagger.train import load_config, train
+
+    if is_l1_config(args.config):
+        from triggerad.cli.tagger._train_l1 import run_l1
+
+        return run_l1(args)
+
+    overrides = flag_overrides(args)
+    training: dict = overrides.pop("training", {})
     if args.no_da:
         training["domain_adaptation"] = False
     if training:
