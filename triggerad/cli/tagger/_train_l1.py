@@ -13,15 +13,14 @@ from triggerad.errors import ConfigError
 COMMAND = "tagger train"
 
 
-def run_l1(args) -> int:
-    """Train the L1 tagger of ``args.config`` and print its summary."""
+def run_l1(args, overrides: dict) -> int:
+    """Train the L1 tagger of ``args.config`` with the flags' config ``overrides``
+    (:func:`triggerad.cli.tagger.train.flag_overrides`) and print its summary."""
     from tagger.l1.train import load_config, train
-    from triggerad.cli.tagger.train import flag_overrides
 
     if args.no_da:
         raise ConfigError(f"--no-da: {args.config} is an L1 tagger config (kind l1_llp_tagger), "
                           "which has no domain adaptation; drop the flag")
-    overrides = flag_overrides(args)
     cfg = load_config(args.config, overrides)
     check_out(args, COMMAND)
     s = train(cfg, args.out, progress=not getattr(args, "quiet", False),

@@ -72,7 +72,7 @@ def run(args) -> int:
     if is_l1_config(args.config):
         from triggerad.cli.tagger._train_l1 import run_l1
 
-        return run_l1(args)
+        return run_l1(args, flag_overrides(args))
 
     overrides = flag_overrides(args)
     training: dict = overrides.pop("training", {})
