@@ -222,3 +222,28 @@ def test_firmware_rtl_step_on_hand_made_trigger(tmp_path, capsys):
     assert (rtl / "rtl_report.md").read_text().count("Yosys estimates") == 1
     generic = run_yosys(rtl, cfg.rtl.top, "trigger_rtl.v", flow="generic", part="xcvu13p")
     assert generic["LUT"] > 0 and generic["CARRY"] == 0
+
+
+@needs_verilator
+@pytest.mark.slow
+def test_rtl_equals_hls4ml_csim_on_the_small_l1_encoder(trigger, tmp_path):
+    """The quickstart-style trigger (raw objects -> normalisation -> quantized L1 encoder ->
+    sum of mu^2 -> bit; conftest fixture ``trigger``, threshold at the 90 % quantile): the
+    Verilator simulation of the generated RTL equals the hls4ml C simulation on every one of the
+    12 000 events, 0 LSB on the score and identical trigger bits."""
+    from firmware.convert import predict
+    from firmware.score_layer import SCORE, TRIGGER
+
+    reference = FixedGraph(trigger.reference.layers, [SCORE, TRIGGER])
+    x = trigger.x_fixed
+    score_fw, bit_fw = predict(trigger.hls, x, 4000)  # the C simulation
+    design = generate(reference)  # the defaults of configs/firmware.yaml: shift_add, pipelined
+    (tmp_path / "trigger_rtl.v").write_text(design.verilog)
+    sim = simulate(design, [reference.inputs[0].result.to_raw(x)], tmp_path)
+    score_t = reference.layer(SCORE).result
+    rtl_score, rtl_bit = sim["outputs"][SCORE][:, 0], sim["outputs"][TRIGGER][:, 0]
+    assert sim["n_events"] == len(x) == 12_000
+    np.testing.assert_array_equal(rtl_score, score_t.to_raw(score_fw[:, 0]))  # 0 LSB
+    np.testing.assert_array_equal(rtl_bit, bit_fw[:, 0].astype(np.int64))
+    assert 1000 <= rtl_bit.sum() <= 1400  # both decisions occur (~10 % above the threshold)
+    assert design.multipliers == 0 and sim["latency_cycles"] == design.latency
