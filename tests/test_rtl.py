@@ -108,6 +108,9 @@ def _cast_network(seed: int = 3) -> FixedGraph:
     return FixedGraph(layers, ["norm", *[c.name for c in casts], "score", "trigger"])
 
 
+LEVELS_2_LATENCY = 9  # the cast network with at most 2 logic levels per stage
+
+
 def _cast_inputs(n: int, seed: int = 4) -> np.ndarray:
     """Raw inputs over the whole range plus the edges (min, max, 0, +-1 LSB), as floats."""
     rng = np.random.default_rng(seed)
@@ -118,19 +121,24 @@ def _cast_inputs(n: int, seed: int = 4) -> np.ndarray:
 
 
 @needs_verilator
-@pytest.mark.parametrize("style,dense_stages,other_stages",
-                         [("shift_add", 2, 1), ("dsp", 0, 0)])
+@pytest.mark.parametrize("style,dense_stages,other_stages,max_levels",
+                         [("shift_add", 2, 1, 0), ("dsp", 0, 0, 0), ("shift_add", 0, 0, 2)])
 def test_every_cast_mode_bit_exact_against_fixed_point(style, dense_stages, other_stages,
-                                                       tmp_path):
+                                                       max_levels, tmp_path):
     graph = _cast_network()
     x = _cast_inputs(1500)
-    design = generate(graph, style=style, dense_stages=dense_stages, other_stages=other_stages)
+    design = generate(graph, style=style, dense_stages=dense_stages, other_stages=other_stages,
+                      max_levels=max_levels)
     (tmp_path / "trigger_rtl.v").write_text(design.verilog)
     sim = simulate(design, [graph.inputs[0].result.to_raw(x)], tmp_path)
     ref = graph.run(x, keep=("d",))
     rows = compare(ref, sim["outputs"])
     assert {k: r["max_diff_lsb"] for k, r in rows.items()} == {k: 0 for k in rows}
-    assert sim["latency_cycles"] == design.latency == 2 * other_stages + dense_stages
+    if max_levels:  # registers across layers, at most max_levels logic levels per stage
+        assert design.max_levels_per_stage == max_levels
+        assert sim["latency_cycles"] == design.latency == LEVELS_2_LATENCY
+    else:
+        assert sim["latency_cycles"] == design.latency == 2 * other_stages + dense_stages
     # the inputs reach the boundaries: saturation, ties and both trigger decisions occur
     assert 0 < ref["trigger"].mean() < 1
     assert (ref["conv_sat"] == Fixed(6, 3).max_raw).any() and (ref["conv_sat"] == -32).any()
