@@ -158,7 +158,8 @@ def test_layers_without_rtl_are_named():
 
 def test_rtl_config_section_errors(tmp_path):
     cfg = load_config(FIRMWARE_YAML)
-    assert (cfg.rtl.clock_mhz, cfg.rtl.multipliers, cfg.rtl.sim_events) == (240, "shift_add", 10000)
+    assert (cfg.rtl.clock_mhz, cfg.rtl.multipliers, cfg.rtl.sim_events, cfg.rtl.max_levels) == (
+        240, "shift_add", 10000, 6)
     bad = tmp_path / "fw.yaml"
     bad.write_text("rtl:\n  dense_stage: 3\n")
     with pytest.raises(ConfigError, match="dense_stages"):
@@ -215,10 +216,13 @@ def test_firmware_rtl_step_on_hand_made_trigger(tmp_path, capsys):
     x = np.concatenate([[h[0] for h in HAND], np.random.default_rng(0).normal(0, 2, (300, 2))])
     assert _rtl(graph, x, cfg, tmp_path)
     printed = capsys.readouterr().out
-    assert "latency 5 clocks = 20.8 ns at 240 MHz" in printed and "max diff 0 LSB" in printed
+    # max_levels 6: the 2-layer network + square + bit in 2 stages of <= 6 logic levels
+    assert "latency 2 clocks = 8.3 ns at 240 MHz" in printed and "max diff 0 LSB" in printed
     rtl = tmp_path / "rtl"
     s = json.loads((rtl / "rtl_report.json").read_text())
-    assert s["bit_exact"] and s["n_events"] == 306 and s["latency_cycles"] == 5
+    assert s["bit_exact"] and s["n_events"] == 306 and s["latency_cycles"] == 2
+    assert s["max_adder_levels_per_stage"] <= 6 and s["latency_ns_200mhz"] == 10.0
+    assert s["fmax_estimate_mhz"] == pytest.approx(1000 / (0.5 + 6 * 0.6), abs=0.1)
     assert [p["name"] for p in s["outputs"]] == ["score", "trigger"]
     words = [line.split()[1] for line in (rtl / "tb_output.hex").read_text().splitlines()]
     out = generate(FixedGraph(graph.layers, ["score", "trigger"])).unpack_outputs(words[:6])
@@ -245,7 +249,8 @@ def test_rtl_equals_hls4ml_csim_on_the_small_l1_encoder(trigger, tmp_path):
     reference = FixedGraph(trigger.reference.layers, [SCORE, TRIGGER])
     x = trigger.x_fixed
     score_fw, bit_fw = predict(trigger.hls, x, 4000)  # the C simulation
-    design = generate(reference)  # the defaults of configs/firmware.yaml: shift_add, pipelined
+    rtl = load_config(FIRMWARE_YAML).rtl  # the defaults: shift_add, <= 6 levels per stage
+    design = generate(reference, style=rtl.multipliers, max_levels=rtl.max_levels)
     (tmp_path / "trigger_rtl.v").write_text(design.verilog)
     sim = simulate(design, [reference.inputs[0].result.to_raw(x)], tmp_path)
     score_t = reference.layer(SCORE).result

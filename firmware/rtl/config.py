@@ -29,7 +29,8 @@ class RTLSection:
         > 0: ignore ``dense_stages`` / ``other_stages`` and register wherever a pipeline stage
         would exceed this many logic levels (adders, roundings, comparisons), across layer
         boundaries (the normalisation shares a stage with the first Dense layer, the sum of
-        squares with the last); the latency follows. 0: the per-layer stages.
+        squares with the last); the latency follows. 0: the per-layer stages. The default, 6,
+        is the largest depth the ~240 MHz estimate allows (:func:`firmware.rtl.flow.fmax_estimate_mhz`).
     synthesis : {"xilinx", "generic", "none"}
         Yosys flow for the resource estimate: ``synth_xilinx`` for the family of ``hls.part``,
         generic 6-input LUTs, or no synthesis.
@@ -44,7 +45,7 @@ class RTLSection:
     share_multiples: bool = True
     dense_stages: int = 2
     other_stages: int = 1
-    max_levels: int = 0
+    max_levels: int = 6
     synthesis: Literal["xilinx", "generic", "none"] = "xilinx"
     sim_events: int = 10_000
     top: str = "trigger_rtl"

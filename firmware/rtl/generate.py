@@ -295,7 +295,9 @@ def _linear(ctx: _Context, xs: list[Sig], columns: list[list[tuple[int, int]]],
     mult = 1 if net.multipliers > before else pre
     levels = max((adder_levels(len(t)) for t in trees), default=0) + mult
     if ctx.max_levels:
-        cuts = _budget_cuts(ctx, levels - mult)
+        n_leaves = len({t.sig.name for terms in trees for t in terms})
+        cuts = _budget_cuts(ctx, levels - mult, lambda k: n_leaves if k == 0 else sum(
+            -(-len(terms) // 2**k) for terms in trees))
     else:
         cuts = {max(c - mult, 0) for c in _stages_cuts(levels, stages)} if stages else set()
         ctx.levels.append(-(-levels // max(stages, 1)))
@@ -309,12 +311,25 @@ def _multiples_depth(columns) -> int:
     return max((adder_levels(len(csd(m))) for m in odd), default=0)
 
 
-def _budget_cuts(ctx: _Context, levels: int) -> set[int]:
+def _budget_cuts(ctx: _Context, levels: int, cost=None) -> set[int]:
     """``max_levels`` mode: the tree levels after which to register so that no stage holds more
-    than ``ctx.max_levels`` levels, counting those the current stage already used."""
-    cuts, depth = set(), ctx.depth
-    for k in range(levels):
-        if depth + 1 > ctx.max_levels:
+    than ``ctx.max_levels`` levels, counting those the current stage already used.
+
+    The first register goes as late as the budget allows, or earlier where ``cost(k)`` (the
+    signals registered after ``k`` levels) is smaller and the tree needs no more registers.
+    """
+    cuts, depth, start = set(), ctx.depth, 0
+    first = ctx.max_levels - depth  # the latest level for the first register
+    if cost is not None and 0 < first < levels:
+        n_cuts = -(-(levels - first) // ctx.max_levels)
+        fits = [k for k in range(first + 1) if -(-(levels - k) // ctx.max_levels) == n_cuts]
+        best = min(fits, key=lambda k: (cost(k), -k))
+        if best < first:
+            cuts.add(best)
+            ctx.levels.append(depth + best)
+            depth, start = 0, best  # a new stage from level `best`
+    for k in range(start, levels):
+        if k not in cuts and depth + 1 > ctx.max_levels:
             cuts.add(k)
             ctx.levels.append(depth)
             depth = 0
@@ -362,13 +377,23 @@ def _shared_multiples(net: Netlist, xs: list[Sig], columns) -> tuple[list[dict[i
 def _finish(ctx: _Context, roots: list[Term], frac: int, t: Fixed, stages: int) -> list[Sig]:
     """Cast every root (at ``frac``) into ``t`` and register it (when the layer is pipelined)."""
     out = []
-    sigs = _step(ctx, [r.sig for r in roots], 1)  # the cast: one level (rounding, saturation)
+    sigs = _step(ctx, [r.sig for r in roots], int(any(_cast_logic(r, frac, t) for r in roots)))
     for root, sig in zip(roots, sigs, strict=True):
         root = Term(sig, root.shift, root.neg)
         x = ctx.net.value(root, root.shift) if root.neg else root.sig
         y = ctx.net.cast(x, frac - root.shift, t)
         out.append(ctx.net.reg(y) if stages and not ctx.max_levels else y)
     return out
+
+
+def _cast_logic(root: Term, frac: int, t: Fixed) -> bool:
+    """Whether casting ``root`` (at ``frac``) to ``t`` takes logic (a rounding or a saturation);
+    an exact ``auto`` result type is wiring only."""
+    shift = frac - root.shift - t.frac
+    lo, hi = (-root.sig.hi, -root.sig.lo) if root.neg else (root.sig.lo, root.sig.hi)
+    if shift > 0:
+        return True
+    return not (t.min_raw <= lo << -shift and hi << -shift <= t.max_raw)
 
 
 def _dense(ctx: _Context, layer: Dense, xs: list[Sig]) -> list[Sig]:
