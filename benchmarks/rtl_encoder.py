@@ -8,7 +8,12 @@ the fixed-point reference on the model's validation events (0 LSB expected) and 
 Yosys ``synth_xilinx`` (xcup; estimates, not Vivado results).
 
 usage: python benchmarks/rtl_encoder.py --model models/l1_vae [--events 10000] [--data FILES]
-       [--styles shift_add dsp] [--graphs encoder trigger] [--out rtl_bench/]
+       [--styles shift_add dsp] [--graphs encoder trigger] [--max-levels 6 0] [--out rtl_bench/]
+
+``--max-levels``: logic levels per pipeline stage across layers (``rtl.max_levels``, default 6;
+0: the per-layer stages ``--dense-stages`` / ``--other-stages``). Each row also gives the
+latency at 200 MHz and the clock estimated from the logic depth
+(:func:`firmware.rtl.flow.fmax_estimate_mhz`: an assumption, not a timing result).
 
 ``MODEL`` is a trained l1_vae folder (e.g. from ``trigger-ad quickstart``). Wall-clock times are
 printed for information only (the machine may be loaded).
@@ -58,7 +63,7 @@ def main(argv=None) -> int:
                    help="shift_add without shared multiples (one tree term per CSD digit)")
     p.add_argument("--dense-stages", type=int, default=2)
     p.add_argument("--other-stages", type=int, default=1)
-    p.add_argument("--max-levels", type=int, nargs="+", default=[0],
+    p.add_argument("--max-levels", type=int, nargs="+", default=[6],
                    help="logic levels per stage across layers (rtl.max_levels; 0: the per-layer "
                         "stages); several values: one run each")
     p.add_argument("--clock-mhz", type=float, default=240.0)

@@ -295,9 +295,7 @@ def _linear(ctx: _Context, xs: list[Sig], columns: list[list[tuple[int, int]]],
     mult = 1 if net.multipliers > before else pre
     levels = max((adder_levels(len(t)) for t in trees), default=0) + mult
     if ctx.max_levels:
-        n_leaves = len({t.sig.name for terms in trees for t in terms})
-        cuts = _budget_cuts(ctx, levels - mult, lambda k: n_leaves if k == 0 else sum(
-            -(-len(terms) // 2**k) for terms in trees))
+        cuts = _budget_cuts(ctx, levels - mult)
     else:
         cuts = {max(c - mult, 0) for c in _stages_cuts(levels, stages)} if stages else set()
         ctx.levels.append(-(-levels // max(stages, 1)))
@@ -311,25 +309,14 @@ def _multiples_depth(columns) -> int:
     return max((adder_levels(len(csd(m))) for m in odd), default=0)
 
 
-def _budget_cuts(ctx: _Context, levels: int, cost=None) -> set[int]:
+def _budget_cuts(ctx: _Context, levels: int) -> set[int]:
     """``max_levels`` mode: the tree levels after which to register so that no stage holds more
-    than ``ctx.max_levels`` levels, counting those the current stage already used.
-
-    The first register goes as late as the budget allows, or earlier where ``cost(k)`` (the
-    signals registered after ``k`` levels) is smaller and the tree needs no more registers.
-    """
-    cuts, depth, start = set(), ctx.depth, 0
-    first = ctx.max_levels - depth  # the latest level for the first register
-    if cost is not None and 0 < first < levels:
-        n_cuts = -(-(levels - first) // ctx.max_levels)
-        fits = [k for k in range(first + 1) if -(-(levels - k) // ctx.max_levels) == n_cuts]
-        best = min(fits, key=lambda k: (cost(k), -k))
-        if best < first:
-            cuts.add(best)
-            ctx.levels.append(depth + best)
-            depth, start = 0, best  # a new stage from level `best`
-    for k in range(start, levels):
-        if k not in cuts and depth + 1 > ctx.max_levels:
+    than ``ctx.max_levels`` levels, counting those the current stage already used (each
+    register as late as the budget allows: placing the first one where fewer signals are live
+    cut the flip-flops by 64 % but cost 18 % more LUTs in Yosys)."""
+    cuts, depth = set(), ctx.depth
+    for k in range(levels):
+        if depth + 1 > ctx.max_levels:
             cuts.add(k)
             ctx.levels.append(depth)
             depth = 0
