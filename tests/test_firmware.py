@@ -7,6 +7,7 @@ import types
 
 import numpy as np
 import pytest
+from firmware_samples import D, compiled_trigger, encoder
 
 from firmware.config import FirmwareConfig, load_config, parse_fixed
 from firmware.report import multiplier_kind, parse_csynth_xml
@@ -14,7 +15,7 @@ from firmware.score_layer import threshold_units
 from triggerad.errors import ConfigError
 from triggerad.fixedpoint import FixedPointConfig
 
-D = 10  # inputs of the small encoder
+# the fixtures `trained` and `trigger` (the small encoder and its compiled trigger): conftest.py
 
 
 # ------------------------------------------------------------------------------------------------
@@ -117,78 +118,6 @@ def test_csynth_parser_on_fixture():
 # compiled models (slow: one g++ build each)
 # ------------------------------------------------------------------------------------------------
 
-def _synthetic_objects(n: int, seed: int) -> np.ndarray:
-    """Raw pT-like (exponential, zero-padded) and eta/phi-like columns."""
-    rng = np.random.default_rng(seed)
-    pt = rng.exponential(30.0, size=(n, D // 2)) * (rng.random((n, D // 2)) < 0.7)
-    ang = rng.uniform(-3.0, 3.0, size=(n, D - D // 2)) * (pt[:, : D - D // 2] > 0)
-    return np.concatenate([pt, ang], axis=1)
-
-
-def _encoder(quantizer_bits: int = 6):
-    """A QKeras encoder D -> 8 -> 4 (``quantized_bits(bits, 0)`` weights, 8-bit relu)."""
-    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
-    from tensorflow import keras
-
-    q = quantized_bits(quantizer_bits, 0, alpha=1)
-    inp = keras.Input((D,))
-    h = QDense(8, kernel_quantizer=q, bias_quantizer=q, name="q_dense_0")(inp)
-    h = QActivation(quantized_relu(8, 3), name="q_relu_0")(h)
-    mu = QDense(4, kernel_quantizer=q, bias_quantizer=q, name="q_mu")(h)
-    return keras.Model(inp, mu)
-
-
-def _small_encoder(x_norm: np.ndarray):
-    """The encoder trained briefly (seed fixed) so that its scores are not trivial."""
-    import tensorflow as tf
-    from tensorflow import keras
-
-    tf.keras.utils.set_random_seed(3)
-    enc = _encoder()
-    target = np.tanh(x_norm @ np.random.default_rng(4).normal(size=(D, 4)) / 2).astype(np.float32)
-    enc.compile(keras.optimizers.Adam(0.01), "mse")
-    enc.fit(x_norm, target, epochs=2, batch_size=256, verbose=0)
-    return enc
-
-
-@pytest.fixture(scope="module")
-def trained():
-    x = _synthetic_objects(12_000, seed=1)
-    mean, scale = x.mean(axis=0), x.std(axis=0)
-    enc = _small_encoder(((x - mean) / scale).astype(np.float32))
-    return x, mean, scale, enc
-
-
-def _compiled_trigger(enc, mean, scale, threshold, workdir):
-    """(integer reference, Keras graph, compiled hls4ml model) of the trigger around ``enc``."""
-    from anomaly.quantized import score_graph
-    from firmware.convert import compile_model
-    from firmware.score_layer import trigger_graph, trigger_reference
-
-    graph = score_graph(enc, FixedPointConfig(), mean, scale)
-    reference = trigger_reference(graph, threshold)
-    model = trigger_graph(enc, graph, threshold)
-    return graph, reference, model, compile_model(model, FirmwareConfig(), workdir,
-                                                  reference.hls_precisions())
-
-
-@pytest.fixture(scope="module")
-def trigger(trained, tmp_path_factory):
-    """The firmware trigger model with the threshold exactly at the score of one event."""
-    from anomaly.quantized import quantized_scores, score_graph
-
-    x, mean, scale, enc = trained
-    graph = score_graph(enc, FixedPointConfig(), mean, scale)
-    scores = quantized_scores(graph, x, ["mu2_q"])["mu2_q"]
-    anchor = int(np.argsort(scores)[len(scores) * 9 // 10])  # 90 % quantile event
-    threshold = float(scores[anchor])
-    graph, reference, model, hls_model = _compiled_trigger(enc, mean, scale, threshold,
-                                                           tmp_path_factory.mktemp("trigger"))
-    x_fixed = parse_fixed(FixedPointConfig().input).quantize(x)
-    return types.SimpleNamespace(graph=graph, reference=reference, model=model, hls=hls_model,
-                                 x_fixed=x_fixed, threshold=threshold)
-
-
 @pytest.mark.slow
 def test_trigger_csim_bit_exact(trigger, trained):
     """12 000 events: C simulation == integer graph == the fast path's mu2_q, 0 LSB."""
@@ -248,14 +177,14 @@ def test_trigger_bit_just_above_and_below_threshold(tmp_path):
     """
     from firmware.convert import predict
 
-    enc = _encoder()
+    enc = encoder()
     w0, b0, w1, b1 = (np.zeros_like(w) for w in enc.get_weights())
     w0[np.arange(4), np.arange(4)] = 0.5
     w1[np.arange(4), np.arange(4)] = 0.5
     enc.set_weights([w0, b0, w1, b1])
     units = 5000
     threshold = (units + 0.5) / 256  # half-way between grid scores, as threshold_at_rate sets it
-    graph, reference, _, hls_model = _compiled_trigger(enc, np.zeros(D), np.ones(D), threshold,
+    graph, reference, _, hls_model = compiled_trigger(enc, np.zeros(D), np.ones(D), threshold,
                                                        tmp_path / "edge")
     assert reference.layer("trigger").units == units
     wanted = np.arange(units - 25, units + 25)

@@ -108,6 +108,9 @@ def _cast_network(seed: int = 3) -> FixedGraph:
     return FixedGraph(layers, ["norm", *[c.name for c in casts], "score", "trigger"])
 
 
+LEVELS_2_LATENCY = 9  # the cast network with at most 2 logic levels per stage
+
+
 def _cast_inputs(n: int, seed: int = 4) -> np.ndarray:
     """Raw inputs over the whole range plus the edges (min, max, 0, +-1 LSB), as floats."""
     rng = np.random.default_rng(seed)
@@ -118,19 +121,24 @@ def _cast_inputs(n: int, seed: int = 4) -> np.ndarray:
 
 
 @needs_verilator
-@pytest.mark.parametrize("style,dense_stages,other_stages",
-                         [("shift_add", 2, 1), ("dsp", 0, 0)])
+@pytest.mark.parametrize("style,dense_stages,other_stages,max_levels",
+                         [("shift_add", 2, 1, 0), ("dsp", 0, 0, 0), ("shift_add", 0, 0, 2)])
 def test_every_cast_mode_bit_exact_against_fixed_point(style, dense_stages, other_stages,
-                                                       tmp_path):
+                                                       max_levels, tmp_path):
     graph = _cast_network()
     x = _cast_inputs(1500)
-    design = generate(graph, style=style, dense_stages=dense_stages, other_stages=other_stages)
+    design = generate(graph, style=style, dense_stages=dense_stages, other_stages=other_stages,
+                      max_levels=max_levels)
     (tmp_path / "trigger_rtl.v").write_text(design.verilog)
     sim = simulate(design, [graph.inputs[0].result.to_raw(x)], tmp_path)
     ref = graph.run(x, keep=("d",))
     rows = compare(ref, sim["outputs"])
     assert {k: r["max_diff_lsb"] for k, r in rows.items()} == {k: 0 for k in rows}
-    assert sim["latency_cycles"] == design.latency == 2 * other_stages + dense_stages
+    if max_levels:  # registers across layers, at most max_levels logic levels per stage
+        assert design.max_levels_per_stage == max_levels
+        assert sim["latency_cycles"] == design.latency == LEVELS_2_LATENCY
+    else:
+        assert sim["latency_cycles"] == design.latency == 2 * other_stages + dense_stages
     # the inputs reach the boundaries: saturation, ties and both trigger decisions occur
     assert 0 < ref["trigger"].mean() < 1
     assert (ref["conv_sat"] == Fixed(6, 3).max_raw).any() and (ref["conv_sat"] == -32).any()
@@ -150,7 +158,8 @@ def test_layers_without_rtl_are_named():
 
 def test_rtl_config_section_errors(tmp_path):
     cfg = load_config(FIRMWARE_YAML)
-    assert (cfg.rtl.clock_mhz, cfg.rtl.multipliers, cfg.rtl.sim_events) == (240, "shift_add", 10000)
+    assert (cfg.rtl.clock_mhz, cfg.rtl.multipliers, cfg.rtl.sim_events, cfg.rtl.max_levels) == (
+        240, "shift_add", 10000, 6)
     bad = tmp_path / "fw.yaml"
     bad.write_text("rtl:\n  dense_stage: 3\n")
     with pytest.raises(ConfigError, match="dense_stages"):
@@ -207,10 +216,13 @@ def test_firmware_rtl_step_on_hand_made_trigger(tmp_path, capsys):
     x = np.concatenate([[h[0] for h in HAND], np.random.default_rng(0).normal(0, 2, (300, 2))])
     assert _rtl(graph, x, cfg, tmp_path)
     printed = capsys.readouterr().out
-    assert "latency 5 clocks = 20.8 ns at 240 MHz" in printed and "max diff 0 LSB" in printed
+    # max_levels 6: the 2-layer network + square + bit in 2 stages of <= 6 logic levels
+    assert "latency 2 clocks = 8.3 ns at 240 MHz" in printed and "max diff 0 LSB" in printed
     rtl = tmp_path / "rtl"
     s = json.loads((rtl / "rtl_report.json").read_text())
-    assert s["bit_exact"] and s["n_events"] == 306 and s["latency_cycles"] == 5
+    assert s["bit_exact"] and s["n_events"] == 306 and s["latency_cycles"] == 2
+    assert s["max_adder_levels_per_stage"] <= 6 and s["latency_ns_200mhz"] == 10.0
+    assert s["fmax_estimate_mhz"] == pytest.approx(1000 / (0.5 + 6 * 0.6), abs=0.1)
     assert [p["name"] for p in s["outputs"]] == ["score", "trigger"]
     words = [line.split()[1] for line in (rtl / "tb_output.hex").read_text().splitlines()]
     out = generate(FixedGraph(graph.layers, ["score", "trigger"])).unpack_outputs(words[:6])
@@ -222,3 +234,29 @@ def test_firmware_rtl_step_on_hand_made_trigger(tmp_path, capsys):
     assert (rtl / "rtl_report.md").read_text().count("Yosys estimates") == 1
     generic = run_yosys(rtl, cfg.rtl.top, "trigger_rtl.v", flow="generic", part="xcvu13p")
     assert generic["LUT"] > 0 and generic["CARRY"] == 0
+
+
+@needs_verilator
+@pytest.mark.slow
+def test_rtl_equals_hls4ml_csim_on_the_small_l1_encoder(trigger, tmp_path):
+    """The quickstart-style trigger (raw objects -> normalisation -> quantized L1 encoder ->
+    sum of mu^2 -> bit; conftest fixture ``trigger``, threshold at the 90 % quantile): the
+    Verilator simulation of the generated RTL equals the hls4ml C simulation on every one of the
+    12 000 events, 0 LSB on the score and identical trigger bits."""
+    from firmware.convert import predict
+    from firmware.score_layer import SCORE, TRIGGER
+
+    reference = FixedGraph(trigger.reference.layers, [SCORE, TRIGGER])
+    x = trigger.x_fixed
+    score_fw, bit_fw = predict(trigger.hls, x, 4000)  # the C simulation
+    rtl = load_config(FIRMWARE_YAML).rtl  # the defaults: shift_add, <= 6 levels per stage
+    design = generate(reference, style=rtl.multipliers, max_levels=rtl.max_levels)
+    (tmp_path / "trigger_rtl.v").write_text(design.verilog)
+    sim = simulate(design, [reference.inputs[0].result.to_raw(x)], tmp_path)
+    score_t = reference.layer(SCORE).result
+    rtl_score, rtl_bit = sim["outputs"][SCORE][:, 0], sim["outputs"][TRIGGER][:, 0]
+    assert sim["n_events"] == len(x) == 12_000
+    np.testing.assert_array_equal(rtl_score, score_t.to_raw(score_fw[:, 0]))  # 0 LSB
+    np.testing.assert_array_equal(rtl_bit, bit_fw[:, 0].astype(np.int64))
+    assert 1000 <= rtl_bit.sum() <= 1400  # both decisions occur (~10 % above the threshold)
+    assert design.multipliers == 0 and sim["latency_cycles"] == design.latency

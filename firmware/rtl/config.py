@@ -25,6 +25,12 @@ class RTLSection:
         Pipeline registers of each Dense layer (its adder trees are cut evenly); 0: combinational.
     other_stages : int
         Pipeline registers of the normalisation and of the sum of squares; 0: combinational.
+    max_levels : int
+        > 0: ignore ``dense_stages`` / ``other_stages`` and register wherever a pipeline stage
+        would exceed this many logic levels (adders, roundings, comparisons), across layer
+        boundaries (the normalisation shares a stage with the first Dense layer, the sum of
+        squares with the last); the latency follows. 0: the per-layer stages. The default, 6,
+        is the largest depth the ~240 MHz estimate allows (:func:`firmware.rtl.flow.fmax_estimate_mhz`).
     synthesis : {"xilinx", "generic", "none"}
         Yosys flow for the resource estimate: ``synth_xilinx`` for the family of ``hls.part``,
         generic 6-input LUTs, or no synthesis.
@@ -39,6 +45,7 @@ class RTLSection:
     share_multiples: bool = True
     dense_stages: int = 2
     other_stages: int = 1
+    max_levels: int = 6
     synthesis: Literal["xilinx", "generic", "none"] = "xilinx"
     sim_events: int = 10_000
     top: str = "trigger_rtl"
@@ -46,9 +53,10 @@ class RTLSection:
     def __post_init__(self) -> None:
         if not self.clock_mhz > 0:
             raise ValueError(f"clock_mhz must be > 0, found {self.clock_mhz!r}")
-        if self.dense_stages < 0 or self.other_stages < 0 or self.sim_events < 0:
-            raise ValueError("dense_stages, other_stages and sim_events must be >= 0, found "
-                             f"{self.dense_stages!r}, {self.other_stages!r}, {self.sim_events!r}")
+        counts = (self.dense_stages, self.other_stages, self.max_levels, self.sim_events)
+        if min(counts) < 0:
+            raise ValueError("dense_stages, other_stages, max_levels and sim_events must be >= 0, "
+                             f"found {counts!r}")
         if not re.fullmatch(r"[A-Za-z_]\w*", self.top):
             raise ValueError(f"top must be a Verilog identifier, found {self.top!r}")
 

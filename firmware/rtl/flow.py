@@ -21,6 +21,19 @@ VERILOG = "trigger_rtl.v"
 REPORT_JSON = "rtl_report.json"
 REPORT_MD = "rtl_report.md"
 
+#: Clock estimate from logic depth (no timing analysis without vendor tools), for UltraScale+
+#: (-2 speed grade): one logic level (a LUT into a CARRY8 chain of a 16 - 30-bit adder, plus
+#: local routing) ~0.6 ns; register clock-to-out + setup + clock uncertainty ~0.5 ns. An
+#: assumption to compare pipelinings, not a timing result.
+LEVEL_NS = 0.6
+REGISTER_NS = 0.5
+
+
+def fmax_estimate_mhz(levels_per_stage: int) -> float:
+    """Estimated highest clock (MHz) of a pipeline with ``levels_per_stage`` logic levels per
+    stage: ``1000 / (REGISTER_NS + levels_per_stage * LEVEL_NS)`` (see :data:`LEVEL_NS`)."""
+    return 1000.0 / (REGISTER_NS + max(levels_per_stage, 1) * LEVEL_NS)
+
 
 def build_rtl(graph: FixedGraph, x: np.ndarray | list[np.ndarray], cfg: RTLSection, out: Path, *,
               part: str) -> dict:
@@ -45,7 +58,8 @@ def build_rtl(graph: FixedGraph, x: np.ndarray | list[np.ndarray], cfg: RTLSecti
     if cfg.sim_events:
         xs = [a[:cfg.sim_events] for a in xs]
     design = generate(graph, top=cfg.top, style=cfg.multipliers, dense_stages=cfg.dense_stages,
-                      other_stages=cfg.other_stages, share_multiples=cfg.share_multiples)
+                      other_stages=cfg.other_stages, share_multiples=cfg.share_multiples,
+                      max_levels=cfg.max_levels)
     reference = graph.run(*xs)
     raw = [layer.result.to_raw(a) for layer, a in zip(graph.inputs, xs, strict=True)]
     with atomic.atomic_dir(out) as tmp:
@@ -60,12 +74,20 @@ def build_rtl(graph: FixedGraph, x: np.ndarray | list[np.ndarray], cfg: RTLSecti
             resources = run_yosys(tmp, cfg.top, VERILOG, flow=cfg.synthesis, part=part)
         summary = {
             "top": design.top, "style": design.style, "clock_mhz": cfg.clock_mhz,
-            "share_multiples": cfg.share_multiples, "dense_stages": cfg.dense_stages, "other_stages": cfg.other_stages,
+            "share_multiples": cfg.share_multiples, "dense_stages": cfg.dense_stages,
+            "other_stages": cfg.other_stages, "max_levels": cfg.max_levels,
             "latency_cycles": sim["latency_cycles"],
             "latency_ns": sim["latency_cycles"] * cfg.clock_period_ns,
             "latency_cycles_by_construction": design.latency,
             "initiation_interval": 1,
             "max_adder_levels_per_stage": design.max_levels_per_stage,
+            "latency_ns_200mhz": sim["latency_cycles"] * 5.0,
+            "fmax_estimate_mhz": round(fmax_estimate_mhz(design.max_levels_per_stage), 1),
+            "latency_ns_at_fmax_estimate": round(
+                sim["latency_cycles"] * 1000.0 / fmax_estimate_mhz(design.max_levels_per_stage), 1),
+            "fmax_estimate_assumption": (
+                f"{LEVEL_NS} ns per logic level (LUT + carry chain + routing) + {REGISTER_NS} ns "
+                "per register (UltraScale+ -2, no timing analysis: an estimate from logic depth)"),
             "adders": design.adders, "multipliers": design.multipliers,
             "n_events": sim["n_events"], "agreement": agreement,
             "bit_exact": all(r["max_diff_lsb"] == 0 for r in agreement.values()),
@@ -91,9 +113,15 @@ def report_markdown(s: dict) -> str:
         f"Module `{s['top']}` ({s['style']} multipliers), one event per clock.", "",
         f"- latency: **{s['latency_cycles']} clocks = {s['latency_ns']:.1f} ns at "
         f"{s['clock_mhz']:g} MHz** (measured in the Verilator simulation)",
-        f"- pipeline: {s['dense_stages']} stage(s) per Dense layer, {s['other_stages']} per "
-        f"normalisation / sum of squares; at most {s['max_adder_levels_per_stage']} adder levels "
-        "per stage of a layer (a combinational layer adds its levels to the stage it joins)",
+        f"- {s['latency_ns_200mhz']:.1f} ns at 200 MHz; estimated highest clock "
+        f"~{s['fmax_estimate_mhz']:.0f} MHz ({s['latency_ns_at_fmax_estimate']:.1f} ns) from "
+        f"{s['max_adder_levels_per_stage']} logic levels per stage at most, assuming "
+        f"{s['fmax_estimate_assumption']}",
+        (f"- pipeline: registers wherever a stage would exceed {s['max_levels']} logic levels "
+         "(across layers)" if s["max_levels"] else
+         f"- pipeline: {s['dense_stages']} stage(s) per Dense layer, {s['other_stages']} per "
+         "normalisation / sum of squares (a combinational layer adds its levels to the stage it "
+         "joins)"),
         f"- {s['adders']} adders, {s['multipliers']} multipliers in the generated Verilog", "",
         f"## RTL simulation vs the fixed-point reference ({s['n_events']} events)", "",
         table(["output", "max diff (LSB)", "events differing"], rows), "",
