@@ -1,4 +1,7 @@
-"""Figures of the evaluation report (matplotlib, mplhep CMS style).
+"""Figures of the evaluation report (matplotlib, mplhep's CMS fonts and ticks).
+
+No experiment label: trigger-ad results are not CMS results; each figure carries a small
+"trigger-ad simulation" tag instead.
 
 Each function writes one PNG and returns its file name. They take plain arrays so they can be
 used outside the report too. They draw on :class:`matplotlib.figure.Figure` objects under a
@@ -33,7 +36,8 @@ def _cms_style(plot):
 def _figure():
     fig = Figure(figsize=(10, 8))
     ax = fig.subplots()
-    mplhep.cms.label(data=False, loc=0, ax=ax, fontsize=16, rlabel="")
+    ax.text(0.0, 1.01, "trigger-ad simulation", transform=ax.transAxes, fontsize=14,
+            style="italic", va="bottom")
     return fig, ax
 
 
@@ -140,12 +144,18 @@ def efficiency_bars(path: Path, table: dict[str, dict[str, float]]) -> str:
     signals = sorted({s for row in table.values() for s in row})
     width = 0.8 / max(len(table), 1)
     colors = _colors("tab20")
-    for i, (method, row) in enumerate(table.items()):
-        effs = [max(row.get(s, 0.0) or 0.0, 1e-7) for s in signals]
-        ax.bar(np.arange(len(signals)) + i * width, effs, width=width, label=method,
-               color=colors[i % len(colors)])
+    effs = {m: np.array([row.get(s, 0.0) or 0.0 for s in signals]) for m, row in table.items()}
+    positive = np.concatenate([e[e > 0] for e in effs.values()] + [np.ones(1)])
+    floor = 0.5 * positive.min()  # the axis follows the data; an efficiency of 0 is a marker
+    for i, (method, eff) in enumerate(effs.items()):
+        x = np.arange(len(signals)) + i * width
+        color = colors[i % len(colors)]
+        ax.bar(x[eff > 0], eff[eff > 0], width=width, label=method, color=color)
+        ax.plot(x[eff <= 0], np.full((eff <= 0).sum(), floor), "v", color=color, markersize=9,
+                label=f"{method}: 0 (no event passes)" if (eff <= 0).any() else None)
     ax.set_xticks(np.arange(len(signals)) + 0.4 - width / 2, signals, fontsize=12)
     ax.set_yscale("log")
+    ax.set_ylim(0.7 * floor, 1.5)
     ax.set_ylabel("signal efficiency at the same SM rate")
     ax.legend(fontsize=11, ncol=2)
     return _save(fig, path)

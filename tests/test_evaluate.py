@@ -273,3 +273,19 @@ def test_threshold_then_evaluate_end_to_end(tmp_path, capsys):
     assert {"mu2_vs_mu2_q", "kl_vs_kl_q"} == set(rep["float_vs_quantized"])
     assert (out / "report.md").is_file() and (out / "provenance.json").is_file()
     assert all((out / f).is_file() for f in rep["figures"])
+
+
+def test_efficiency_bars_carry_no_cms_label_and_draw_zero_as_markers(tmp_path, monkeypatch):
+    from anomaly import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path.name)
+    plots.efficiency_bars(tmp_path / "e.png", {"vae": {"A": 0.5, "B": 0.0, "C": 0.01},
+                                                "HT cut": {"A": 0.02, "B": 0.001, "C": 0.0}})
+    ax = figures[0].axes[0]
+    assert [t.get_text() for t in ax.texts] == ["trigger-ad simulation"]
+    assert sorted(p.get_height() for p in ax.patches) == [0.001, 0.01, 0.02, 0.5]
+    floor = 0.5 * 0.001  # half the smallest non-zero efficiency: the axis follows the data
+    zeros = [y for line in ax.lines for y in line.get_ydata()]
+    assert zeros == [floor, floor]
+    assert ax.get_ylim()[0] == pytest.approx(0.7 * floor)
