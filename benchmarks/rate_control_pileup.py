@@ -14,7 +14,7 @@ generated stream that looks like an LHC fill (issue 16).
    ``--model``. The threshold is right at the end of the fill: with it fixed the rate is far too
    high at the start.
 3. Scores the calibration fill (stored threshold), fits the ``quantile`` rule's pile-up
-   feed-forward on it (:func:`triggerad.stream.control.fit_feedforward`) and writes
+   feed-forward on it (:func:`triggerad.stream.calibration.fit_feedforward`) and writes
    ``OUT/rate-control-calibrated.yaml`` (``configs/rate-control-pileup.yaml`` + the fit).
 4. Scores the fill with ``trigger-ad score`` four times, in-process: fixed threshold, the PID
    controller (``rate-control``), the quantile rule without feed-forward
@@ -113,8 +113,8 @@ def calibrate(model: Path, threshold: dict, files: list[Path], work: Path) -> di
     """Fit the feed-forward on the calibration fill; write the calibrated rate-control file."""
     import yaml
 
+    from triggerad.stream.calibration import fit_feedforward
     from triggerad.stream.config import control_from_file
-    from triggerad.stream.control import fit_feedforward
 
     _, _, table = score(model, files, work / "score_calibration", threshold["score"], [])
     target = threshold["target_rate_hz"] / threshold["input_rate_hz"]

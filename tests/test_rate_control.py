@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from triggerad.errors import ConfigError
+from triggerad.stream.calibration import fit_feedforward
 from triggerad.stream.config import ControlConfig, control_from_file
-from triggerad.stream.control import ControllerState, RateController, block_keys, fit_feedforward
+from triggerad.stream.control import ControllerState, RateController, block_keys
 
 TARGET = 0.1
 T0 = -np.log(TARGET)  # accepts exactly TARGET of unit-scale exponential scores

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from tagger_samples import SIZES, jets, write_sample
 
-from tagger import artifact
+from tagger import artifact, evaldata
 from tagger import evaluate as tev
 from tagger import inputs as tin
 from tagger.model import ModelConfig, build_tagger
@@ -97,7 +97,7 @@ def test_separable_sample_auc_one_efficiency_one_and_scan_peaks(sample, tmp_path
 def test_report_numbers_equal_metrics_on_predictions(sample, model_dir, tmp_path):
     model = artifact.load(model_dir)
     report = tev.evaluate(model, sample, tmp_path / "rep", compare=model_dir, progress=False)
-    jets_, _ = tev.load_jets(sample)
+    jets_, _ = evaldata.load_jets(sample)
     llp, sm = jets_["llp"], jets_["sm"]
     sel = np.abs(np.log10(llp.ctau) - 0.0) <= 0.5
     p_sig = model.predict(llp, batch_size=97)[sel, 0]
@@ -160,7 +160,7 @@ def test_cli_score_equals_predict_and_resumes(sample, model_dir, tmp_path, capsy
     probs = table[[f"prob_{c}" for c in ("LLP", "b", "c", "uds", "g")]].to_numpy(np.float64)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     model = artifact.load(model_dir)
-    jets_ = JetBatch.concatenate([tev.read_jets(Path(f)) for f in files])
+    jets_ = JetBatch.concatenate([evaldata.read_jets(Path(f)) for f in files])
     np.testing.assert_allclose(probs, model.predict(jets_, ctau_mm=3.0), atol=1e-6)
     np.testing.assert_array_equal(table["entry"], jets_.entry)
     np.testing.assert_array_equal(table["label"], jets_.label)
@@ -190,18 +190,18 @@ def test_files_a_model_trained_on_contribute_their_validation_split(sample, tmp_
     fake = FakeTagger()
     fake.data_info = {"simulation": {"files": [str((sample / "background.h5").resolve())]},
                       "validation_fraction": 0.3}
-    jets_, info = tev.load_jets(sample, models=[fake])
+    jets_, info = evaldata.load_jets(sample, models=[fake])
     assert info["split"] == {"signal": "all", "background": "validation (0.3)",
                              "data_like": "all"}
-    bkg = tev.read_jets(sample / "background.h5")
+    bkg = evaldata.read_jets(sample / "background.h5")
     assert len(jets_["sim_sm"]) == int(validation_mask(bkg, 0.3).sum()) < 0.4 * len(bkg)
     # the PFNano twin of a training file holds the same jets: the same split
     fake.data_info = {"simulation": {"files": [str((sample / "background.root").resolve())]},
                       "validation_fraction": 0.3}
-    assert tev.load_jets(sample, models=[fake])[1]["split"]["background"] == "validation (0.3)"
+    assert evaldata.load_jets(sample, models=[fake])[1]["split"]["background"] == "validation (0.3)"
     fake.data_info = {"simulation": {"files": [str((sample / "signal.h5").resolve())]}}
     with pytest.raises(StatisticsError, match="trained on every jet of this file"):
-        tev.load_jets(sample, models=[fake])
+        evaldata.load_jets(sample, models=[fake])
 
 
 @pytest.mark.slow
@@ -234,7 +234,7 @@ def test_end_to_end_train_evaluate_score(tmp_path, capsys):
     report = json.loads((rep / "report.json").read_text())
     assert report["data"]["split"] == {"signal": "all", "background": "all", "data_like": "all"}
     model = artifact.load(models["da"])
-    jets_, _ = tev.load_jets(test_data)
+    jets_, _ = evaldata.load_jets(test_data)
     llp, sm = jets_["llp"], jets_["sm"]
     sel = np.abs(np.log10(llp.ctau / 1000.0)) <= 0.5
     udsg = np.isin(sm.label, (3, 4))
@@ -253,5 +253,5 @@ def test_end_to_end_train_evaluate_score(tmp_path, capsys):
     table = _table(out)
     probs = table[[f"prob_{c}" for c in model.class_names]].to_numpy(np.float64)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
-    bkg = tev.read_jets(test_data / "background.h5")
+    bkg = evaldata.read_jets(test_data / "background.h5")
     np.testing.assert_allclose(probs, model.predict(bkg, ctau_mm=1000.0), atol=1e-5)

@@ -79,6 +79,11 @@ class InputFileError(TriggerADError, OSError):
     """An input file cannot be opened, is truncated or corrupt, or is empty."""
 
 
+class ModelFolderError(InputFileError):
+    """A model folder whose ``artifact.json`` lacks a key, has a foreign version or kind (or
+    whose ``threshold.json`` is unreadable or edited)."""
+
+
 class MissingFieldError(TriggerADError, KeyError):
     """A tree, dataset, branch or column the reader needs is not in the file."""
 

@@ -110,7 +110,7 @@ class ControlConfig:
         ``quantile``: spacing, in output units, of the threshold grid the scores are counted on.
     feedforward_intercept : float or None
         ``quantile``: output at zero pile-up from a calibration
-        (:func:`triggerad.stream.control.fit_feedforward`); None: no prediction for the first
+        (:func:`triggerad.stream.calibration.fit_feedforward`); None: no prediction for the first
         block (it starts at the stored threshold).
     feedforward_slope : float
         ``quantile``: d output / d mean pile-up (0: no feed-forward).

@@ -32,7 +32,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from triggerad import atomic, lockfile
@@ -40,14 +39,13 @@ from triggerad.config import to_dict
 from triggerad.errors import ConfigError, InputFileError
 from triggerad.executor import LocalExecutor
 from triggerad.models import kind_of
-from triggerad.provenance import write_provenance
-from triggerad.stream import monitor
 from triggerad.stream.config import ScoreConfig
 from triggerad.stream.control import ControllerState, RateController, block_keys
+from triggerad.stream.finalise import finalise, part_summary
 from triggerad.stream.manifest import Manifest
 from triggerad.stream.plan import Plan, ReaderChooser, WorkUnit, make_plan
 from triggerad.stream.unit import UnitResult, UnitTask
-from triggerad.stream.writer import concatenate_parts, part_path, read_part, write_part
+from triggerad.stream.writer import part_path, write_part
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +84,7 @@ class _Driver:
             self.controller = RateController(config.control, float(thr["value"]),
                                              self.target_fraction, state)
         self.files = list(dict.fromkeys(u.file for u in plan.units))
-        #: unit index -> :func:`_part_summary` of the units written by this run (writer jobs)
+        #: unit index -> :func:`~triggerad.stream.finalise.part_summary` of the units written by this run (writer jobs)
         self.summaries: dict[int, tuple] = {}
 
     @property
@@ -140,7 +138,7 @@ class _Driver:
 
         def write() -> dict:
             parts = [self._write(frame, kind, unit.index, fmt) for frame, kind, fmt in frames]
-            self.summaries[unit.index] = _part_summary(table)
+            self.summaries[unit.index] = part_summary(table)
             return {**entry, "parts": parts}
 
         return write
@@ -153,32 +151,6 @@ class _Driver:
     def parts(self, entries: list[dict], kind: str) -> list[Path]:
         """Part files of ``kind`` of the finished units, in plan order."""
         return [self.outdir / p["path"] for e in entries for p in e["parts"] if p["kind"] == kind]
-
-
-def _threshold_log(table) -> list[dict]:
-    """One record per threshold change, in stream order: at the start of a block whose threshold
-    differs from the previous block's last one, or within a block (``within_block``: the
-    controller's warm-up re-sets the first block's threshold after its first events)."""
-    first, end = table["threshold"].to_numpy(), table["threshold_end"].to_numpy()
-    log = []
-    for i in range(len(table)):
-        where = {"block": int(table["block"].iat[i]), "run": int(table["run"].iat[i]),
-                 "lumi": int(table["lumi"].iat[i])}
-        if i and first[i] != end[i - 1]:
-            log.append({**where, "threshold": float(first[i]), "previous_threshold": float(end[i - 1]),
-                        "previous_block_fraction": float(table["accepted"].iat[i - 1]
-                                                         / table["events"].iat[i - 1])})
-        if end[i] != first[i]:
-            log.append({**where, "threshold": float(end[i]), "previous_threshold": float(first[i]),
-                        "within_block": True})
-    return log
-
-
-def _files_failed(plan: Plan, entries: list[dict]) -> list[dict]:
-    failed = list(plan.failed)
-    failed += [{"file": e["file"], "entries": [e["start"], e["stop"]], "error": e["error"]}
-               for e in entries if e.get("error")]
-    return failed
 
 
 def run_stream(
@@ -301,107 +273,9 @@ def run_stream(
         elapsed = time.perf_counter() - start
         bar.close()
         scored = sum(u.size for u in todo)
-        return _finalise(driver, entries, {
+        return finalise(driver, entries, {
             "events_this_run": scored, "elapsed_s": elapsed,
             "events_per_s": scored / elapsed if elapsed > 0 else 0.0,
             "resumed_units": len(driver.done), "executor": getattr(executor, "name", "local"),
             "fast_path": scorer.fast,
         })
-
-
-def _part_summary(frame) -> tuple:
-    """Block counts (:func:`monitor.block_partial`), sum of weights and of accepted weights of
-    one score part."""
-    w = frame["weight"].to_numpy(dtype=np.float64)
-    return (monitor.block_partial(frame), float(w.sum()),
-            float(w[frame["accepted"].to_numpy(dtype=bool)].sum()))
-
-
-def _summaries(driver: _Driver, entries: list[dict]):
-    """:func:`_part_summary` of every finished unit's score part, in plan order (from memory for
-    the units of this run, read back from the part for resumed ones)."""
-    columns = [*monitor.MONITOR_COLUMNS, "weight"]
-    for entry in entries:
-        for part in entry["parts"]:
-            if part["kind"] == "scores":
-                known = driver.summaries.get(entry["unit"])
-                yield known or _part_summary(read_part(driver.outdir / part["path"], columns))
-
-
-def _finalise(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
-    """Monitor table, plots, threshold log, anomalies file, summary and provenance."""
-    if driver.controller is None:
-        return _finalise_scores(driver, entries, run_info)
-    outdir, cfg, thr = driver.outdir, driver.config, driver.scorer.model.threshold
-    input_rate, target_rate = float(thr["input_rate_hz"]), float(thr["target_rate_hz"])
-    # weighted accepted fraction: for data (weights 1) the accepted fraction; for a simulated
-    # cocktail (sigma x efficiency weights) the fraction of the stream's rate that is accepted
-    summaries = list(_summaries(driver, entries))
-    total = sum(s[1] for s in summaries)
-    weighted = sum(s[2] for s in summaries) / total if total > 0 else 0.0
-    table = monitor.add_rates(monitor.aggregate_blocks((s[0] for s in summaries), partial=True),
-                              input_rate, target_rate,
-                              band=cfg.monitor.band, confidence=cfg.monitor.confidence)
-    atomic.write_text(outdir / "blocks.csv", table.to_csv(index=False))
-    changes = _threshold_log(table)
-    atomic.write_text(outdir / "threshold_log.jsonl",
-                      "".join(json.dumps(c) + "\n" for c in changes))
-    plotted = cfg.monitor.plots and len(table) > 1
-    if plotted:
-        monitor.plot_rates(table, target_rate, cfg.monitor.band, outdir)
-    elif cfg.monitor.plots:
-        log.info("%s: one block (no lumi-block information and at most chunking.block_events "
-                 "events): no rate plots, the block's rate is in blocks.csv", outdir)
-    n_anomalies = None
-    if cfg.output.anomalies:
-        n_anomalies = concatenate_parts(driver.parts(entries, "anomalies"),
-                                        outdir / "anomalies.parquet")
-    events = sum(e["n_events"] for e in entries)
-    accepted = sum(e["accepted"] for e in entries)
-    summary = {
-        "events": events,
-        "accepted": accepted,
-        "files_failed": _files_failed(driver.plan, entries),
-        "files_empty": driver.plan.empty,
-        # read but dropped by --nonfinite drop / --unphysical drop
-        "events_dropped": sum(e["stop"] - e["start"] - e["n_events"] for e in entries
-                              if not e.get("error")),
-        **run_info,
-        "accepted_fraction": accepted / events if events else 0.0,
-        "accepted_fraction_weighted": weighted,
-        "accepted_rate_hz": input_rate * weighted,
-        "input_rate_hz": input_rate,
-        "target_rate_hz": target_rate,
-        "threshold": {"score": thr["score"], "value": float(thr["value"])},
-        "scores": driver.scorer.scores,
-        "units": len(driver.plan.units),
-        "files": driver.files,
-        "monitor": {**monitor.rate_summary(table, input_rate), "band": cfg.monitor.band,
-                    "table": "blocks.csv", "plots": plotted},
-        "controller": {**to_dict(cfg.control), "threshold_changes": len(changes),
-                       "final_threshold": driver.controller.state.threshold,
-                       "log": "threshold_log.jsonl"},
-        "anomalies": n_anomalies,
-    }
-    atomic.write_json(outdir / "summary.json", summary)
-    write_provenance(outdir, "score", cfg, {"model": str(driver.scorer.model_ref),
-                                            "inputs": driver.files})
-    return summary
-
-
-def _finalise_scores(driver: _Driver, entries: list[dict], run_info: dict) -> dict:
-    """Summary and provenance of a run without trigger decision (scores only)."""
-    summary = {
-        "events": sum(e["n_events"] for e in entries),
-        "files_failed": _files_failed(driver.plan, entries),
-        "files_empty": driver.plan.empty,
-        **run_info,
-        "scores": driver.scorer.scores,
-        "units": len(driver.plan.units),
-        "files": driver.files,
-        "parts": [str(p.relative_to(driver.outdir)) for p in driver.parts(entries, "scores")],
-    }
-    atomic.write_json(driver.outdir / "summary.json", summary)
-    write_provenance(driver.outdir, "score", driver.config,
-                     {"model": str(driver.scorer.model_ref), "inputs": driver.files})
-    return summary
