@@ -4,7 +4,8 @@ Each step writes its outputs atomically (a temporary name renamed into place) an
 ``STUDY/steps/<name>.json`` (what it produced, its wall time). A study killed at any moment
 therefore holds whole outputs of the finished steps and nothing of the interrupted one; run again,
 it skips the steps with a marker and redoes the rest from their start. Removing a marker (or the
-``steps/`` folder) makes that step, and every step after it, run again (their inputs changed).
+``steps/`` folder) makes that step, and every later step that depends on it, run again (their
+inputs changed); a step depends on every earlier step unless it names its ``needs``.
 """
 
 from __future__ import annotations
@@ -37,10 +38,14 @@ class Step:
     run : callable
         ``run(study_folder) -> dict``: does the work (outputs written atomically) and returns the
         record stored in the marker.
+    needs : tuple of str or None
+        The earlier steps whose outputs it reads: it is redone when one of them is. None: every
+        earlier step.
     """
 
     name: str
     run: Callable[[Path], dict[str, Any]]
+    needs: tuple[str, ...] | None = None
 
 
 def marker_path(out: str | Path, name: str) -> Path:
@@ -77,15 +82,16 @@ def run_steps(out: str | Path, steps: list[Step], *, echo: Callable[[str], None]
     out = Path(out)
     (out / STEPS_DIR).mkdir(parents=True, exist_ok=True)
     records: dict[str, dict[str, Any]] = {}
-    redone = False  # a stage that ran again makes every later stage's marker stale
+    redone: list[str] = []  # a stage that ran again makes the markers of its dependents stale
     for step in steps:
-        done = None if redone else finished(out, step.name)
+        stale = any(n in redone for n in step.needs) if step.needs is not None else bool(redone)
+        done = None if stale else finished(out, step.name)
         if done is not None:
             echo(f"=== {step.name}: finished before ({done.get('seconds', 0):.0f} s), skipped")
             records[step.name] = {**done, "skipped": True}
             continue
         echo(f"=== {step.name}")
-        redone = True
+        redone.append(step.name)
         marker_path(out, step.name).unlink(missing_ok=True)
         start = time.perf_counter()
         record = dict(step.run(out) or {})
