@@ -34,6 +34,12 @@ def write(path, text):
     ("evaluation:\n  fprs: [0.0]\n", "(0, 1)"),
     ("training:\n  hlf: train-hlf-fsat\n", "train-hlf-fast"),
     ("training:\n  fractions: [0.5, 0.5, 0.5]\n", "summing to 1"),
+    ("contamination:\n  fraction: [0.01]\n", "did you mean 'fractions'"),
+    ("contamination:\n  models: [hlf]\n", "did you mean 'hlf_vae'"),
+    ("generation:\n  config: generate-fast\ncontamination:\n  signals: [A4l]\n",
+     "did you mean 'A_4l'"),
+    ("contamination:\n  fractions: [0.6]\n", "[0, 0.5)"),
+    ("contamination:\n  signals: alll\n", "'all' or a list"),
 ])
 def test_config_errors_name_key_and_nearest(tmp_path, text, expected):
     path = write(tmp_path / "study.yaml", text)
