@@ -225,3 +225,28 @@ def load_study(path: str | Path) -> StudyConfig:
                         f"{where}: contamination.signals: unknown signal {name!r} of "
                         f"{cfg.generation.config}; " + did_you_mean(name, signals))
     return cfg
+
+
+def data_dir(cfg: StudyConfig, out: Path) -> Path:
+    """The generated-data folder the study uses."""
+    return Path(cfg.generation.data) if cfg.generation.data else out / "data"
+
+
+def train_config(cfg: StudyConfig, model: str, background: str | Path):
+    """The training config of ``model`` (``training.hlf`` / ``training.l1``) on ``background``,
+    with the study's ``training.epochs`` and ``training.fractions`` overrides; and its file."""
+    from anomaly.train import TrainConfig
+    from triggerad.config import load, resolve_config
+
+    path = resolve_config(getattr(cfg.training, MODELS[model]))
+    overrides: dict = {"data": {"background": [str(background)]}}
+    if cfg.training.fractions is not None:
+        overrides["data"]["fractions"] = list(cfg.training.fractions)
+    if cfg.training.epochs is not None:
+        overrides["training"] = {"epochs": cfg.training.epochs}
+    return load(TrainConfig, path, overrides), path
+
+
+def train_step(model: str) -> str:
+    """Marker name of the training stage of ``model`` (``train_hlf``, ``train_l1``)."""
+    return f"train_{model.split('_')[0]}"

@@ -10,7 +10,7 @@ For each model, signal and fraction f:
    validation and evaluation splits keep exactly their SM events (same positions, same split
    seed: identical fingerprints, checked after the file is written and read back).
 2. The contaminated background is written as ``STUDY/contamination/data/<signal>_<f>.h5`` and the
-   model retrained on it with the study's own training config (:func:`anomaly.study.run.train_config`,
+   model retrained on it with the study's own training config (:func:`anomaly.study.config.train_config`,
    :func:`anomaly.train.train`); f = 0 reuses the study's clean model.
 3. Its scores on the *clean* SM evaluation split and on the other half of the signal (never used
    for the contamination) go to ``STUDY/contamination/scores/<model>_<signal>_<f>.npz``.
@@ -127,7 +127,7 @@ def _paths(out: Path, model: str, signal: str, fraction: float) -> dict[str, Pat
 def step_contaminate(cfg, out: Path, model: str, signal: str, fraction: float) -> dict[str, Any]:
     """Train ``model`` with ``fraction`` of its training split replaced by ``signal``; score it."""
     from anomaly.evaluate import EvaluateConfig
-    from anomaly.study.run import data_dir, train_config
+    from anomaly.study.config import data_dir, train_config
     from anomaly.train import train
     from triggerad.config import load, resolve_config
     from triggerad.data import fingerprint, load_sample, load_signals, load_split, split_indices
@@ -285,7 +285,7 @@ def contamination_steps(cfg) -> list[Step]:
     """The contamination stages (none without a ``contamination`` section): one training per
     model, signal and fraction, each needing only the data and that model's clean training,
     then the report stage."""
-    from anomaly.study.run import train_step
+    from anomaly.study.config import train_step
 
     c = cfg.contamination
     if c is None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from anomaly.study.config import MODELS, StudyConfig
+from anomaly.study.config import MODELS, StudyConfig, data_dir, train_config, train_step
 from anomaly.study.numbers import ScoreSet
 from anomaly.study.steps import Step, run_steps
 from triggerad.atomic import atomic_dir
@@ -29,11 +29,6 @@ from triggerad.errors import ConfigError, StatisticsError
 log = logging.getLogger(__name__)
 
 SCORES_FILE = "scores.npz"
-
-
-def data_dir(cfg: StudyConfig, out: Path) -> Path:
-    """The generated-data folder the study uses."""
-    return Path(cfg.generation.data) if cfg.generation.data else out / "data"
 
 
 def step_generate(cfg: StudyConfig, out: Path) -> dict[str, Any]:
@@ -63,21 +58,6 @@ def step_generate(cfg: StudyConfig, out: Path) -> dict[str, Any]:
     return {"data": str(out / "data"), "generated": True,
             "background_events": summary["background_events"],
             "generation_seconds": summary["wall_seconds"], "processes": processes}
-
-
-def train_config(cfg: StudyConfig, model: str, background: str | Path):
-    """The training config of ``model`` (``training.hlf`` / ``training.l1``) on ``background``,
-    with the study's ``training.epochs`` and ``training.fractions`` overrides; and its file."""
-    from anomaly.train import TrainConfig
-    from triggerad.config import load, resolve_config
-
-    path = resolve_config(getattr(cfg.training, MODELS[model]))
-    overrides: dict = {"data": {"background": [str(background)]}}
-    if cfg.training.fractions is not None:
-        overrides["data"]["fractions"] = list(cfg.training.fractions)
-    if cfg.training.epochs is not None:
-        overrides["training"] = {"epochs": cfg.training.epochs}
-    return load(TrainConfig, path, overrides), path
 
 
 def step_train(cfg: StudyConfig, out: Path, model: str) -> dict[str, Any]:
@@ -224,11 +204,6 @@ def study_steps(cfg: StudyConfig, config_path: str) -> list[Step]:
         Step("report", partial(step_report, cfg, config_path=config_path)),
         *contamination_steps(cfg),
     ]
-
-
-def train_step(model: str) -> str:
-    """Marker name of the training stage of ``model`` (``train_hlf``, ``train_l1``)."""
-    return f"train_{model.split('_')[0]}"
 
 
 def run_study(cfg: StudyConfig, out: str | Path, *, config_path: str = "") -> dict[str, Any]:
