@@ -242,6 +242,14 @@ def render_markdown(report: dict[str, Any]) -> str:
                          f"has {p['n_eff']:.0f})")
         if p["published"]:
             lines.append("  published: " + ", ".join(f"{s} {v:.2g}" for s, v in p["published"].items()))
+    contamination = report["study_config"].get("contamination")
+    if contamination:
+        fractions = " / ".join(f"{100 * f:g} %" for f in contamination["fractions"])
+        lines += ["", "## Signal contamination", "",
+                  f"The models retrained with signal in the training split ({fractions}; cut on "
+                  "the clean SM evaluation split): "
+                  "[../contamination/report/contamination.md](../contamination/report/contamination.md)"
+                  " (written by the stages after this report)."]
     if report.get("figures"):
         lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in report["figures"]]
     return "\n".join(lines) + "\n"
