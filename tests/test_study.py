@@ -49,6 +49,17 @@ def test_config_errors_name_key_and_nearest(tmp_path, text, expected):
     assert "study.yaml" in str(err.value)
 
 
+def test_config_contamination_signal_of_a_data_folder(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("A_4l", "LQ_btau"):
+        (data / f"signal_{name}.h5").write_bytes(b"")
+    path = write(tmp_path / "s.yaml", f"generation: {{data: {data}}}\n"
+                 "contamination: {signals: [LQ_btua]}\n")
+    with pytest.raises(ConfigError, match="unknown signal 'LQ_btua'.*did you mean 'LQ_btau'"):
+        load_study(path)
+
+
 def test_config_nearest_process(tmp_path):
     path = write(tmp_path / "s.yaml",
                  "generation:\n  config: generate-fast\n  events_fraction: {QCD_fak: 1.0}\n")

@@ -217,14 +217,31 @@ def load_study(path: str | Path) -> StudyConfig:
                 raise ConfigError(
                     f"{where}: generation.events_fraction: unknown process {name!r} of "
                     f"{cfg.generation.config}; " + did_you_mean(name, list(gen.processes)))
-        signals = [n for n, p in gen.processes.items() if p.kind == "signal"]
-        if cfg.contamination is not None and cfg.contamination.signals != "all":
-            for name in cfg.contamination.signals:
-                if name not in signals:
-                    raise ConfigError(
-                        f"{where}: contamination.signals: unknown signal {name!r} of "
-                        f"{cfg.generation.config}; " + did_you_mean(name, signals))
+    if cfg.contamination is not None and cfg.contamination.signals != "all":
+        signals = study_signals(cfg)
+        for name in cfg.contamination.signals:
+            if name not in signals:
+                raise ConfigError(
+                    f"{where}: contamination.signals: unknown signal {name!r} of "
+                    f"{cfg.generation.data or cfg.generation.config}; "
+                    + did_you_mean(name, signals))
     return cfg
+
+
+def study_signals(cfg: StudyConfig) -> list[str]:
+    """Every signal of the study: the signal processes of the generation config, or the signals
+    of ``generation.data`` (its ``signal_<name>.h5`` files, or a sample list's signals)."""
+    if cfg.generation.data:
+        from triggerad.samples import SampleSet, is_sample_list
+
+        if is_sample_list(cfg.generation.data):
+            return sorted({i.sample for i in SampleSet(cfg.generation.data).inputs("signal")})
+        return sorted(f.stem.removeprefix("signal_")
+                      for f in Path(cfg.generation.data).glob("signal_*.h5"))
+    from triggerad.generation.config import load_config
+
+    gen = load_config(cfg.generation.config)
+    return sorted(n for n, p in gen.processes.items() if p.kind == "signal")
 
 
 def data_dir(cfg: StudyConfig, out: Path) -> Path:

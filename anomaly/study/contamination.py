@@ -52,20 +52,10 @@ def step_name(model: str, signal: str, fraction: float) -> str:
 
 def configured_signals(cfg) -> list[str]:
     """The signals of ``contamination.signals`` (``all``: every signal the study has)."""
-    c = cfg.contamination
-    if c.signals != "all":
-        return list(c.signals)
-    if cfg.generation.data:
-        from triggerad.samples import SampleSet, is_sample_list
+    from anomaly.study.config import study_signals
 
-        if is_sample_list(cfg.generation.data):
-            return sorted({i.sample for i in SampleSet(cfg.generation.data).inputs("signal")})
-        return sorted(f.stem.removeprefix("signal_")
-                      for f in Path(cfg.generation.data).glob("signal_*.h5"))
-    from triggerad.generation.config import load_config
-
-    gen = load_config(cfg.generation.config)
-    return sorted(n for n, p in gen.processes.items() if p.kind == "signal")
+    signals = cfg.contamination.signals
+    return study_signals(cfg) if signals == "all" else list(signals)
 
 
 def contaminate(bkg, signal, *, fraction: float, train_idx: np.ndarray, seed: int
