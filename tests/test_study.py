@@ -111,6 +111,34 @@ def test_killed_study_resumes_without_redoing_finished_stages(tmp_path):
         assert (fresh / f"{name}.txt").read_text() == (tmp_path / f"{name}.txt").read_text()
 
 
+def test_stage_redone_in_a_killed_run_makes_its_dependents_stale(tmp_path):
+    calls: list[str] = []
+
+    def steps(fail_at=None):
+        def make(name, needs=None):
+            def run(out):
+                calls.append(name)
+                if name == fail_at:
+                    raise KeyboardInterrupt
+                return {}
+            return Step(name, run, needs=needs)
+        return [make("a"), make("b"), make("c"), make("d", needs=("b",)), make("e", needs=("a",))]
+
+    run_steps(tmp_path, steps(), echo=lambda _: None)
+    marker_path(tmp_path, "b").unlink()
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):  # b redone, killed in c: d's marker is now stale
+        run_steps(tmp_path, steps(fail_at="c"), echo=lambda _: None)
+    assert calls == ["b", "c"]
+    calls.clear()
+    records = run_steps(tmp_path, steps(), echo=lambda _: None)
+    assert calls == ["c", "d"]  # e needs only a: kept
+    assert records["e"]["skipped"] and not records["d"]["skipped"]
+    calls.clear()
+    run_steps(tmp_path, steps(), echo=lambda _: None)
+    assert calls == []
+
+
 def test_cli_resumes_refuses_another_config_and_restarts(tmp_path, monkeypatch, capsys):
     import anomaly.study.run as study_run
 

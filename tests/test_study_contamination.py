@@ -179,6 +179,7 @@ def _copy(clean, dest):
     return dest
 
 
+@pytest.mark.slow
 def test_contamination_stages_resume_after_a_kill_with_identical_results(tiny_study, tmp_path,
                                                                          monkeypatch):
     import anomaly.train

@@ -8,6 +8,7 @@ Layout of the study folder::
     STUDY/models/l1_vae/
     STUDY/scores.npz         every method's scores on the evaluation background and the signals
     STUDY/report/            report.md, report.json, PNG plots
+    STUDY/contamination/     signal-contaminated trainings (data, models, scores, report/)
     STUDY/steps/<step>.json  markers of the finished stages (:mod:`anomaly.study.steps`)
 """
 
@@ -145,7 +146,7 @@ def step_scores(cfg: StudyConfig, out: Path) -> dict[str, Any]:
         else:
             scores.add(method, values, b_sig[method], sig_w)
     scores.splits = single_variable_splits(infos[0], b_bkg, b_sig, scores.bkg_weight, sig_w,
-                                           halves, ecfg)
+                                           halves)
     scores.save(out / SCORES_FILE)
     w = scores.bkg_weight
     return {"split": split, "n_background": int(len(w)),
@@ -155,7 +156,7 @@ def step_scores(cfg: StudyConfig, out: Path) -> dict[str, Any]:
             "methods": list(scores.methods)}
 
 
-def single_variable_splits(info, b_bkg, b_sig, bkg_w, sig_w, halves, ecfg) -> dict[str, ScoreSet]:
+def single_variable_splits(info, b_bkg, b_sig, bkg_w, sig_w, halves) -> dict[str, ScoreSet]:
     """Selection and held-out sets of the single variables (``numbers.best_single_fair``).
 
     Selection: the SM validation split and the first half of each signal (the classifier's

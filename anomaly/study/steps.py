@@ -5,7 +5,9 @@ Each step writes its outputs atomically (a temporary name renamed into place) an
 therefore holds whole outputs of the finished steps and nothing of the interrupted one; run again,
 it skips the steps with a marker and redoes the rest from their start. Removing a marker (or the
 ``steps/`` folder) makes that step, and every later step that depends on it, run again (their
-inputs changed); a step depends on every earlier step unless it names its ``needs``.
+inputs changed); a step depends on every earlier step unless it names its ``needs``. A marker
+older than the marker of a step it depends on is stale (``finished_ns``), so a dependency redone
+in a run that was killed before its dependents still makes them run again.
 """
 
 from __future__ import annotations
@@ -82,24 +84,30 @@ def run_steps(out: str | Path, steps: list[Step], *, echo: Callable[[str], None]
     out = Path(out)
     (out / STEPS_DIR).mkdir(parents=True, exist_ok=True)
     records: dict[str, dict[str, Any]] = {}
-    redone: list[str] = []  # a stage that ran again makes the markers of its dependents stale
-    for step in steps:
-        stale = any(n in redone for n in step.needs) if step.needs is not None else bool(redone)
-        done = None if stale else finished(out, step.name)
+    for i, step in enumerate(steps):
+        needs = step.needs if step.needs is not None else [s.name for s in steps[:i]]
+        done = finished(out, step.name)
+        if done is not None and any(_order(records.get(n)) > _order(done) for n in needs):
+            done = None  # a stage it reads finished after it (now, or in a killed earlier run)
         if done is not None:
             echo(f"=== {step.name}: finished before ({done.get('seconds', 0):.0f} s), skipped")
             records[step.name] = {**done, "skipped": True}
             continue
         echo(f"=== {step.name}")
-        redone.append(step.name)
         marker_path(out, step.name).unlink(missing_ok=True)
         start = time.perf_counter()
         record = dict(step.run(out) or {})
         record.update(
             step=step.name, seconds=round(time.perf_counter() - start, 2),
             finished_utc=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            finished_ns=time.time_ns(),
         )
         write_json(marker_path(out, step.name), record)
         echo(f"=== {step.name}: done in {record['seconds']:.0f} s")
         records[step.name] = {**record, "skipped": False}
     return records
+
+
+def _order(record: dict[str, Any] | None) -> int:
+    """When a step finished (``finished_ns`` of its marker; 0 for markers written without it)."""
+    return int((record or {}).get("finished_ns", 0))
