@@ -214,7 +214,7 @@ def render_markdown(report: dict[str, Any]) -> str:
              "and evaluation splits stay clean SM); the model is retrained and its score cut on "
              "the **clean SM evaluation split** at the given FPR. Efficiency with its "
              f"{report['cl']:.4g} Clopper-Pearson interval, on the half of each signal that was "
-             "never injected; relative change = eff(largest fraction) / eff(0) - 1. "
+             "never injected; relative change = eff(largest fraction) / eff(smallest) - 1. "
              "(*: fewer than "
              f"{report['min_effective_events']:g} effective SM events above the cut.)", ""]
     fractions = report["fractions"]
