@@ -10,7 +10,7 @@ from scipy import stats
 
 from anomaly.study import numbers
 from anomaly.study.config import EvaluationSection, StudyConfig, load_study
-from anomaly.study.numbers import BEST_SINGLE, ScoreSet
+from anomaly.study.numbers import BEST_SINGLE, BEST_SINGLE_EVAL, ScoreSet
 from anomaly.study.report import NOT_MEASURABLE, write_report
 from anomaly.study.steps import Step, marker_path, run_steps
 from triggerad.cli import main
@@ -34,6 +34,12 @@ def write(path, text):
     ("evaluation:\n  fprs: [0.0]\n", "(0, 1)"),
     ("training:\n  hlf: train-hlf-fsat\n", "train-hlf-fast"),
     ("training:\n  fractions: [0.5, 0.5, 0.5]\n", "summing to 1"),
+    ("contamination:\n  fraction: [0.01]\n", "did you mean 'fractions'"),
+    ("contamination:\n  models: [hlf]\n", "did you mean 'hlf_vae'"),
+    ("generation:\n  config: generate-fast\ncontamination:\n  signals: [A4l]\n",
+     "did you mean 'A_4l'"),
+    ("contamination:\n  fractions: [0.6]\n", "[0, 0.5)"),
+    ("contamination:\n  signals: alll\n", "'all' or a list"),
 ])
 def test_config_errors_name_key_and_nearest(tmp_path, text, expected):
     path = write(tmp_path / "study.yaml", text)
@@ -41,6 +47,17 @@ def test_config_errors_name_key_and_nearest(tmp_path, text, expected):
         load_study(path)
     assert expected in str(err.value)
     assert "study.yaml" in str(err.value)
+
+
+def test_config_contamination_signal_of_a_data_folder(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("A_4l", "LQ_btau"):
+        (data / f"signal_{name}.h5").write_bytes(b"")
+    path = write(tmp_path / "s.yaml", f"generation: {{data: {data}}}\n"
+                 "contamination: {signals: [LQ_btua]}\n")
+    with pytest.raises(ConfigError, match="unknown signal 'LQ_btua'.*did you mean 'LQ_btau'"):
+        load_study(path)
 
 
 def test_config_nearest_process(tmp_path):
@@ -92,6 +109,34 @@ def test_killed_study_resumes_without_redoing_finished_stages(tmp_path):
     run_steps(fresh, _steps([]), echo=lambda _: None)  # identical outputs to an unbroken run
     for name in ("generate", "train", "report"):
         assert (fresh / f"{name}.txt").read_text() == (tmp_path / f"{name}.txt").read_text()
+
+
+def test_stage_redone_in_a_killed_run_makes_its_dependents_stale(tmp_path):
+    calls: list[str] = []
+
+    def steps(fail_at=None):
+        def make(name, needs=None):
+            def run(out):
+                calls.append(name)
+                if name == fail_at:
+                    raise KeyboardInterrupt
+                return {}
+            return Step(name, run, needs=needs)
+        return [make("a"), make("b"), make("c"), make("d", needs=("b",)), make("e", needs=("a",))]
+
+    run_steps(tmp_path, steps(), echo=lambda _: None)
+    marker_path(tmp_path, "b").unlink()
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):  # b redone, killed in c: d's marker is now stale
+        run_steps(tmp_path, steps(fail_at="c"), echo=lambda _: None)
+    assert calls == ["b", "c"]
+    calls.clear()
+    records = run_steps(tmp_path, steps(), echo=lambda _: None)
+    assert calls == ["c", "d"]  # e needs only a: kept
+    assert records["e"]["skipped"] and not records["d"]["skipped"]
+    calls.clear()
+    run_steps(tmp_path, steps(), echo=lambda _: None)
+    assert calls == []
 
 
 def test_cli_resumes_refuses_another_config_and_restarts(tmp_path, monkeypatch, capsys):
@@ -175,8 +220,8 @@ def test_single_variable_finds_the_one_separating_feature():
     assert table["single_HT"]["efficiency"] == pytest.approx(0.25)
     assert table["single_MET"]["efficiency"] == pytest.approx(0.0)
     assert table["single_MET"]["efficiency_ci"] == pytest.approx(_cp(0, 200), rel=1e-9)
-    assert table[BEST_SINGLE]["variable"] == "HT"
-    assert table[BEST_SINGLE]["efficiency"] == pytest.approx(0.25)
+    assert table[BEST_SINGLE_EVAL]["variable"] == "HT" and BEST_SINGLE not in table
+    assert table[BEST_SINGLE_EVAL]["efficiency"] == pytest.approx(0.25)
 
 
 def test_weighted_background_effective_counts():

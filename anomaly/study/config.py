@@ -2,7 +2,8 @@
 
 Sections ``generation`` (which cocktail, how many events, per-process event fractions that make
 the SM weights near equal), ``training`` (the HLF and L1 training configs), ``evaluation`` (the
-operating points and what makes one measurable). Unknown keys are refused with the nearest valid
+operating points and what makes one measurable), optional ``contamination`` (signal-contaminated
+training, :mod:`anomaly.study.contamination`). Unknown keys are refused with the nearest valid
 key (:func:`triggerad.config.build`).
 """
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from triggerad.config import load, resolve_config
-from triggerad.errors import ConfigError
+from triggerad.errors import ConfigError, did_you_mean
 
 
 @dataclass
@@ -127,13 +128,70 @@ class EvaluationSection:
                              f"{self.min_effective_events!r}")
 
 
+#: The two VAEs of the study: name -> the training-section attribute holding its config.
+MODELS = {"hlf_vae": "hlf", "l1_vae": "l1"}
+
+
+@dataclass
+class ContaminationSection:
+    """Signal-contamination robustness: retrain with part of the training split replaced by a signal.
+
+    For each signal and fraction f, ``round(f x N_train)`` events of the SM training split are
+    replaced by events of that signal (seeded; the validation and evaluation splits stay the SM
+    events they were); the model is retrained with the study's training config, and its default
+    score is cut on the *clean* SM evaluation split at each ``fprs`` value. Signal events used
+    for the contamination are never used to measure an efficiency (the signal is halved).
+
+    Attributes
+    ----------
+    fractions : list of float
+        Fractions of the training split replaced by signal, each in [0, 0.5); 0 reuses the
+        study's own (clean) model.
+    signals : "all" or list of str
+        Signals to inject (each one in its own training).
+    fprs : list of float
+        SM fractions (of the clean evaluation split) at which efficiencies are reported.
+    models : list of str
+        Which VAEs are retrained (``hlf_vae``, ``l1_vae``).
+    seed : int
+        Seed of the replaced events, the injected events and the signal halves.
+    """
+
+    fractions: list[float] = field(default_factory=lambda: [0.0, 0.001, 0.01])
+    signals: str | list[str] = "all"
+    fprs: list[float] = field(default_factory=lambda: [1e-2])
+    models: list[str] = field(default_factory=lambda: ["hlf_vae"])
+    seed: int = 7
+
+    def __post_init__(self) -> None:
+        if not self.fractions or not self.fprs or not self.models:
+            raise ValueError("fractions, fprs and models need at least one value each")
+        for value in self.fractions:
+            if not 0 <= value < 0.5:
+                raise ValueError(f"fractions: expected values in [0, 0.5), found {value!r}")
+        for value in self.fprs:
+            if not 0 < value < 1:
+                raise ValueError(f"fprs: expected values in (0, 1), found {value!r}")
+        if len(set(self.fractions)) != len(self.fractions):
+            raise ValueError(f"fractions: expected distinct values, found {self.fractions!r}")
+        if isinstance(self.signals, str) and self.signals != "all":
+            raise ValueError(f"signals: expected 'all' or a list of signal names, found "
+                             f"{self.signals!r}")
+        for name in self.models:
+            if name not in MODELS:
+                raise ValueError(f"models: unknown model {name!r}; "
+                                 + did_you_mean(name, MODELS))
+
+
 @dataclass
 class StudyConfig:
-    """A study config file: sections ``generation``, ``training``, ``evaluation``."""
+    """A study config file: sections ``generation``, ``training``, ``evaluation`` and the optional
+    ``contamination`` (absent or null: no contamination stages)."""
 
     generation: GenerationSection = field(default_factory=GenerationSection)
     training: TrainingSection = field(default_factory=TrainingSection)
     evaluation: EvaluationSection = field(default_factory=EvaluationSection)
+    contamination: ContaminationSection | None = None
 
 
 def load_study(path: str | Path) -> StudyConfig:
@@ -142,7 +200,6 @@ def load_study(path: str | Path) -> StudyConfig:
     Also checks that the configs it names exist and that ``events_fraction`` names processes of
     the generation config, so a typo fails before hours of work.
     """
-    from triggerad.errors import did_you_mean
     from triggerad.generation.config import load_config
 
     where = resolve_config(path)
@@ -160,4 +217,53 @@ def load_study(path: str | Path) -> StudyConfig:
                 raise ConfigError(
                     f"{where}: generation.events_fraction: unknown process {name!r} of "
                     f"{cfg.generation.config}; " + did_you_mean(name, list(gen.processes)))
+    if cfg.contamination is not None and cfg.contamination.signals != "all":
+        signals = study_signals(cfg)
+        for name in cfg.contamination.signals:
+            if name not in signals:
+                raise ConfigError(
+                    f"{where}: contamination.signals: unknown signal {name!r} of "
+                    f"{cfg.generation.data or cfg.generation.config}; "
+                    + did_you_mean(name, signals))
     return cfg
+
+
+def study_signals(cfg: StudyConfig) -> list[str]:
+    """Every signal of the study: the signal processes of the generation config, or the signals
+    of ``generation.data`` (its ``signal_<name>.h5`` files, or a sample list's signals)."""
+    if cfg.generation.data:
+        from triggerad.samples import SampleSet, is_sample_list
+
+        if is_sample_list(cfg.generation.data):
+            return sorted({i.sample for i in SampleSet(cfg.generation.data).inputs("signal")})
+        return sorted(f.stem.removeprefix("signal_")
+                      for f in Path(cfg.generation.data).glob("signal_*.h5"))
+    from triggerad.generation.config import load_config
+
+    gen = load_config(cfg.generation.config)
+    return sorted(n for n, p in gen.processes.items() if p.kind == "signal")
+
+
+def data_dir(cfg: StudyConfig, out: Path) -> Path:
+    """The generated-data folder the study uses."""
+    return Path(cfg.generation.data) if cfg.generation.data else out / "data"
+
+
+def train_config(cfg: StudyConfig, model: str, background: str | Path):
+    """The training config of ``model`` (``training.hlf`` / ``training.l1``) on ``background``,
+    with the study's ``training.epochs`` and ``training.fractions`` overrides; and its file."""
+    from anomaly.train import TrainConfig
+    from triggerad.config import load, resolve_config
+
+    path = resolve_config(getattr(cfg.training, MODELS[model]))
+    overrides: dict = {"data": {"background": [str(background)]}}
+    if cfg.training.fractions is not None:
+        overrides["data"]["fractions"] = list(cfg.training.fractions)
+    if cfg.training.epochs is not None:
+        overrides["training"] = {"epochs": cfg.training.epochs}
+    return load(TrainConfig, path, overrides), path
+
+
+def train_step(model: str) -> str:
+    """Marker name of the training stage of ``model`` (``train_hlf``, ``train_l1``)."""
+    return f"train_{model.split('_')[0]}"

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from anomaly.study.numbers import BEST_SINGLE, SUPERVISED, ScoreSet
+from anomaly.study.numbers import SUPERVISED, ScoreSet, reference_single
 from triggerad.metrics import roc
 
 FIGURE = "efficiency_vs_fpr.png"
@@ -68,8 +68,9 @@ def efficiency_vs_fpr(folder: Path, scores: ScoreSet, report: dict[str, Any], *,
     pick = min(measurable or labels, key=float)
     for ax, s in zip(axes, signals, strict=False):
         rows_at = [report["table"][k][s] for k in labels]
-        best = report["table"][pick][s].get(BEST_SINGLE, {}).get("variable")
-        best = f"single_{best}" if best else None
+        ref = reference_single(report["table"][pick][s])
+        best_row = report["table"][pick][s].get(ref, {}) if ref else {}
+        best = f"single_{best_row['variable']}" if best_row else None
         lowest = 1.0
         for method, rec in scores.methods.items():
             if s not in rec["sig"]:
@@ -81,8 +82,8 @@ def efficiency_vs_fpr(folder: Path, scores: ScoreSet, report: dict[str, Any], *,
             if np.any(tpr > 0):
                 lowest = min(lowest, float(tpr[tpr > 0].min()))
         _markers(ax, rows_at, headline, "tab:red")
-        if best:
-            _markers(ax, rows_at, best, "tab:blue")
+        if ref:  # the chosen cut's own operating points (chosen on validation when available)
+            _markers(ax, rows_at, ref, "tab:blue")
         floor = 1.0 / max(n_eff, 1.0)
         ax.axvspan(floor, min(min_eff / max(n_eff, 1.0), 1.0), color="0.88", zorder=0,
                    label=f"< {min_eff:g} effective SM events above the cut")
@@ -92,7 +93,8 @@ def efficiency_vs_fpr(folder: Path, scores: ScoreSet, report: dict[str, Any], *,
         ax.set_ylim(max(lowest / 2, 1e-6), 1.05)
         ax.set_xlabel("SM efficiency (weighted fraction of the input rate)")
         ax.set_ylabel("signal efficiency")
-        ax.set_title(s + (f" (best single variable at FPR {pick}: {best[7:]})" if best else ""),
+        ax.set_title(s + (f" (best single variable at FPR {pick}: {best[7:]} "
+                          f"{best_row.get('direction', '>')})" if best else ""),
                      fontsize=11)
         ax.text(0.02, 0.97, "trigger-ad simulation", transform=ax.transAxes, fontsize=9,
                 va="top", color="0.3")
@@ -104,3 +106,47 @@ def efficiency_vs_fpr(folder: Path, scores: ScoreSet, report: dict[str, Any], *,
     fig.tight_layout(rect=(0, 0.03 + 0.012 * math.ceil(len(names) / 5), 1, 1))
     fig.savefig(Path(folder) / FIGURE, dpi=90)
     return [FIGURE]
+
+
+CONTAMINATION_FIGURE = "efficiency_vs_contamination.png"
+
+
+def efficiency_vs_contamination(folder: Path, report: dict[str, Any]) -> list[str]:
+    """Efficiency at fixed FPR against the signal fraction injected into the training split.
+
+    One panel per method and operating point, one line per signal with its Clopper-Pearson
+    intervals; the fractions are evenly spaced categories (0 has no place on a log axis); an
+    efficiency of 0 is an upper-limit arrow. Returns the file names written into ``folder``.
+    """
+    fractions = report["fractions"]
+    panels = [(m, f) for m, per in report["table"].items() for f in per]
+    fig = Figure(figsize=(6.5 * len(panels), 5))
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    x = np.arange(len(fractions))
+    for ax, (method, fpr) in zip(axes, panels, strict=True):
+        lowest = 1.0
+        for i, (signal, rows) in enumerate(report["table"][method][fpr].items()):
+            eff = np.array([rows[f]["efficiency"] for f in fractions])
+            ci = np.array([rows[f]["efficiency_ci"] for f in fractions])
+            shift = x + 0.04 * (i - 1.5)
+            line = ax.plot(shift, np.where(eff > 0, eff, np.nan), "-o", label=signal)[0]
+            pos = eff > 0
+            ax.errorbar(shift[pos], eff[pos], yerr=[eff[pos] - ci[pos, 0], ci[pos, 1] - eff[pos]],
+                        fmt="none", color=line.get_color(), capsize=3)
+            if np.any(~pos):
+                ax.errorbar(shift[~pos], ci[~pos, 1], yerr=[ci[~pos, 1] * 0.5, 0 * ci[~pos, 1]],
+                            uplims=True, fmt="v", color=line.get_color())
+            lowest = min(lowest, float(np.min(np.where(ci[:, 0] > 0, ci[:, 0], ci[:, 1] / 2))))
+        ax.set_xticks(x, [f"{float(f) * 100:g} %" for f in fractions])
+        ax.set_yscale("log")
+        ax.set_ylim(max(lowest / 1.5, 1e-6), 1.05)
+        ax.set_xlabel("signal fraction of the training split")
+        ax.set_ylabel(f"signal efficiency at SM efficiency {fpr} (clean SM)")
+        ax.set_title(method, fontsize=11)
+        ax.text(0.02, 0.97, "trigger-ad simulation", transform=ax.transAxes, fontsize=9,
+                va="top", color="0.3")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(Path(folder) / CONTAMINATION_FIGURE, dpi=90)
+    return [CONTAMINATION_FIGURE]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from anomaly.study import numbers
-from anomaly.study.numbers import BEST_SINGLE, SUPERVISED, ScoreSet
+from anomaly.study.numbers import BEST_SINGLE, BEST_SINGLE_EVAL, SUPERVISED, ScoreSet
 from triggerad import rates
 from triggerad.atomic import atomic_dir, write_json, write_text
 from triggerad.config import load_section, resolve_config, to_dict
@@ -42,7 +42,7 @@ def _method_order(methods: list[str], headline: str) -> list[str]:
     first = [headline] if headline in methods else []
     vaes = sorted(m for m in methods if ":" in m and m != headline)
     singles = sorted(m for m in methods if m.startswith("single_"))
-    tail = [m for m in (BEST_SINGLE, SUPERVISED) if m in methods]
+    tail = [m for m in (BEST_SINGLE, BEST_SINGLE_EVAL, SUPERVISED) if m in methods]
     rest = sorted(set(methods) - set(first) - set(vaes) - set(singles) - set(tail))
     return first + vaes + rest + singles + tail
 
@@ -174,6 +174,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {label} | {s['needed_n_eff']:.3g} | {s['expected_k_eff']:.1f} | "
                      f"{'yes' if s['measurable'] else 'no: ' + NOT_MEASURABLE + ' at this size'} |")
     lines += ["", "## Summary: unsupervised score vs the best single-variable cut", "",
+              "The best single-variable cut (variable and direction) is chosen on the SM "
+              "validation split and half of each signal, and measured on the evaluation split "
+              "and the other half (when the scores hold that selection sample; otherwise on the "
+              "evaluation split itself, an optimistic choice).", "",
               "| method | FPR | wins vs best single variable | mean efficiency / supervised |",
               "|---|--:|--:|--:|"]
     for method, per in report["headline"].items():
@@ -204,13 +208,19 @@ def render_markdown(report: dict[str, Any]) -> str:
         for m in methods:
             name = m
             if m == BEST_SINGLE:
-                name += " (" + ", ".join(per_signal[s][m]["variable"] for s in signals) + ")"
+                name = ("best single variable, chosen on the validation split (" + ", ".join(
+                    f"{per_signal[s][m]['variable']} {per_signal[s][m]['direction']}"
+                    if m in per_signal[s] else "-" for s in signals) + ")")
+            elif m == BEST_SINGLE_EVAL:
+                name = ("best single variable chosen on the evaluation split itself (optimistic; "
+                        + ", ".join(per_signal[s][m]["variable"] for s in signals) + ")")
             lines.append(f"| {name} | " + " | ".join(_cell(per_signal[s].get(m)) for s in signals)
                          + " |")
-        k_eff = {m: per_signal[signals[0]][m]["k_eff"] for m in methods}
+        k_eff = {m: per_signal[signals[0]][m]["k_eff"] for m in methods
+                 if m in per_signal[signals[0]]}
         lines.append("")
         lines.append("Effective SM events above each method's cut: " + ", ".join(
-            f"{m} {k:.1f}" for m, k in k_eff.items() if m not in (BEST_SINGLE,)))
+            f"{m} {k:.1f}" for m, k in k_eff.items() if m not in (BEST_SINGLE, BEST_SINGLE_EVAL)))
     lines += ["", "## Thresholds (set on each VAE's validation split)", "",
               "| model | score | SM fraction | rate on val [Hz] | rate on the evaluation split [Hz] "
               f"({cl}) | SM events above (effective) |", "|---|---|--:|--:|--:|--:|"]
@@ -232,6 +242,14 @@ def render_markdown(report: dict[str, Any]) -> str:
                          f"has {p['n_eff']:.0f})")
         if p["published"]:
             lines.append("  published: " + ", ".join(f"{s} {v:.2g}" for s, v in p["published"].items()))
+    contamination = report["study_config"].get("contamination")
+    if contamination:
+        fractions = " / ".join(f"{100 * f:g} %" for f in contamination["fractions"])
+        lines += ["", "## Signal contamination", "",
+                  f"The models retrained with signal in the training split ({fractions}; cut on "
+                  "the clean SM evaluation split): "
+                  "[../contamination/report/contamination.md](../contamination/report/contamination.md)"
+                  " (written by the stages after this report)."]
     if report.get("figures"):
         lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in report["figures"]]
     return "\n".join(lines) + "\n"

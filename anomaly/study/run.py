@@ -8,6 +8,7 @@ Layout of the study folder::
     STUDY/models/l1_vae/
     STUDY/scores.npz         every method's scores on the evaluation background and the signals
     STUDY/report/            report.md, report.json, PNG plots
+    STUDY/contamination/     signal-contaminated trainings (data, models, scores, report/)
     STUDY/steps/<step>.json  markers of the finished stages (:mod:`anomaly.study.steps`)
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from anomaly.study.config import StudyConfig
+from anomaly.study.config import MODELS, StudyConfig, data_dir, train_config, train_step
 from anomaly.study.numbers import ScoreSet
 from anomaly.study.steps import Step, run_steps
 from triggerad.atomic import atomic_dir
@@ -28,14 +29,7 @@ from triggerad.errors import ConfigError, StatisticsError
 
 log = logging.getLogger(__name__)
 
-#: The two VAEs of the study: name -> the training-section attribute holding its config.
-MODELS = {"hlf_vae": "hlf", "l1_vae": "l1"}
 SCORES_FILE = "scores.npz"
-
-
-def data_dir(cfg: StudyConfig, out: Path) -> Path:
-    """The generated-data folder the study uses."""
-    return Path(cfg.generation.data) if cfg.generation.data else out / "data"
 
 
 def step_generate(cfg: StudyConfig, out: Path) -> dict[str, Any]:
@@ -69,16 +63,10 @@ def step_generate(cfg: StudyConfig, out: Path) -> dict[str, Any]:
 
 def step_train(cfg: StudyConfig, out: Path, model: str) -> dict[str, Any]:
     """Train one VAE on ``data/background.h5`` into ``STUDY/models/<model>``."""
-    from anomaly.train import TrainConfig, train
-    from triggerad.config import load, resolve_config
+    from anomaly.train import train
 
-    path = resolve_config(getattr(cfg.training, MODELS[model]))
-    overrides: dict = {"data": {"background": [str(data_dir(cfg, out) / "background.h5")]}}
-    if cfg.training.fractions is not None:
-        overrides["data"]["fractions"] = list(cfg.training.fractions)
-    if cfg.training.epochs is not None:
-        overrides["training"] = {"epochs": cfg.training.epochs}
-    summary = train(load(TrainConfig, path, overrides), out / "models" / model,
+    tcfg, path = train_config(cfg, model, data_dir(cfg, out) / "background.h5")
+    summary = train(tcfg, out / "models" / model,
                     extra={"config_file": str(path), "by": "trigger-ad study"})
     return {"config": str(path), **summary}
 
@@ -151,13 +139,14 @@ def step_scores(cfg: StudyConfig, out: Path) -> dict[str, Any]:
     sig_x = {n: compute_features(batch) for n, batch in sig.items()}
     b_bkg, b_sig = bl.baseline_scores(compute_features(train), train.weight, bkg,
                                       compute_features(bkg), sig, sig_x, ecfg)
+    halves = {n: bl.signal_halves(len(x), ecfg.classifier.seed) for n, x in sig_x.items()}
     for method, values in b_bkg.items():
         if method == "classifier":  # evaluated on the half of each signal it did not see
-            halves = {n: bl.signal_halves(len(x), ecfg.classifier.seed)[1]
-                      for n, x in sig_x.items()}
-            scores.add(method, values, b_sig[method], {n: sig_w[n][halves[n]] for n in sig})
+            scores.add(method, values, b_sig[method], {n: sig_w[n][halves[n][1]] for n in sig})
         else:
             scores.add(method, values, b_sig[method], sig_w)
+    scores.splits = single_variable_splits(infos[0], b_bkg, b_sig, scores.bkg_weight, sig_w,
+                                           halves)
     scores.save(out / SCORES_FILE)
     w = scores.bkg_weight
     return {"split": split, "n_background": int(len(w)),
@@ -165,6 +154,32 @@ def step_scores(cfg: StudyConfig, out: Path) -> dict[str, Any]:
             "n_train_background": int(len(train)),
             "signals": {n: int(len(b)) for n, b in sig.items()},
             "methods": list(scores.methods)}
+
+
+def single_variable_splits(info, b_bkg, b_sig, bkg_w, sig_w, halves) -> dict[str, ScoreSet]:
+    """Selection and held-out sets of the single variables (``numbers.best_single_fair``).
+
+    Selection: the SM validation split and the first half of each signal (the classifier's
+    training half); held-out: the evaluation split and the second half.
+    """
+    from anomaly import baselines as bl
+    from anomaly.features import compute_features
+    from anomaly.study.numbers import HELDOUT, SELECTION
+    from triggerad.data import load_split
+
+    singles = [m for m in b_bkg if m.startswith("single_")]
+    if not singles:
+        return {}
+    val = load_split(info, "val")
+    val_x = compute_features(val)
+    selection = ScoreSet(bkg_weight=np.asarray(val.weight, dtype=np.float64))
+    heldout = ScoreSet(bkg_weight=bkg_w)
+    for m in singles:
+        for part, target, bkg in ((0, selection, bl.single_variable(val, val_x, m[7:])),
+                                  (1, heldout, b_bkg[m])):
+            target.add(m, bkg, {n: v[halves[n][part]] for n, v in b_sig[m].items()},
+                       {n: sig_w[n][halves[n][part]] for n in b_sig[m]})
+    return {SELECTION: selection, HELDOUT: heldout}
 
 
 def step_report(cfg: StudyConfig, out: Path, config_path: str) -> dict[str, Any]:
@@ -179,13 +194,16 @@ def step_report(cfg: StudyConfig, out: Path, config_path: str) -> dict[str, Any]
 
 
 def study_steps(cfg: StudyConfig, config_path: str) -> list[Step]:
-    """The stages of a study, in order."""
+    """The stages of a study, in order (the contamination stages last, when configured)."""
+    from anomaly.study.contamination import contamination_steps
+
     return [
         Step("generate", partial(step_generate, cfg)),
-        *(Step(f"train_{m.split('_')[0]}", partial(step_train, cfg, model=m)) for m in MODELS),
+        *(Step(train_step(m), partial(step_train, cfg, model=m)) for m in MODELS),
         Step("threshold", partial(step_threshold, cfg)),
         Step("scores", partial(step_scores, cfg)),
         Step("report", partial(step_report, cfg, config_path=config_path)),
+        *contamination_steps(cfg),
     ]
 
 

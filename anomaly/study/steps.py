@@ -4,7 +4,10 @@ Each step writes its outputs atomically (a temporary name renamed into place) an
 ``STUDY/steps/<name>.json`` (what it produced, its wall time). A study killed at any moment
 therefore holds whole outputs of the finished steps and nothing of the interrupted one; run again,
 it skips the steps with a marker and redoes the rest from their start. Removing a marker (or the
-``steps/`` folder) makes that step, and every step after it, run again (their inputs changed).
+``steps/`` folder) makes that step, and every later step that depends on it, run again (their
+inputs changed); a step depends on every earlier step unless it names its ``needs``. A marker
+older than the marker of a step it depends on is stale (``finished_ns``), so a dependency redone
+in a run that was killed before its dependents still makes them run again.
 """
 
 from __future__ import annotations
@@ -37,10 +40,14 @@ class Step:
     run : callable
         ``run(study_folder) -> dict``: does the work (outputs written atomically) and returns the
         record stored in the marker.
+    needs : tuple of str or None
+        The earlier steps whose outputs it reads: it is redone when one of them is. None: every
+        earlier step.
     """
 
     name: str
     run: Callable[[Path], dict[str, Any]]
+    needs: tuple[str, ...] | None = None
 
 
 def marker_path(out: str | Path, name: str) -> Path:
@@ -77,23 +84,30 @@ def run_steps(out: str | Path, steps: list[Step], *, echo: Callable[[str], None]
     out = Path(out)
     (out / STEPS_DIR).mkdir(parents=True, exist_ok=True)
     records: dict[str, dict[str, Any]] = {}
-    redone = False  # a stage that ran again makes every later stage's marker stale
-    for step in steps:
-        done = None if redone else finished(out, step.name)
+    for i, step in enumerate(steps):
+        needs = step.needs if step.needs is not None else [s.name for s in steps[:i]]
+        done = finished(out, step.name)
+        if done is not None and any(_order(records.get(n)) > _order(done) for n in needs):
+            done = None  # a stage it reads finished after it (now, or in a killed earlier run)
         if done is not None:
             echo(f"=== {step.name}: finished before ({done.get('seconds', 0):.0f} s), skipped")
             records[step.name] = {**done, "skipped": True}
             continue
         echo(f"=== {step.name}")
-        redone = True
         marker_path(out, step.name).unlink(missing_ok=True)
         start = time.perf_counter()
         record = dict(step.run(out) or {})
         record.update(
             step=step.name, seconds=round(time.perf_counter() - start, 2),
             finished_utc=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            finished_ns=time.time_ns(),
         )
         write_json(marker_path(out, step.name), record)
         echo(f"=== {step.name}: done in {record['seconds']:.0f} s")
         records[step.name] = {**record, "skipped": False}
     return records
+
+
+def _order(record: dict[str, Any] | None) -> int:
+    """When a step finished (``finished_ns`` of its marker; 0 for markers written without it)."""
+    return int((record or {}).get("finished_ns", 0))

@@ -74,4 +74,14 @@ def run(args) -> int:
                     if c["measurable"] and c["mean_ratio_to_supervised"] is not None
                     else "not measurable at this size")
             print(f"  {method} at FPR {fpr}: {what}")
+    contamination = (records.get("contamination") or {}).get("table", {})
+    if contamination:
+        print(f"Signal contamination ({out / 'contamination' / 'report' / 'contamination.md'}): "
+              "efficiency at each fraction of signal in the training split")
+    for method, per in contamination.items():
+        for fpr, per_signal in per.items():
+            cells = "; ".join(f"{signal} " + " / ".join(f"{e:.3g}" for e in effs.values())
+                              for signal, effs in per_signal.items())
+            print(f"  {method} at FPR {fpr} (fractions {' / '.join(next(iter(per_signal.values())))}): "
+                  f"{cells}")
     return 0
