@@ -15,6 +15,7 @@ reference.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -266,6 +267,29 @@ def _term_value(t: Term) -> int:
 
 def _shifted(sig: Sig, k: int) -> str:
     return f"({sig.name} <<< {k})" if k else sig.name
+
+
+def reciprocal(n: int, hi: int, scale: int = 1) -> tuple[int, int]:
+    """Multiplier ``m`` and shift ``s`` with ``(y * m) >> s == (y * scale) // n`` for every
+    integer ``y`` in ``[0, hi]``: a division by the constant ``n > 0`` (of ``y`` times the
+    constant ``scale > 0``) as one constant multiplication.
+
+    With ``a / n`` the reduced fraction ``scale / n``, ``m = ceil(a * 2**s / n) = (a * 2**s +
+    e) / n`` with ``0 <= e < n``; then ``y * m / 2**s = y * a / n + y * e / (n * 2**s)``, and
+    the floor is unchanged when ``y * e < 2**s`` (the fraction of ``y * a / n`` is at most
+    ``(n - 1) / n``). The smallest such ``s`` is returned.
+    """
+    if n <= 0 or scale <= 0 or hi < 0:
+        raise ValueError(f"reciprocal needs n, scale > 0 and hi >= 0, found {n!r}, {scale!r}, "
+                         f"{hi!r}")
+    g = math.gcd(n, scale)
+    n, a = n // g, scale // g
+    s = 0
+    while True:
+        m = -(-(a << s) // n)
+        if hi * (m * n - (a << s)) < 1 << s:
+            return m, s
+        s += 1
 
 
 def adder_levels(n_terms: int) -> int:

@@ -76,8 +76,9 @@ def run(args) -> int:
     extra = {"model": str(args.model), "config_file": str(config_path), "events": len(x_raw),
              "data": args.data or "validation split of the model's background",
              "sweep": args.sweep}
+    csim: dict = {}
     summary = build_trigger_project(
-        inputs, x_raw, cfg, args.out, sweep=args.sweep, kind=firmware,
+        inputs, x_raw, cfg, args.out, sweep=args.sweep, kind=firmware, csim_outputs=csim,
         provenance=lambda folder: write_provenance(folder, "firmware", cfg, extra),
     )
     float_ref = summary["vs_float_pipeline"]
@@ -94,7 +95,7 @@ def run(args) -> int:
     for row in summary["sweep"]:
         print(f"  sweep width {row['width']:>2}: agreement {row['decision_agreement']:.6f}, "
               f"max diff {row['max_score_diff_lsb']:g} LSB")
-    if args.rtl and not _rtl(firmware.reference(inputs), x_raw, cfg, args.out):
+    if args.rtl and not _rtl(firmware.reference(inputs), x_raw, cfg, args.out, csim=csim):
         return 1
     if summary["decision_agreement"] < cfg.validation.min_agreement:
         log.error("decision agreement %.6f is below validation.min_agreement %.6f",
@@ -103,9 +104,10 @@ def run(args) -> int:
     return 0
 
 
-def _rtl(reference, x_raw, cfg, out) -> bool:
+def _rtl(reference, x_raw, cfg, out, *, csim=None) -> bool:
     """Write OUT/rtl (:func:`firmware.rtl.flow.build_rtl`), print its summary; False unless
-    the RTL simulation equals the fixed-point reference on every event."""
+    the RTL simulation equals the fixed-point reference (and ``csim``, the raw C-simulation
+    outputs, when given) on every event."""
     from pathlib import Path
 
     from firmware.rtl.flow import build_rtl
@@ -114,17 +116,25 @@ def _rtl(reference, x_raw, cfg, out) -> bool:
 
     # the outputs of the HLS top function: score and trigger bit (not the encoder's mu, logvar)
     reference = FixedGraph(reference.layers, [SCORE, TRIGGER])
-    s = build_rtl(reference, x_raw, cfg.rtl, Path(out) / "rtl", part=cfg.hls.part)
+    s = build_rtl(reference, x_raw, cfg.rtl, Path(out) / "rtl", part=cfg.hls.part,
+                  csim=csim or None)
     worst = max(r["max_diff_lsb"] for r in s["agreement"].values())
     print(f"RTL ({s['style']}) written to {out}/rtl/: latency {s['latency_cycles']} clocks = "
           f"{s['latency_ns']:.1f} ns at {s['clock_mhz']:g} MHz; Verilator vs fixed point on "
           f"{s['n_events']} events: max diff {worst} LSB")
+    exact = s["bit_exact"]
+    if s["vs_csim"]:
+        rows = s["vs_csim"]
+        print("Verilator vs the hls4ml C simulation: " + ", ".join(
+            f"{name} max diff {r['max_diff_lsb']} LSB ({r['events_differing']} events differ)"
+            for name, r in rows.items()))
+        exact = exact and all(r["max_diff_lsb"] == 0 for r in rows.values())
     r = s["resources"]
     if r:
         pct = r["percent_of_part"] or {}
         print(f"Yosys {r['flow']} estimate (not Vivado): {r['LUT']} LUT ({pct.get('LUT', '?')} % of "
               f"{r['part']}), {r['FF']} FF, {r['DSP']} DSP, {r['CARRY']} CARRY, {r['BRAM']} BRAM")
-    if not s["bit_exact"]:
-        log.error("the RTL simulation differs from the fixed-point reference: see %s/rtl/%s",
-                  out, "rtl_report.md")
-    return s["bit_exact"]
+    if not exact:
+        log.error("the RTL simulation differs from the fixed-point reference or the C "
+                  "simulation: see %s/rtl/%s", out, "rtl_report.md")
+    return exact
