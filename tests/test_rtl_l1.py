@@ -142,13 +142,15 @@ def _random_l1_tagger(seed: int = 5, candidates: int = 10, features: int = 14,
     return FixedGraph(layers, ["pool", "pool_signed", "score", "trigger"])
 
 
-def _candidates(n: int, seed: int = 6) -> np.ndarray:
+def _candidates(n: int, seed: int = 6, candidates: int = 10, features: int = 14) -> np.ndarray:
     """L1-like inputs: leading candidates filled, the rest zero; a few at the saturation edges."""
     rng = np.random.default_rng(seed)
-    x = rng.normal(0, 2.5, (n, 10, 14))
-    x[rng.random((n, 10)) < np.linspace(0, 0.8, 10)] = 0.0  # missing candidates
-    x[:5] = [[[7.984375] * 14] * 10, [[-8] * 14] * 10, np.zeros((10, 14)),
-             [[0.015625, -0.015625] * 7] * 10, [[7.984375, -8] * 7] * 10]
+    x = rng.normal(0, 2.5, (n, candidates, features))
+    x[rng.random((n, candidates)) < np.linspace(0, 0.8, candidates)] = 0.0  # missing ones
+    edges = [7.984375, -8, 0, 0.015625, -0.015625]  # max, min, 0, +-1 LSB
+    for k, v in enumerate(edges):
+        x[k] = v
+    x[len(edges), :, ::2], x[len(edges), :, 1::2] = edges[0], edges[1]
     return x
 
 
@@ -156,8 +158,8 @@ def _candidates(n: int, seed: int = 6) -> np.ndarray:
 def test_rtl_equals_fixed_point_on_random_l1_shaped_tagger(tmp_path):
     """0 LSB against FixedGraph on every output, both pipelinings' defaults (max_levels 6), the
     tag bit taking both values, signed and unsigned pooling exercised."""
-    graph = _random_l1_tagger()
-    x = _candidates(2000)
+    graph = _random_l1_tagger(filters=4)
+    x = _candidates(1000)
     design = generate(graph, max_levels=6, input_sizes={"candidates": 140})
     (tmp_path / "trigger_rtl.v").write_text(design.verilog)
     sim = simulate(design, [graph.inputs[0].result.to_raw(x)], tmp_path)
@@ -186,8 +188,8 @@ def test_firmware_rtl_step_on_l1_tagger_graph(tmp_path, capsys):
     C-simulation comparison when C-simulation outputs are given."""
     from triggerad.cli.firmware import _rtl
 
-    graph = _random_l1_tagger(seed=8, filters=4)
-    x = _candidates(400, seed=9)
+    graph = _random_l1_tagger(seed=8, candidates=4, features=5, filters=3)
+    x = _candidates(400, seed=9, candidates=4, features=5)
     cfg = load_config(FIRMWARE_L1_YAML)
     cfg.rtl.synthesis = "none"
     ref = graph.run(x)
@@ -201,4 +203,4 @@ def test_firmware_rtl_step_on_l1_tagger_graph(tmp_path, capsys):
                             "trigger": {"max_diff_lsb": 0, "events_differing": 0}}
     assert [p["name"] for p in s["outputs"]] == ["score", "trigger"]
     assert s["inputs"] == [{"name": "candidates", "type": "ap_fixed<10,4,AP_RND_CONV,AP_SAT>",
-                            "size": 140, "offset": 0}]
+                            "size": 20, "offset": 0}]

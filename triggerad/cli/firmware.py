@@ -38,7 +38,8 @@ def register(subparsers) -> None:
                    help="validation events to C-simulate (default: the config's n_events; 0: all)")
     p.add_argument("--data", nargs="+", default=None, metavar="FILE",
                    help="validate on all events of these files (background and signals; globs "
-                        "and @list.txt accepted) instead of the model's validation split")
+                        "and @list.txt accepted; jet files for a tagger) instead of the model's "
+                        "validation split")
     p.add_argument("--sweep", action="store_true",
                    help="also try the config's accumulator/result widths (one compile each)")
     p.add_argument("--rtl", action="store_true",
@@ -55,7 +56,6 @@ def run(args) -> int:
     from firmware.emit import build_trigger_project
     from firmware.kinds import firmware_kind
     from triggerad.config import resolve_config
-    from triggerad.data import load_sample
     from triggerad.models import kind_of, load_model
     from triggerad.provenance import write_provenance
 
@@ -66,7 +66,7 @@ def run(args) -> int:
     firmware = firmware_kind(art)
     inputs = firmware.trigger_inputs(art)
     if args.data:
-        events = load_sample(args.data)
+        events = kind_of(art).load_data(art, args.data)
     else:
         events = kind_of(art).load_split(art, "val")
     x_raw = art.inputs(events)
