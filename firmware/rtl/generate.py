@@ -2,10 +2,11 @@
 
 One module, one event per clock (initiation interval 1): the raw inputs of the graph's input
 type enter on ``x`` with ``in_valid``, the raw outputs leave on ``y`` with ``out_valid`` a fixed
-number of clocks later. Each arithmetic layer (:class:`~triggerad.fixedpoint.Dense`,
-:class:`~triggerad.fixedpoint.ScaleShift`, :class:`~triggerad.fixedpoint.SumSquares`) is an
-adder tree per output, cut by registers into the configured number of pipeline stages (0: purely
-combinational); element-wise layers (activations, the trigger bit) are combinational logic in
+number of clocks later. Each arithmetic layer (:class:`~triggerad.fixedpoint.Dense` and pointwise
+Conv1D, :class:`~triggerad.fixedpoint.ScaleShift`, :class:`~triggerad.fixedpoint.SumSquares`,
+:class:`~triggerad.fixedpoint.GlobalAveragePooling1D`) is an adder tree per output, cut by
+registers into the configured number of pipeline stages (0: purely combinational); element-wise
+layers (activations, the trigger bit) are combinational logic in
 the stage that follows. Constant multiplications are either shift-add terms in canonical signed
 digits (``shift_add``: no DSP, zero weights cost nothing) or multipliers (``dsp``); squares are
 AND-gated partial products (``shift_add``) or multipliers. Casts follow the types of the graph

@@ -1,8 +1,10 @@
 """Layer by layer RTL of a :class:`triggerad.fixedpoint.FixedGraph` (:mod:`firmware.rtl.generate`).
 
-Each arithmetic layer (:class:`~triggerad.fixedpoint.Dense`, :class:`~triggerad.fixedpoint.ScaleShift`,
-:class:`~triggerad.fixedpoint.SumSquares`) becomes adder trees in the :class:`Context`'s netlist,
-cut by registers into pipeline stages (per layer, or every ``max_levels`` logic levels);
+Each arithmetic layer (:class:`~triggerad.fixedpoint.Dense` -- also a pointwise Conv1D, per
+position --, :class:`~triggerad.fixedpoint.ScaleShift`, :class:`~triggerad.fixedpoint.SumSquares`,
+:class:`~triggerad.fixedpoint.GlobalAveragePooling1D`) becomes adder trees in the
+:class:`Context`'s netlist, cut by registers into pipeline stages (per layer, or every
+``max_levels`` logic levels);
 element-wise layers (activations, the trigger bit) are combinational logic. :data:`LAYER_RTL`
 maps a layer class to its builder; :func:`handler` refuses a layer without one.
 """

@@ -27,7 +27,8 @@ def register(subparsers) -> None:
         "trigger-ad firmware models/l1_vae --config my_fw.yaml --out prj/ --events 20000 --sweep\n"
         "trigger-ad firmware models/l1_vae --out prj/ --data data/background.h5 'data/signal_*.h5'\n"
         "trigger-ad firmware models/l1_tagger --out hls_l1_tagger/ --events 20000   # L1 LLP tagger\n"
-        "trigger-ad firmware models/l1_vae --out prj/ --rtl   # + Verilog, Verilator, Yosys in prj/rtl/",
+        "trigger-ad firmware models/l1_vae --out prj/ --rtl   # + Verilog, Verilator, Yosys in prj/rtl/\n"
+        "trigger-ad firmware models/l1_tagger --config firmware-l1 --out prj/ --rtl --data jets/*.h5",
         description=__doc__,
     )
     p.add_argument("model", help="trained model folder (with threshold.json)")
