@@ -17,7 +17,7 @@ import pytest
 
 from firmware.config import load_config
 from firmware.rtl.generate import RTLError, generate
-from firmware.rtl.netlist import reciprocal
+from firmware.rtl.netlist import Netlist, Term, reciprocal
 from firmware.rtl.sim import compare, simulate
 from triggerad.fixedpoint import (
     Activation,
@@ -47,6 +47,17 @@ def test_reciprocal_divides_exactly_over_the_range():
     assert reciprocal(16, 5_000, 16) == (1, 0)  # a power of two: no multiplication
     with pytest.raises(ValueError, match="n, scale > 0"):
         reciprocal(0, 10)
+
+
+def test_saturated_ranges_and_constant_terms_keep_exact_bounds():
+    """A range entirely beyond a saturating type is that limit (a fully pruned filter with a
+    negative bias, after a ReLU); a negated shifted constant keeps its sign."""
+    net, u8 = Netlist(), Fixed(8, 8, False, "AP_TRN", "AP_SAT")
+    below = net.cast(net.wire("a", -100, -50, 0), 0, u8)
+    above = net.cast(net.wire("b", 300, 400, 0), 0, u8)
+    assert (below.lo, below.hi, above.lo, above.hi) == (0, 0, 255, 255)
+    c = net.value(Term(net.const(5, 0), 2, True), 0)
+    assert c.const and c.lo == c.hi == -20
 
 
 def _hand_tagger() -> FixedGraph:
@@ -111,7 +122,8 @@ def _random_l1_tagger(seed: int = 5, candidates: int = 10, features: int = 14,
     """An L1-tagger-shaped graph with random 50 %-pruned 8-bit weights and the L1 tagger's types
     (configs/tagger-l1-fast.yaml: ap_fixed<10,4> inputs, ap_fixed<8,2> weights,
     ap_ufixed<10,4,AP_RND_CONV,AP_SAT> activations and pooled means, exact accumulators), plus
-    a signed pooling branch (the mean of the first convolution before its ReLU)."""
+    a signed pooling branch (the mean of the first convolution before its ReLU; its first
+    filter fully pruned, a constant negative channel)."""
     rng = np.random.default_rng(seed)
     x_t = Fixed(10, 4, True, "AP_RND_CONV", "AP_SAT")
     w_t = Fixed(8, 2)
@@ -119,9 +131,11 @@ def _random_l1_tagger(seed: int = 5, candidates: int = 10, features: int = 14,
 
     def dense(name, source, t_in, n_in, n_out, pointwise):
         w = rng.integers(-128, 128, (n_in, n_out)) * (rng.random((n_in, n_out)) < 0.5)
+        b = rng.integers(-128, 128, n_out)
+        if name == "conv0":  # a fully pruned filter: a constant (negative) channel
+            w[:, 0], b[0] = 0, -77
         exact = mac_accumulator(t_in, w_t, w_t, n_in)
-        return Dense(name, source, t_in, w, w_t, rng.integers(-128, 128, n_out), w_t, exact,
-                     exact, pointwise=pointwise)
+        return Dense(name, source, t_in, w, w_t, b, w_t, exact, exact, pointwise=pointwise)
 
     layers = [Input("candidates", x_t)]
     source, t = "candidates", x_t
@@ -174,6 +188,7 @@ def test_rtl_equals_fixed_point_on_random_l1_shaped_tagger(tmp_path):
     assert {k: r["max_diff_lsb"] for k, r in rows.items()} == {k: 0 for k in rows}
     assert 0.3 < ref["trigger"].mean() < 0.7
     assert (ref["pool_signed"] < 0).any() and (ref["pool_signed"] > 0).any()
+    assert (ref["pool_signed"][:, 0] == ref["pool_signed"][0, 0]).all() and ref["pool_signed"][0, 0] < 0
     assert (ref["pool"] > 0).mean() > 0.3
     assert design.multipliers == 0 and design.max_levels_per_stage <= 6
     assert sim["latency_cycles"] == design.latency

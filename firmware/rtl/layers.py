@@ -282,8 +282,8 @@ def _global_average(ctx: Context, layer: GlobalAveragePooling1D, xs: list[Sig]) 
                                    cuts, stage)[0], 0) for c in range(channels)]
         mags = _step(ctx, sums, int(signed))  # |y|
         if signed:
-            mags = [net.wire(f"{y.name}[{y.width - 1}] ? -{y.name} : {y.name}", 0,
-                             max(-y.lo, y.hi), y.stage, "abs") for y in mags]
+            mags = [net.wire(f"{_sign(y)} ? -({y.name}) : {y.name}", 0, max(-y.lo, y.hi),
+                             y.stage, "abs") for y in mags]
         cuts = _budget_cuts(ctx, adder_levels(len(csd(m))))
         roots = [sum_tree(net, [Term(a, k, d < 0) for k, d in csd(m)], cuts, a.stage)[0]
                  for a in mags]
@@ -297,7 +297,7 @@ def _global_average(ctx: Context, layer: GlobalAveragePooling1D, xs: list[Sig]) 
             at = max(q.stage for q in quotients)
             both = _step(ctx, [net.delay(q, at) for q in quotients]
                          + [net.delay(y, at) for y in sums], 1)
-            quotients = [net.wire(f"{y.name}[{y.width - 1}] ? -{q.name} : {q.name}",
+            quotients = [net.wire(f"{_sign(y)} ? -({q.name}) : {q.name}",
                                   -(-y.lo * scale // steps), q.hi, q.stage, "d")
                          for q, y in zip(both[:channels], both[channels:], strict=True)]
         out = _finish(ctx, [Term(q) for q in quotients], layer.accum.frac, layer.result, 0)
@@ -309,6 +309,13 @@ def _global_average(ctx: Context, layer: GlobalAveragePooling1D, xs: list[Sig]) 
         out = [net.reg(y) for y in out] if ctx.other_stages else out
         ctx.depth = 0
     return out
+
+
+def _sign(x: Sig) -> str:
+    """The sign bit of ``x`` (a constant's: a literal bit)."""
+    if x.const:
+        return "1'b1" if x.lo < 0 else "1'b0"
+    return f"{x.name}[{x.width - 1}]"
 
 
 def _activation(ctx: Context, layer: Activation, xs: list[Sig]) -> list[Sig]:

@@ -164,12 +164,12 @@ class Netlist:
         """The integer ``term * 2**-shift`` when it is exact (``term.shift >= shift``), as a signal."""
         k = term.shift - shift
         assert k >= 0
+        if term.sig.const:  # a constant stays a literal (its value, sign included)
+            return self.const(_term_value(term) >> shift, term.sig.stage)
         if not term.neg and k == 0:
             return term.sig
         lo, hi = term.sig.lo << k, term.sig.hi << k
         if term.neg:
-            if term.sig.const:
-                return self.const(-_term_value(term) >> shift, term.sig.stage)
             return self.wire(f"-{_shifted(term.sig, k)}", -hi, -lo, term.sig.stage)
         return self.wire(_shifted(term.sig, k), lo, hi, term.sig.stage)
 
@@ -236,7 +236,8 @@ class Netlist:
             return self.wire(f"{{1'b0, {bits}}}", tmin, tmax, x.stage, "o")
         over = f"({n} > {literal(tmax, w)})" if x.hi > tmax else None
         under = f"({n} < {literal(tmin, w)})" if x.lo < tmin else None
-        lo, hi = max(x.lo, tmin), min(x.hi, tmax)
+        # saturated bounds (clamped: a range entirely beyond one limit becomes that limit)
+        lo, hi = min(max(x.lo, tmin), tmax), max(min(x.hi, tmax), tmin)
         if t.saturation == "AP_SAT_ZERO":
             cond = " | ".join(c for c in (over, under) if c)
             return self.wire(f"{cond} ? {literal(0, w)} : {n}", min(lo, 0), max(hi, 0), x.stage,
