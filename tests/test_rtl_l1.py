@@ -225,3 +225,18 @@ def test_firmware_rtl_step_on_l1_tagger_graph(tmp_path, capsys):
     assert [p["name"] for p in s["outputs"]] == ["score", "trigger"]
     assert s["inputs"] == [{"name": "candidates", "type": "ap_fixed<10,4,AP_RND_CONV,AP_SAT>",
                             "size": 20, "offset": 0}]
+
+
+def test_load_data_reads_jets_for_tagger_kinds(tmp_path):
+    """`trigger-ad firmware L1MODEL --data FILES` (and the RTL benchmark) read jet files through
+    the kind's `load_data` hook: all jets of every file (globs expanded), in order."""
+    from tagger_samples import write_sample
+
+    from tagger.l1.artifact import L1_LLP_TAGGER
+    from triggerad.errors import InputFileError
+
+    folder = write_sample(tmp_path, n_signal=30, n_background=20, n_domain=5)
+    jets = L1_LLP_TAGGER.load_data(None, [str(folder / "background.h5"), str(folder / "s*.h5")])
+    assert len(jets) == 20 + 5 + 30  # background, then shifted_sim and signal (sorted glob)
+    with pytest.raises(InputFileError, match="no jet files match"):
+        L1_LLP_TAGGER.load_data(None, [str(folder / "nothing*.h5")])
