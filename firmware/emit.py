@@ -155,7 +155,7 @@ def float_score(inputs: TriggerInputs, x_raw: np.ndarray, batch_size: int) -> np
 
 def build_trigger_project(inputs: TriggerInputs, x_raw: np.ndarray, cfg: FirmwareConfig,
                           out: str | Path, *, kind, sweep: bool = False,
-                          provenance=None) -> dict:
+                          provenance=None, csim_outputs: dict | None = None) -> dict:
     """Build, validate and write the HLS project of a trigger.
 
     Parameters
@@ -175,6 +175,9 @@ def build_trigger_project(inputs: TriggerInputs, x_raw: np.ndarray, cfg: Firmwar
     kind : firmware.kinds.FirmwareKind
         What the firmware computes (its Keras graph and integer reference), from the model's
         kind.
+    csim_outputs : dict, optional
+        Filled with the raw C-simulation outputs ``{"score": (n, 1), "trigger": (n, 1)}`` (raw
+        integers of the score type and the bits), e.g. for the RTL flow's direct comparison.
 
     Returns
     -------
@@ -196,6 +199,9 @@ def build_trigger_project(inputs: TriggerInputs, x_raw: np.ndarray, cfg: Firmwar
         hls_model = compile_model(model, cfg, prj, precisions, testbench=vectors)
         shutil.rmtree(prj / "tb_vectors")
         result = validate_trigger(hls_model, reference, x_fixed, cfg.validation.batch_size)
+        if csim_outputs is not None:
+            csim_outputs.update({SCORE: score_t.to_raw(result.scores_fw)[:, None],
+                                 TRIGGER: np.asarray(result.bits_fw, np.int64)[:, None]})
         float_agreement = _float_agreement(inputs, x_raw, result, score_t,
                                            cfg.validation.batch_size, kind)
         sweep_rows = precision_sweep(model, cfg, hls_model, reference, x_fixed,

@@ -49,6 +49,19 @@ class TaggerKind(ModelKind):
         return TaggerStreamScorer(model, ctau_mm=ctau_mm, ctau_policy=ctau_policy,
                                   scores=scores, tf_batch_size=tf_batch_size)
 
+    def load_data(self, model, paths: list[str]):
+        """All jets of the jet files ``paths`` (HDF5 or PFNano ROOT; globs expanded)."""
+        import glob
+
+        from tagger.evaluate import read_jets
+        from triggerad.errors import InputFileError
+        from triggerad.jets import JetBatch
+
+        files = [f for p in paths for f in (sorted(glob.glob(p)) if glob.has_magic(p) else [p])]
+        if not files:
+            raise InputFileError(f"no jet files match {paths!r}")
+        return JetBatch.concatenate([read_jets(Path(f)) for f in files])
+
     def evaluate(self, model, data, out, *, config=None, overrides=None, progress=True,
                  compare=None) -> list[str]:
         """The evaluation report (:func:`tagger.evaluate.evaluate`); its key numbers as lines.

@@ -160,6 +160,13 @@ class ModelKind:
         """Split ``split`` (``train``, ``val``, ``test``) of the sample the model was trained on."""
         raise self._cannot("asked for its training split")
 
+    def load_data(self, model: Model, paths: list[str]):
+        """All records of the files ``paths`` in the form ``model.inputs`` takes (default: the
+        events of :func:`triggerad.data.load_sample`; jet kinds read jets)."""
+        from triggerad.data import load_sample
+
+        return load_sample(paths)
+
     def evaluate(self, model: Model | str, data: str | Path, out: str | Path, *,
                  config: str | Path, overrides: dict | None = None,
                  progress: bool = True) -> list[str]:

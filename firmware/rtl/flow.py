@@ -36,7 +36,7 @@ def fmax_estimate_mhz(levels_per_stage: int) -> float:
 
 
 def build_rtl(graph: FixedGraph, x: np.ndarray | list[np.ndarray], cfg: RTLSection, out: Path, *,
-              part: str) -> dict:
+              part: str, csim: dict[str, np.ndarray] | None = None) -> dict:
     """Write the RTL folder ``out`` of ``graph`` and return its report.
 
     Parameters
@@ -53,13 +53,19 @@ def build_rtl(graph: FixedGraph, x: np.ndarray | list[np.ndarray], cfg: RTLSecti
         log, ``rtl_report.json`` / ``.md``.
     part : str
         FPGA part (Yosys family and percentages).
+    csim : dict, optional
+        Raw outputs of the hls4ml C simulation on the same events (``{output name: (n, ...)
+        raw integers}``, at least the simulated events): the report then also compares the RTL
+        with the C simulation directly (``vs_csim``).
     """
     xs = x if isinstance(x, list) else [x]
     if cfg.sim_events:
         xs = [a[:cfg.sim_events] for a in xs]
+    sizes = {layer.name: int(np.prod(np.shape(a)[1:])) for layer, a in zip(graph.inputs, xs,
+                                                                             strict=True)}
     design = generate(graph, top=cfg.top, style=cfg.multipliers, dense_stages=cfg.dense_stages,
                       other_stages=cfg.other_stages, share_multiples=cfg.share_multiples,
-                      max_levels=cfg.max_levels)
+                      max_levels=cfg.max_levels, input_sizes=sizes)
     reference = graph.run(*xs)
     raw = [layer.result.to_raw(a) for layer, a in zip(graph.inputs, xs, strict=True)]
     with atomic.atomic_dir(out) as tmp:
@@ -69,6 +75,11 @@ def build_rtl(graph: FixedGraph, x: np.ndarray | list[np.ndarray], cfg: RTLSecti
         sim_seconds = time.perf_counter() - start
         shutil.rmtree(tmp / "obj_dir", ignore_errors=True)
         agreement = compare(reference, sim["outputs"])
+        vs_csim = None
+        if csim is not None:
+            n = sim["n_events"]
+            vs_csim = compare({k: np.asarray(v)[:n] for k, v in csim.items()},
+                              {k: v for k, v in sim["outputs"].items() if k in csim})
         resources = None
         if cfg.synthesis != "none":
             resources = run_yosys(tmp, cfg.top, VERILOG, flow=cfg.synthesis, part=part)
@@ -91,6 +102,7 @@ def build_rtl(graph: FixedGraph, x: np.ndarray | list[np.ndarray], cfg: RTLSecti
             "adders": design.adders, "multipliers": design.multipliers,
             "n_events": sim["n_events"], "agreement": agreement,
             "bit_exact": all(r["max_diff_lsb"] == 0 for r in agreement.values()),
+            "vs_csim": vs_csim,
             "simulation_seconds": round(sim_seconds, 1),
             "resources": resources,
             "inputs": [_port(p) for p in design.inputs],
@@ -126,6 +138,11 @@ def report_markdown(s: dict) -> str:
         f"## RTL simulation vs the fixed-point reference ({s['n_events']} events)", "",
         table(["output", "max diff (LSB)", "events differing"], rows), "",
     ]
+    if s.get("vs_csim"):
+        rows = [[name, r["max_diff_lsb"], r["events_differing"]]
+                for name, r in s["vs_csim"].items()]
+        text += [f"## RTL simulation vs the hls4ml C simulation ({s['n_events']} events)", "",
+                 table(["output", "max diff (LSB)", "events differing"], rows), ""]
     r = s["resources"]
     if r:
         pct = r["percent_of_part"] or {}

@@ -2,10 +2,11 @@
 
 One module, one event per clock (initiation interval 1): the raw inputs of the graph's input
 type enter on ``x`` with ``in_valid``, the raw outputs leave on ``y`` with ``out_valid`` a fixed
-number of clocks later. Each arithmetic layer (:class:`~triggerad.fixedpoint.Dense`,
-:class:`~triggerad.fixedpoint.ScaleShift`, :class:`~triggerad.fixedpoint.SumSquares`) is an
-adder tree per output, cut by registers into the configured number of pipeline stages (0: purely
-combinational); element-wise layers (activations, the trigger bit) are combinational logic in
+number of clocks later. Each arithmetic layer (:class:`~triggerad.fixedpoint.Dense` and pointwise
+Conv1D, :class:`~triggerad.fixedpoint.ScaleShift`, :class:`~triggerad.fixedpoint.SumSquares`,
+:class:`~triggerad.fixedpoint.GlobalAveragePooling1D`) is an adder tree per output, cut by
+registers into the configured number of pipeline stages (0: purely combinational); element-wise
+layers (activations, the trigger bit) are combinational logic in
 the stage that follows. Constant multiplications are either shift-add terms in canonical signed
 digits (``shift_add``: no DSP, zero weights cost nothing) or multipliers (``dsp``); squares are
 AND-gated partial products (``shift_add``) or multipliers. Casts follow the types of the graph
@@ -25,6 +26,7 @@ from triggerad.fixedpoint import (
     Dense,
     Fixed,
     FixedGraph,
+    GlobalAveragePooling1D,
     Input,
     ScaleShift,
     SumSquares,
@@ -108,14 +110,15 @@ def _pack(ports: list[Port], raw: list[np.ndarray], bits: int) -> list[str]:
 
 def generate(graph: FixedGraph, *, top: str = "trigger_rtl", style: str = "shift_add",
              dense_stages: int = 2, other_stages: int = 1,
-             share_multiples: bool = True, max_levels: int = 0) -> RTLDesign:
+             share_multiples: bool = True, max_levels: int = 0,
+             input_sizes: dict[str, int] | None = None) -> RTLDesign:
     """Verilog module computing ``graph`` bit for bit.
 
     Parameters
     ----------
     graph : FixedGraph
-        Input, ScaleShift, Dense (with an accumulator that holds every sum), Activation,
-        SumSquares and ThresholdBit layers.
+        Input, ScaleShift, Dense and pointwise Conv1D (with an accumulator that holds every
+        sum), Activation, GlobalAveragePooling1D, SumSquares and ThresholdBit layers.
     top : str
         Module name.
     style : {"shift_add", "dsp"}
@@ -131,6 +134,9 @@ def generate(graph: FixedGraph, *, top: str = "trigger_rtl", style: str = "shift
         > 0: ignore ``dense_stages`` / ``other_stages`` and place the registers across layer
         boundaries wherever a stage would exceed this many logic levels (an adder, a rounding,
         a comparison: one level each); the outputs are registered and the latency follows.
+    input_sizes : dict, optional
+        Values per event of each input layer (e.g. 10 x 14 = 140 candidates x features, the
+        bus holding them position-major); by default from the layer reading the input.
 
     Raises
     ------
@@ -153,7 +159,7 @@ def generate(graph: FixedGraph, *, top: str = "trigger_rtl", style: str = "shift
         if layer.name not in needed and not isinstance(layer, Input):
             continue
         if isinstance(layer, Input):
-            size = _input_size(graph, layer.name)
+            size = (input_sizes or {}).get(layer.name) or _input_size(graph, layer.name)
             port = Port(layer.name, layer.result, size, offset)
             offset += port.bits
             inputs.append(port)
@@ -223,16 +229,33 @@ endmodule
 
 
 def _input_size(graph: FixedGraph, name: str) -> int:
+    """Values of input ``name``, from the layer reading it (times the positions of a pointwise
+    Conv1D: the steps of the average pooling that follows it)."""
     for layer in graph.layers:
         if name in layer.inputs:
             if isinstance(layer, Dense):
-                return int(layer.weight.shape[0])
+                return int(layer.weight.shape[0]) * _positions(graph, layer)
             if isinstance(layer, ScaleShift):
                 return int(np.size(layer.scale))
             if isinstance(layer, SumSquares):
                 return layer.n_in
     raise RTLError(f"input {name!r}: its size is not known from the layer reading it "
-                   "(expected a Dense, ScaleShift or SumSquares layer)")
+                   "(expected a Dense, ScaleShift or SumSquares layer); pass input_sizes")
+
+
+def _positions(graph: FixedGraph, layer) -> int:
+    """Positions a pointwise layer runs over: the steps of the pooling its chain reaches."""
+    if layer.kind != "PointwiseConv1D":
+        return 1
+    name = layer.name
+    while True:
+        readers = [la for la in graph.layers if name in la.inputs]
+        if not readers:
+            raise RTLError(f"layer {layer.name!r}: the positions of the pointwise Conv1D are not "
+                           "known (no average pooling follows it); pass input_sizes")
+        if isinstance(readers[0], GlobalAveragePooling1D):
+            return readers[0].steps
+        name = readers[0].name
 
 
 def _input_signal(net: Netlist, port: Port, j: int) -> Sig:

@@ -1,8 +1,10 @@
 """Layer by layer RTL of a :class:`triggerad.fixedpoint.FixedGraph` (:mod:`firmware.rtl.generate`).
 
-Each arithmetic layer (:class:`~triggerad.fixedpoint.Dense`, :class:`~triggerad.fixedpoint.ScaleShift`,
-:class:`~triggerad.fixedpoint.SumSquares`) becomes adder trees in the :class:`Context`'s netlist,
-cut by registers into pipeline stages (per layer, or every ``max_levels`` logic levels);
+Each arithmetic layer (:class:`~triggerad.fixedpoint.Dense` -- also a pointwise Conv1D, per
+position --, :class:`~triggerad.fixedpoint.ScaleShift`, :class:`~triggerad.fixedpoint.SumSquares`,
+:class:`~triggerad.fixedpoint.GlobalAveragePooling1D`) becomes adder trees in the
+:class:`Context`'s netlist, cut by registers into pipeline stages (per layer, or every
+``max_levels`` logic levels);
 element-wise layers (activations, the trigger bit) are combinational logic. :data:`LAYER_RTL`
 maps a layer class to its builder; :func:`handler` refuses a layer without one.
 """
@@ -13,9 +15,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from firmware.rtl.netlist import Netlist, Sig, Term, adder_levels, csd, literal, sum_tree
+from firmware.rtl.netlist import (
+    Netlist,
+    Sig,
+    Term,
+    adder_levels,
+    csd,
+    literal,
+    reciprocal,
+    sum_tree,
+)
 from triggerad.errors import TriggerADError
-from triggerad.fixedpoint import Activation, Dense, Fixed, ScaleShift, SumSquares, ThresholdBit
+from triggerad.fixedpoint import (
+    Activation,
+    Dense,
+    Fixed,
+    GlobalAveragePooling1D,
+    ScaleShift,
+    SumSquares,
+    ThresholdBit,
+)
 
 
 class RTLError(TriggerADError, ValueError):
@@ -161,17 +180,26 @@ def _cast_logic(root: Term, frac: int, t: Fixed) -> bool:
 
 
 def _dense(ctx: Context, layer: Dense, xs: list[Sig]) -> list[Sig]:
-    if layer.kind != "Dense" or not layer.exact_accum:
-        what = ("a pointwise Conv1D" if layer.kind != "Dense" else
-                f"its accumulator {layer.accum.hls()} does not hold every sum exactly")
-        raise RTLError(f"layer {layer.name!r}: no RTL version for {what}; supported: Dense layers "
-                       "whose accumulator holds every partial sum (the exact types)")
+    """A Dense layer, or a pointwise Conv1D: the same weights applied at every position of a
+    ``(positions, n_in)`` input (position-major, as the graph's last axis), one adder tree per
+    position and output (each position its own shared multiples: one multiplier network per
+    position, as hls4ml's ``io_parallel`` pointwise convolution)."""
     w = np.asarray(layer.weight, dtype=np.int64)
-    columns = [[(i, int(w[i, j])) for i in range(w.shape[0]) if w[i, j]] for j in range(w.shape[1])]
+    n_in = w.shape[0]
+    if not layer.exact_accum:
+        raise RTLError(f"layer {layer.name!r}: no RTL version for its accumulator "
+                       f"{layer.accum.hls()}, which does not hold every partial sum exactly; "
+                       "supported: Dense and pointwise Conv1D layers whose accumulator holds "
+                       "every partial sum (the exact types)")
+    if len(xs) % n_in:
+        raise RTLError(f"layer {layer.name!r}: {len(xs)} inputs are not a whole number of "
+                       f"positions of {n_in} features")
+    columns = [[(p * n_in + i, int(w[i, j])) for i in range(n_in) if w[i, j]]
+               for p in range(len(xs) // n_in) for j in range(w.shape[1])]
     bias_shift = layer.sum_frac - layer.bias_type.frac
     biases = [int(b) << bias_shift for b in np.asarray(layer.bias, dtype=np.int64)]
-    roots, _ = _linear(ctx, xs, columns, layer.sum_frac - layer.prod_frac, biases,
-                       ctx.dense_stages)
+    roots, _ = _linear(ctx, xs, columns, layer.sum_frac - layer.prod_frac,
+                       biases * (len(xs) // n_in), ctx.dense_stages)
     return _finish(ctx, roots, layer.sum_frac, layer.result, ctx.dense_stages)
 
 
@@ -222,6 +250,74 @@ def _sum_squares(ctx: Context, layer: SumSquares, xs: list[Sig]) -> list[Sig]:
     return _finish(ctx, [root], 2 * layer.input_type.frac, layer.result, stages)
 
 
+def _global_average(ctx: Context, layer: GlobalAveragePooling1D, xs: list[Sig]) -> list[Sig]:
+    """The mean over the steps of ``(steps, channels)`` inputs exactly as the graph computes it:
+    ``y = (accum_t) sum_p x_p`` (an adder tree per channel), ``y /= steps`` truncating towards
+    zero in ``accum_t`` (a constant multiplication by :func:`~firmware.rtl.netlist.reciprocal`
+    and a shift, of ``|y|`` with the sign restored when ``y`` can be negative), then
+    ``(result_t) y``. The pipeline registers go where the ``max_levels`` budget (or, per layer,
+    ``other_stages`` even stages) puts them."""
+    steps, net = layer.steps, ctx.net
+    if not layer.exact_accum or len(xs) % steps:
+        raise RTLError(f"layer {layer.name!r}: no RTL version for "
+                       + (f"its accumulator {layer.accum.hls()}, which does not hold every sum"
+                          if not layer.exact_accum else f"{len(xs)} inputs in {steps} steps")
+                       + "; supported: average pooling with an accumulator holding every sum")
+    channels = len(xs) // steps
+    lo = min(sum(xs[p * channels + c].lo for p in range(steps)) for c in range(channels))
+    hi = max(sum(xs[p * channels + c].hi for p in range(steps)) for c in range(channels))
+    scale = 2 ** (layer.accum.frac - layer.input_type.frac)  # exact: the sum fits accum_t
+    m, shift = reciprocal(steps, max(-lo, hi), scale)
+    signed = lo < 0
+    per_layer = not ctx.max_levels
+    if per_layer:  # the layer's levels in other_stages even stages (all in one for 0)
+        levels = adder_levels(steps) + adder_levels(len(csd(m))) + 2 * signed + 1
+        ctx.max_levels = -(-levels // ctx.other_stages) if ctx.other_stages else levels
+        ctx.depth = 0
+    try:
+        stage = max(x.stage for x in xs)
+        xs = [net.delay(x, stage) for x in xs]
+        cuts = _budget_cuts(ctx, adder_levels(steps))
+        sums = [net.value(sum_tree(net, [Term(xs[p * channels + c]) for p in range(steps)],
+                                   cuts, stage)[0], 0) for c in range(channels)]
+        mags = _step(ctx, sums, int(signed))  # |y|
+        if signed:
+            mags = [net.wire(f"{_sign(y)} ? -({y.name}) : {y.name}", 0, max(-y.lo, y.hi),
+                             y.stage, "abs") for y in mags]
+        cuts = _budget_cuts(ctx, adder_levels(len(csd(m))))
+        roots = [sum_tree(net, [Term(a, k, d < 0) for k, d in csd(m)], cuts, a.stage)[0]
+                 for a in mags]
+        quotients = []
+        for root, a in zip(roots, mags, strict=True):
+            v = net.value(root, 0)
+            q_hi = a.hi * scale // steps
+            quotients.append(net.wire(f"{v.name} >>> {shift}", 0, q_hi, v.stage, "q")
+                             if shift else v)
+        if signed:  # restore the sign: truncation towards zero
+            at = max(q.stage for q in quotients)
+            both = _step(ctx, [net.delay(q, at) for q in quotients]
+                         + [net.delay(y, at) for y in sums], 1)
+            quotients = [net.wire(f"{_sign(y)} ? -({q.name}) : {q.name}",
+                                  -(-y.lo * scale // steps), q.hi, q.stage, "d")
+                         for q, y in zip(both[:channels], both[channels:], strict=True)]
+        out = _finish(ctx, [Term(q) for q in quotients], layer.accum.frac, layer.result, 0)
+    finally:
+        if per_layer:
+            ctx.max_levels = 0
+    if per_layer:
+        ctx.levels.append(ctx.depth)
+        out = [net.reg(y) for y in out] if ctx.other_stages else out
+        ctx.depth = 0
+    return out
+
+
+def _sign(x: Sig) -> str:
+    """The sign bit of ``x`` (a constant's: a literal bit)."""
+    if x.const:
+        return "1'b1" if x.lo < 0 else "1'b0"
+    return f"{x.name}[{x.width - 1}]"
+
+
 def _activation(ctx: Context, layer: Activation, xs: list[Sig]) -> list[Sig]:
     if layer.input_type.frac > layer.result.frac:
         xs = _step(ctx, xs, 1)  # the rounding adder
@@ -243,6 +339,7 @@ LAYER_RTL = {
     Activation: _activation,
     SumSquares: _sum_squares,
     ThresholdBit: _threshold,
+    GlobalAveragePooling1D: _global_average,
 }
 
 

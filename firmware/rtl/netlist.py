@@ -15,6 +15,7 @@ reference.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -163,12 +164,12 @@ class Netlist:
         """The integer ``term * 2**-shift`` when it is exact (``term.shift >= shift``), as a signal."""
         k = term.shift - shift
         assert k >= 0
+        if term.sig.const:  # a constant stays a literal (its value, sign included)
+            return self.const(_term_value(term) >> shift, term.sig.stage)
         if not term.neg and k == 0:
             return term.sig
         lo, hi = term.sig.lo << k, term.sig.hi << k
         if term.neg:
-            if term.sig.const:
-                return self.const(-_term_value(term) >> shift, term.sig.stage)
             return self.wire(f"-{_shifted(term.sig, k)}", -hi, -lo, term.sig.stage)
         return self.wire(_shifted(term.sig, k), lo, hi, term.sig.stage)
 
@@ -235,7 +236,8 @@ class Netlist:
             return self.wire(f"{{1'b0, {bits}}}", tmin, tmax, x.stage, "o")
         over = f"({n} > {literal(tmax, w)})" if x.hi > tmax else None
         under = f"({n} < {literal(tmin, w)})" if x.lo < tmin else None
-        lo, hi = max(x.lo, tmin), min(x.hi, tmax)
+        # saturated bounds (clamped: a range entirely beyond one limit becomes that limit)
+        lo, hi = min(max(x.lo, tmin), tmax), max(min(x.hi, tmax), tmin)
         if t.saturation == "AP_SAT_ZERO":
             cond = " | ".join(c for c in (over, under) if c)
             return self.wire(f"{cond} ? {literal(0, w)} : {n}", min(lo, 0), max(hi, 0), x.stage,
@@ -266,6 +268,29 @@ def _term_value(t: Term) -> int:
 
 def _shifted(sig: Sig, k: int) -> str:
     return f"({sig.name} <<< {k})" if k else sig.name
+
+
+def reciprocal(n: int, hi: int, scale: int = 1) -> tuple[int, int]:
+    """Multiplier ``m`` and shift ``s`` with ``(y * m) >> s == (y * scale) // n`` for every
+    integer ``y`` in ``[0, hi]``: a division by the constant ``n > 0`` (of ``y`` times the
+    constant ``scale > 0``) as one constant multiplication.
+
+    With ``a / n`` the reduced fraction ``scale / n``, ``m = ceil(a * 2**s / n) = (a * 2**s +
+    e) / n`` with ``0 <= e < n``; then ``y * m / 2**s = y * a / n + y * e / (n * 2**s)``, and
+    the floor is unchanged when ``y * e < 2**s`` (the fraction of ``y * a / n`` is at most
+    ``(n - 1) / n``). The smallest such ``s`` is returned.
+    """
+    if n <= 0 or scale <= 0 or hi < 0:
+        raise ValueError(f"reciprocal needs n, scale > 0 and hi >= 0, found {n!r}, {scale!r}, "
+                         f"{hi!r}")
+    g = math.gcd(n, scale)
+    n, a = n // g, scale // g
+    s = 0
+    while True:
+        m = -(-(a << s) // n)
+        if hi * (m * n - (a << s)) < 1 << s:
+            return m, s
+        s += 1
 
 
 def adder_levels(n_terms: int) -> int:

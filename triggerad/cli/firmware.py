@@ -27,7 +27,8 @@ def register(subparsers) -> None:
         "trigger-ad firmware models/l1_vae --config my_fw.yaml --out prj/ --events 20000 --sweep\n"
         "trigger-ad firmware models/l1_vae --out prj/ --data data/background.h5 'data/signal_*.h5'\n"
         "trigger-ad firmware models/l1_tagger --out hls_l1_tagger/ --events 20000   # L1 LLP tagger\n"
-        "trigger-ad firmware models/l1_vae --out prj/ --rtl   # + Verilog, Verilator, Yosys in prj/rtl/",
+        "trigger-ad firmware models/l1_vae --out prj/ --rtl   # + Verilog, Verilator, Yosys in prj/rtl/\n"
+        "trigger-ad firmware models/l1_tagger --config firmware-l1 --out prj/ --rtl --data jets/*.h5",
         description=__doc__,
     )
     p.add_argument("model", help="trained model folder (with threshold.json)")
@@ -38,7 +39,8 @@ def register(subparsers) -> None:
                    help="validation events to C-simulate (default: the config's n_events; 0: all)")
     p.add_argument("--data", nargs="+", default=None, metavar="FILE",
                    help="validate on all events of these files (background and signals; globs "
-                        "and @list.txt accepted) instead of the model's validation split")
+                        "and @list.txt accepted; jet files for a tagger) instead of the model's "
+                        "validation split")
     p.add_argument("--sweep", action="store_true",
                    help="also try the config's accumulator/result widths (one compile each)")
     p.add_argument("--rtl", action="store_true",
@@ -55,7 +57,6 @@ def run(args) -> int:
     from firmware.emit import build_trigger_project
     from firmware.kinds import firmware_kind
     from triggerad.config import resolve_config
-    from triggerad.data import load_sample
     from triggerad.models import kind_of, load_model
     from triggerad.provenance import write_provenance
 
@@ -66,7 +67,7 @@ def run(args) -> int:
     firmware = firmware_kind(art)
     inputs = firmware.trigger_inputs(art)
     if args.data:
-        events = load_sample(args.data)
+        events = kind_of(art).load_data(art, args.data)
     else:
         events = kind_of(art).load_split(art, "val")
     x_raw = art.inputs(events)
@@ -76,8 +77,9 @@ def run(args) -> int:
     extra = {"model": str(args.model), "config_file": str(config_path), "events": len(x_raw),
              "data": args.data or "validation split of the model's background",
              "sweep": args.sweep}
+    csim: dict = {}
     summary = build_trigger_project(
-        inputs, x_raw, cfg, args.out, sweep=args.sweep, kind=firmware,
+        inputs, x_raw, cfg, args.out, sweep=args.sweep, kind=firmware, csim_outputs=csim,
         provenance=lambda folder: write_provenance(folder, "firmware", cfg, extra),
     )
     float_ref = summary["vs_float_pipeline"]
@@ -94,7 +96,7 @@ def run(args) -> int:
     for row in summary["sweep"]:
         print(f"  sweep width {row['width']:>2}: agreement {row['decision_agreement']:.6f}, "
               f"max diff {row['max_score_diff_lsb']:g} LSB")
-    if args.rtl and not _rtl(firmware.reference(inputs), x_raw, cfg, args.out):
+    if args.rtl and not _rtl(firmware.reference(inputs), x_raw, cfg, args.out, csim=csim):
         return 1
     if summary["decision_agreement"] < cfg.validation.min_agreement:
         log.error("decision agreement %.6f is below validation.min_agreement %.6f",
@@ -103,9 +105,10 @@ def run(args) -> int:
     return 0
 
 
-def _rtl(reference, x_raw, cfg, out) -> bool:
+def _rtl(reference, x_raw, cfg, out, *, csim=None) -> bool:
     """Write OUT/rtl (:func:`firmware.rtl.flow.build_rtl`), print its summary; False unless
-    the RTL simulation equals the fixed-point reference on every event."""
+    the RTL simulation equals the fixed-point reference (and ``csim``, the raw C-simulation
+    outputs, when given) on every event."""
     from pathlib import Path
 
     from firmware.rtl.flow import build_rtl
@@ -114,17 +117,25 @@ def _rtl(reference, x_raw, cfg, out) -> bool:
 
     # the outputs of the HLS top function: score and trigger bit (not the encoder's mu, logvar)
     reference = FixedGraph(reference.layers, [SCORE, TRIGGER])
-    s = build_rtl(reference, x_raw, cfg.rtl, Path(out) / "rtl", part=cfg.hls.part)
+    s = build_rtl(reference, x_raw, cfg.rtl, Path(out) / "rtl", part=cfg.hls.part,
+                  csim=csim or None)
     worst = max(r["max_diff_lsb"] for r in s["agreement"].values())
     print(f"RTL ({s['style']}) written to {out}/rtl/: latency {s['latency_cycles']} clocks = "
           f"{s['latency_ns']:.1f} ns at {s['clock_mhz']:g} MHz; Verilator vs fixed point on "
           f"{s['n_events']} events: max diff {worst} LSB")
+    exact = s["bit_exact"]
+    if s["vs_csim"]:
+        rows = s["vs_csim"]
+        print("Verilator vs the hls4ml C simulation: " + ", ".join(
+            f"{name} max diff {r['max_diff_lsb']} LSB ({r['events_differing']} events differ)"
+            for name, r in rows.items()))
+        exact = exact and all(r["max_diff_lsb"] == 0 for r in rows.values())
     r = s["resources"]
     if r:
         pct = r["percent_of_part"] or {}
         print(f"Yosys {r['flow']} estimate (not Vivado): {r['LUT']} LUT ({pct.get('LUT', '?')} % of "
               f"{r['part']}), {r['FF']} FF, {r['DSP']} DSP, {r['CARRY']} CARRY, {r['BRAM']} BRAM")
-    if not s["bit_exact"]:
-        log.error("the RTL simulation differs from the fixed-point reference: see %s/rtl/%s",
-                  out, "rtl_report.md")
-    return s["bit_exact"]
+    if not exact:
+        log.error("the RTL simulation differs from the fixed-point reference or the C "
+                  "simulation: see %s/rtl/%s", out, "rtl_report.md")
+    return exact
