@@ -53,7 +53,7 @@ class TaggerKind(ModelKind):
         """All jets of the jet files ``paths`` (HDF5 or PFNano ROOT; globs expanded)."""
         import glob
 
-        from tagger.evaluate import read_jets
+        from tagger.evaldata import read_jets
         from triggerad.errors import InputFileError
         from triggerad.jets import JetBatch
 
