@@ -38,6 +38,61 @@ from triggerad.fixedpoint import FixedPointConfig
 
 Kind = Literal["hlf_vae", "l1_vae"]
 
+#: Object types of the L1 slots, the keys of a per-type ``model.normalisation.pt``.
+OBJECT_TYPES = ("MET", "Electron", "Muon", "Jet")
+
+
+@dataclass
+class NormalisationConfig:
+    """The ``model.normalisation`` section: how the inputs are scaled before the encoder.
+
+    ``fitted`` (default): fitted on the training split (:func:`fit_normalisation`). ``fixed``
+    (``l1_vae`` only): physics constants, AXOL1TL style - every pT (and MET) divided by ``pt``
+    GeV, every eta by ``eta`` and every phi by ``phi``, mean 0. Fixed scales do not depend on
+    which slots the training sample happens to fill (a fitted never-filled slot gets scale 1, so
+    a handful of events can change it several-fold). Powers of two are exact in the
+    fixed-point graph; other values are rounded to ``quantization.fixed_point.
+    norm_constants_bits`` significant bits there, like fitted scales.
+
+    Attributes
+    ----------
+    mode : {"fitted", "fixed"}
+    pt : float or dict of str to float
+        pT scale [GeV]: one value, or one per object type (:data:`OBJECT_TYPES`, all required).
+    eta, phi : float
+        Scales of eta and phi.
+    """
+
+    mode: Literal["fitted", "fixed"] = "fitted"
+    pt: float | dict[str, float] = 64.0
+    eta: float = 4.0
+    phi: float = 4.0
+
+    def __post_init__(self) -> None:
+        from triggerad.errors import did_you_mean
+
+        if isinstance(self.pt, dict):
+            for key in self.pt:
+                if key not in OBJECT_TYPES:
+                    raise ValueError(f"pt: unknown object type {key!r}; "
+                                     + did_you_mean(str(key), OBJECT_TYPES))
+            missing = [t for t in OBJECT_TYPES if t not in self.pt]
+            if missing:
+                raise ValueError(f"pt: missing object types {missing!r} (give all of "
+                                 f"{list(OBJECT_TYPES)!r} or one number)")
+        values = {"eta": self.eta, "phi": self.phi,
+                  **({f"pt.{k}": v for k, v in self.pt.items()} if isinstance(self.pt, dict)
+                     else {"pt": self.pt})}
+        for name, value in values.items():
+            if not 0 < value < float("inf"):
+                raise ValueError(f"{name} must be a positive finite scale, found {value!r}")
+
+    def pt_scales(self) -> dict[str, float]:
+        """The pT scale of each object type."""
+        if isinstance(self.pt, dict):
+            return {t: float(self.pt[t]) for t in OBJECT_TYPES}
+        return dict.fromkeys(OBJECT_TYPES, float(self.pt))
+
 
 @dataclass
 class ModelConfig:
@@ -55,6 +110,8 @@ class ModelConfig:
         Latent dimension (Cerri: 4; AXOL1TL: 8).
     beta : float
         Weight of the KL term in the loss (Cerri: 0.3).
+    normalisation : NormalisationConfig
+        Fitted or fixed input scales (``fixed``: ``l1_vae`` only).
     """
 
     kind: Kind = "hlf_vae"
@@ -62,6 +119,7 @@ class ModelConfig:
     decoder: list[int] = field(default_factory=lambda: [50, 50])
     latent_dim: int = 4
     beta: float = 0.3
+    normalisation: NormalisationConfig = field(default_factory=NormalisationConfig)
 
     def __post_init__(self) -> None:
         if self.latent_dim <= 0 or any(w <= 0 for w in self.encoder + self.decoder):
@@ -71,6 +129,9 @@ class ModelConfig:
             )
         if self.beta < 0:
             raise ValueError(f"beta must be >= 0, found {self.beta!r}")
+        if self.normalisation.mode == "fixed" and self.kind != "l1_vae":
+            raise ValueError(f"normalisation.mode 'fixed' is for kind 'l1_vae' (pT, eta, phi "
+                             f"inputs), found kind {self.kind!r}; use mode 'fitted'")
 
 
 @dataclass
@@ -146,13 +207,25 @@ def input_mask(x, ops: ArrayOps = NUMPY):
     return ops.cast(ops.repeat(occupied, 3, 1), "float32")
 
 
-def fit_normalisation(kind: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fixed_normalisation(cfg: NormalisationConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, scale)`` of the 57 L1 inputs from the fixed scales of ``cfg`` (mean 0)."""
+    pt = cfg.pt_scales()
+    slot_type = [next(t for t in OBJECT_TYPES if slot.startswith(t)) for slot in schema.SLOT_NAMES]
+    scale = np.array([[pt[t], cfg.eta, cfg.phi] for t in slot_type], dtype=np.float64).ravel()
+    return np.zeros(scale.size, np.float32), scale.astype(np.float32)
+
+
+def fit_normalisation(kind: str, x: np.ndarray, cfg: NormalisationConfig | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Fit ``(mean, scale)`` on training inputs so that ``(x - mean) / scale`` is O(1).
 
     ``hlf_vae``: mean and standard deviation per feature. ``l1_vae``: mean 0 (so empty slots stay
     exactly 0, also in firmware) and the root mean square over occupied entries per input. A
-    constant or never-filled input gets scale 1.
+    constant or never-filled input gets scale 1. With ``cfg.mode == "fixed"`` the scales are
+    the configured constants (:func:`fixed_normalisation`), whatever ``x`` holds.
     """
+    if cfg is not None and cfg.mode == "fixed":
+        return fixed_normalisation(cfg)
     x = np.asarray(x, dtype=np.float64)
     if kind == "hlf_vae":
         mean, scale = x.mean(axis=0), x.std(axis=0)
