@@ -20,25 +20,26 @@ Trained models stay in ``DIR/models/<lever>_s<seed>`` and are reused when the sc
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
-#: lever -> (model, overrides of the training config, seeds). Several seeds: mean score.
+#: lever -> (model, overrides of the training config sections, seeds). Several seeds: the
+#: per-event mean score of the models.
+FIXED_64 = {"model": {"normalisation": {"mode": "fixed", "pt": 64, "eta": 4, "phi": 4}}}
+FIXED_32 = {"model": {"normalisation": {"mode": "fixed", "pt": 32, "eta": 2, "phi": 2}}}
+FIXED_16 = {"model": {"normalisation": {"mode": "fixed", "pt": 16, "eta": 2, "phi": 2}}}
+LONGER = {"training": {"epochs": 150}}
 LEVERS = {
     "l1_fitted": ("l1_vae", {}, [42]),
-    "l1_fixed_pt64": ("l1_vae", {"normalisation": {"mode": "fixed", "pt": 64, "eta": 4,
-                                                   "phi": 4}}, [42]),
-    "l1_fixed_pt32": ("l1_vae", {"normalisation": {"mode": "fixed", "pt": 32, "eta": 2,
-                                                   "phi": 2}}, [42]),
-    "l1_fixed_pt16": ("l1_vae", {"normalisation": {"mode": "fixed", "pt": 16, "eta": 2,
-                                                   "phi": 2}}, [42]),
-    "l1_fixed_pt32_ens3": ("l1_vae", {"normalisation": {"mode": "fixed", "pt": 32, "eta": 2,
-                                                        "phi": 2}}, [42, 43, 44]),
+    "l1_fixed_pt64": ("l1_vae", FIXED_64, [42]),
+    "l1_fixed_pt32": ("l1_vae", FIXED_32, [42]),
+    "l1_fixed_pt16": ("l1_vae", FIXED_16, [42]),
+    "l1_fixed_pt32_ens3": ("l1_vae", FIXED_32, [42, 43, 44]),
     "l1_fitted_ens3": ("l1_vae", {}, [42, 43, 44]),
     "hlf_seed42": ("hlf_vae", {}, [42]),
     "hlf_ens3": ("hlf_vae", {}, [42, 43, 44]),
+    "hlf_epochs150": ("hlf_vae", LONGER, [42]),
 }
 FPRS = [0.03, 0.01]
 
@@ -51,7 +52,8 @@ def train_lever(cfg, study: Path, out: Path, model: str, overrides: dict, seed: 
 
     base, path = train_config(cfg, model, data_dir(cfg, study) / "background.h5")
     sections = to_dict(base)
-    sections["model"].update(overrides)
+    for section, values in overrides.items():
+        sections[section].update(values)
     sections["training"]["seed"] = seed
     folder = out / "models" / f"{path.stem}_{_key(overrides)}_s{seed}"
     if not (folder / "artifact.json").is_file():
@@ -64,10 +66,10 @@ def train_lever(cfg, study: Path, out: Path, model: str, overrides: dict, seed: 
 
 
 def _key(overrides: dict) -> str:
-    if not overrides:
-        return "default"
-    n = overrides.get("normalisation", {})
-    return "_".join(f"{k}{v}" for k, v in n.items()) or json.dumps(overrides, sort_keys=True)
+    """Folder tag of the overrides (``default``, ``modefixed_pt32_eta2_phi2``, ``epochs150``)."""
+    flat = {**overrides.get("model", {}).get("normalisation", {}),
+            **{k: v for sec in overrides.values() for k, v in sec.items() if k != "normalisation"}}
+    return "_".join(f"{k}{v}" for k, v in flat.items()) or "default"
 
 
 def lever_scores(cfg, study: Path, out: Path, lever: str, scores) -> list[str]:
