@@ -31,13 +31,13 @@ from tensorflow import keras
 
 from anomaly import likelihoods
 from anomaly.features import input_names
+from anomaly.normalisation import NormalisationConfig, fixed_normalisation
 from anomaly.quantized import LOGVAR_CLIP as _LOGVAR_CLIP
 from triggerad import schema
 from triggerad.arrayops import NUMPY, ArrayOps
 from triggerad.fixedpoint import FixedPointConfig
 
 Kind = Literal["hlf_vae", "l1_vae"]
-
 
 @dataclass
 class ModelConfig:
@@ -55,6 +55,8 @@ class ModelConfig:
         Latent dimension (Cerri: 4; AXOL1TL: 8).
     beta : float
         Weight of the KL term in the loss (Cerri: 0.3).
+    normalisation : NormalisationConfig
+        Fitted or fixed input scales (``fixed``: ``l1_vae`` only).
     """
 
     kind: Kind = "hlf_vae"
@@ -62,6 +64,7 @@ class ModelConfig:
     decoder: list[int] = field(default_factory=lambda: [50, 50])
     latent_dim: int = 4
     beta: float = 0.3
+    normalisation: NormalisationConfig = field(default_factory=NormalisationConfig)
 
     def __post_init__(self) -> None:
         if self.latent_dim <= 0 or any(w <= 0 for w in self.encoder + self.decoder):
@@ -71,6 +74,9 @@ class ModelConfig:
             )
         if self.beta < 0:
             raise ValueError(f"beta must be >= 0, found {self.beta!r}")
+        if self.normalisation.mode == "fixed" and self.kind != "l1_vae":
+            raise ValueError(f"normalisation.mode 'fixed' is for kind 'l1_vae' (pT, eta, phi "
+                             f"inputs), found kind {self.kind!r}; use mode 'fitted'")
 
 
 @dataclass
@@ -146,13 +152,17 @@ def input_mask(x, ops: ArrayOps = NUMPY):
     return ops.cast(ops.repeat(occupied, 3, 1), "float32")
 
 
-def fit_normalisation(kind: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fit_normalisation(kind: str, x: np.ndarray, cfg: NormalisationConfig | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Fit ``(mean, scale)`` on training inputs so that ``(x - mean) / scale`` is O(1).
 
     ``hlf_vae``: mean and standard deviation per feature. ``l1_vae``: mean 0 (so empty slots stay
     exactly 0, also in firmware) and the root mean square over occupied entries per input. A
-    constant or never-filled input gets scale 1.
+    constant or never-filled input gets scale 1. With ``cfg.mode == "fixed"`` the scales are
+    the configured constants (:func:`fixed_normalisation`), whatever ``x`` holds.
     """
+    if cfg is not None and cfg.mode == "fixed":
+        return fixed_normalisation(cfg)
     x = np.asarray(x, dtype=np.float64)
     if kind == "hlf_vae":
         mean, scale = x.mean(axis=0), x.std(axis=0)

@@ -273,7 +273,7 @@ def train(cfg: TrainConfig, out: str | Path, extra: dict | None = None) -> dict:
     )
     x = raw_inputs(kind, batch, where=", ".join(cfg.data.background))
     idx = d.split_indices(len(batch), cfg.data.fractions, cfg.data.seed)
-    mean, scale = fit_normalisation(kind, x[idx["train"]])
+    mean, scale = fit_normalisation(kind, x[idx["train"]], cfg.model.normalisation)
     inputs = prepare_inputs(kind, x, mean, scale)
     w, negative = sample_weights(batch.weight, cfg.data.use_weights, cfg.data.negative_weights)
     if negative["n_negative"]:

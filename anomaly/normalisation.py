@@ -1,0 +1,76 @@
+"""Fixed physics input scales of the L1 VAE: the ``model.normalisation`` config section.
+
+The fitted scales (the default) are computed by :func:`anomaly.model.fit_normalisation`; with
+``mode: fixed`` it returns :func:`fixed_normalisation` instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from triggerad import schema
+from triggerad.errors import did_you_mean
+
+#: Object types of the L1 slots, the keys of a per-type ``model.normalisation.pt``.
+OBJECT_TYPES = ("MET", "Electron", "Muon", "Jet")
+
+
+@dataclass
+class NormalisationConfig:
+    """The ``model.normalisation`` section: how the inputs are scaled before the encoder.
+
+    ``fitted`` (default): fitted on the training split (:func:`anomaly.model.fit_normalisation`). ``fixed``
+    (``l1_vae`` only): physics constants, AXOL1TL style - every pT (and MET) divided by ``pt``
+    GeV, every eta by ``eta`` and every phi by ``phi``, mean 0. Fixed scales do not depend on
+    which slots the training sample happens to fill (a fitted never-filled slot gets scale 1, so
+    a handful of events can change it several-fold). Powers of two are exact in the
+    fixed-point graph; other values are rounded to ``quantization.fixed_point.
+    norm_constants_bits`` significant bits there, like fitted scales.
+
+    Attributes
+    ----------
+    mode : {"fitted", "fixed"}
+    pt : float or dict of str to float
+        pT scale [GeV]: one value, or one per object type (:data:`OBJECT_TYPES`, all required).
+    eta, phi : float
+        Scales of eta and phi.
+    """
+
+    mode: Literal["fitted", "fixed"] = "fitted"
+    pt: float | dict[str, float] = 64.0
+    eta: float = 4.0
+    phi: float = 4.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.pt, dict):
+            for key in self.pt:
+                if key not in OBJECT_TYPES:
+                    raise ValueError(f"pt: unknown object type {key!r}; "
+                                     + did_you_mean(str(key), OBJECT_TYPES))
+            missing = [t for t in OBJECT_TYPES if t not in self.pt]
+            if missing:
+                raise ValueError(f"pt: missing object types {missing!r} (give all of "
+                                 f"{list(OBJECT_TYPES)!r} or one number)")
+        values = {"eta": self.eta, "phi": self.phi,
+                  **({f"pt.{k}": v for k, v in self.pt.items()} if isinstance(self.pt, dict)
+                     else {"pt": self.pt})}
+        for name, value in values.items():
+            if not 0 < value < float("inf"):
+                raise ValueError(f"{name} must be a positive finite scale, found {value!r}")
+
+    def pt_scales(self) -> dict[str, float]:
+        """The pT scale of each object type."""
+        if isinstance(self.pt, dict):
+            return {t: float(self.pt[t]) for t in OBJECT_TYPES}
+        return dict.fromkeys(OBJECT_TYPES, float(self.pt))
+
+
+def fixed_normalisation(cfg: NormalisationConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, scale)`` of the 57 L1 inputs from the fixed scales of ``cfg`` (mean 0)."""
+    pt = cfg.pt_scales()
+    slot_type = [next(t for t in OBJECT_TYPES if slot.startswith(t)) for slot in schema.SLOT_NAMES]
+    scale = np.array([[pt[t], cfg.eta, cfg.phi] for t in slot_type], dtype=np.float64).ravel()
+    return np.zeros(scale.size, np.float32), scale.astype(np.float32)
