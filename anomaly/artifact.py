@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from anomaly.normalisation import checked_normalisation
 from triggerad import atomic, models, schema
 from triggerad.config import build
 from triggerad.errors import SchemaMismatchError, did_you_mean
@@ -168,30 +169,7 @@ def _checked_normalisation(path: Path, meta: dict) -> tuple[np.ndarray, np.ndarr
     names = meta.get("input_names")
     if not isinstance(names, list) or not names:
         raise ModelFolderError(f"{file}: input_names must be a non-empty list, found {names!r}")
-    norm = meta.get("normalisation")
-    arrays = []
-    for key in ("mean", "scale"):
-        try:
-            values = np.asarray(norm[key], dtype=np.float32)
-        except (KeyError, TypeError, ValueError) as err:
-            raise ModelFolderError(
-                f"{file}: normalisation.{key} missing or not a list of numbers ({err!r}); the "
-                "folder is incomplete or was edited. Retrain the model"
-            ) from err
-        if values.shape != (len(names),):
-            raise ModelFolderError(
-                f"{file}: normalisation.{key} has shape {values.shape}, expected "
-                f"({len(names)},) (one per input name)"
-            )
-        bad = ~np.isfinite(values) if key == "mean" else ~(np.isfinite(values) & (values > 0))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            need = "finite" if key == "mean" else "finite and > 0"
-            raise ModelFolderError(
-                f"{file}: normalisation.{key} of {names[i]!r} is {float(values[i])!r}, must be "
-                f"{need} ({int(bad.sum())} bad values); the file was edited. Retrain the model"
-            )
-        arrays.append(values)
+    mean, scale = checked_normalisation(file, names, meta.get("normalisation"))
     model_cfg = (meta.get("config") or {}).get("model") or {}
     if "latent_dim" in model_cfg and meta.get("latent_dim") != model_cfg["latent_dim"]:
         raise ModelFolderError(
@@ -204,7 +182,7 @@ def _checked_normalisation(path: Path, meta: dict) -> tuple[np.ndarray, np.ndarr
             f"{path}: weight file {', '.join(missing)} missing; the folder is incomplete. Copy "
             "the whole model folder, or retrain the model"
         )
-    return arrays[0], arrays[1]
+    return mean, scale
 
 
 class ModelArtifact(models.ModelFolder):

@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 
 from triggerad import schema
-from triggerad.errors import did_you_mean
+from triggerad.errors import ModelFolderError, did_you_mean
 
 #: Object types of the L1 slots, the keys of a per-type ``model.normalisation.pt``.
 OBJECT_TYPES = ("MET", "Electron", "Muon", "Jet")
@@ -74,3 +74,38 @@ def fixed_normalisation(cfg: NormalisationConfig) -> tuple[np.ndarray, np.ndarra
     slot_type = [next(t for t in OBJECT_TYPES if slot.startswith(t)) for slot in schema.SLOT_NAMES]
     scale = np.array([[pt[t], cfg.eta, cfg.phi] for t in slot_type], dtype=np.float64).ravel()
     return np.zeros(scale.size, np.float32), scale.astype(np.float32)
+
+
+def checked_normalisation(file, names: list[str], norm) -> tuple[np.ndarray, np.ndarray]:
+    """The ``normalisation`` entry of an ``artifact.json`` as (mean, scale) float32 arrays, one
+    value per input name, checked: finite means, finite positive scales.
+
+    Raises
+    ------
+    ModelFolderError
+        Naming ``file``, the key and the input whose value is wrong (edited or incomplete folder).
+    """
+    arrays = []
+    for key in ("mean", "scale"):
+        try:
+            values = np.asarray(norm[key], dtype=np.float32)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelFolderError(
+                f"{file}: normalisation.{key} missing or not a list of numbers ({err!r}); the "
+                "folder is incomplete or was edited. Retrain the model"
+            ) from err
+        if values.shape != (len(names),):
+            raise ModelFolderError(
+                f"{file}: normalisation.{key} has shape {values.shape}, expected "
+                f"({len(names)},) (one per input name)"
+            )
+        bad = ~np.isfinite(values) if key == "mean" else ~(np.isfinite(values) & (values > 0))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            need = "finite" if key == "mean" else "finite and > 0"
+            raise ModelFolderError(
+                f"{file}: normalisation.{key} of {names[i]!r} is {float(values[i])!r}, must be "
+                f"{need} ({int(bad.sum())} bad values); the file was edited. Retrain the model"
+            )
+        arrays.append(values)
+    return arrays[0], arrays[1]
