@@ -89,12 +89,27 @@ def start_job(cfg, job: Job, pileup_config):
     return pythia, charges, pileup, rng, step, -(-cfg.output.job_size // step)
 
 
-def _overlay(pileup: Pileup | None, hard: py.Particles, rng) -> tuple[py.Particles, np.ndarray,
-                                                                       np.ndarray]:
+def pythia_batches(pythia, cfg, job: Job, rng, step: int, n_steps: int):
+    """The Pythia batches of a job (:func:`start_job`'s ``step`` and ``n_steps``): yields (first
+    event, events, c-tau in mm) of each; for a signal the batch's c-tau is drawn
+    (``cfg.ctau.draw``, indexed by job and batch) and set as the LLP lifetime in Pythia before
+    the batch is generated; 0 for SM samples."""
+    sample: Sample = job.process
+    for b, lo in enumerate(range(0, job.n_events, step)):
+        k = min(step, job.n_events - lo)
+        ctau = 0.0
+        if sample.signal is not None:
+            ctau = cfg.ctau.draw(rng, job.index * n_steps + b)
+            pythia.particleData.tau0(sample.signal.llp_id, ctau)
+        yield lo, k, ctau
+
+
+def overlay(pileup: Pileup | None, hard: py.Particles, rng) -> tuple[py.Particles, np.ndarray,
+                                                                     np.ndarray]:
     """Pile-up overlay (:meth:`Pileup.overlay`): particles, pile-up count per event, and which
     particles are from pile-up (none without pile-up)."""
     if pileup is None:
-        return hard, np.zeros(hard.n_events), np.zeros(len(hard.id), bool)
+        return hard, np.zeros(hard.n_events, np.int64), np.zeros(len(hard.id), bool)
     return pileup.overlay(hard, rng)
 
 
@@ -113,7 +128,7 @@ def process_batch(
         decays, decay_vertex = np.zeros(0, np.int64), np.zeros((0, 3))
     gen = lab.gen_jets(particles, origin, decay_vertex, decays, cfg.labels, cfg.jets.radius)
     hard = particles.select(particles.status > 0)
-    merged, n_pu, from_pu = _overlay(pileup, hard, rng)
+    merged, n_pu, from_pu = overlay(pileup, hard, rng)
     cands = reconstruct(merged, sample.tracking, sample.calorimeter, rng, pileup=from_pu)
     vertices = find_vertices(cands, cfg.vertexing)
     jets = reco_jets(cands, cfg.jets, sample.jes)
@@ -155,12 +170,7 @@ def run_jet_job(job: Job) -> JetJobResult:
         cfg, job, with_pileup(cfg, sample.pileup_mu).pileup)
     first = job.index * cfg.output.job_size
     records, raw, ctaus, done, overlays = [], [], [], 0, 0
-    for b, lo in enumerate(range(0, job.n_events, step)):
-        k = min(step, job.n_events - lo)
-        ctau = 0.0
-        if sample.signal is not None:
-            ctau = cfg.ctau.draw(rng, job.index * n_steps + b)
-            pythia.particleData.tau0(sample.signal.llp_id, ctau)
+    for lo, k, ctau in pythia_batches(pythia, cfg, job, rng, step, n_steps):
         raw.append(pythia.nextBatch(k))
         ctaus.append(np.full(k, ctau))
         pending = sum(len(r) for r in raw)

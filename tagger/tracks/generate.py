@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tagger.generate import start_job
+from tagger.generate import overlay, pythia_batches, start_job
 from tagger.samples import Sample
 from tagger.tracks.config import TracksConfig
 from triggerad import atomic
@@ -100,18 +100,9 @@ def run_track_job(job: Job) -> TrackJobResult:
     pythia, charges, pileup, rng, step, n_steps = start_job(
         cfg, job, dataclasses.replace(cfg.pileup, mu=sample.pileup_mu))
     parts = []
-    for b, lo in enumerate(range(0, job.n_events, step)):
-        k = min(step, job.n_events - lo)
-        ctau = 0.0
-        if sample.signal is not None:
-            ctau = cfg.ctau.draw(rng, job.index * n_steps + b)
-            pythia.particleData.tau0(sample.signal.llp_id, ctau)
+    for _, k, ctau in pythia_batches(pythia, cfg, job, rng, step, n_steps):
         hard = py.generate(pythia, k, charges, vertices=True)
-        hard = hard.select(hard.status > 0)
-        if pileup is None:
-            merged, n_pu, from_pu = hard, np.zeros(k, np.int64), np.zeros(len(hard.id), bool)
-        else:
-            merged, n_pu, from_pu = pileup.overlay(hard, rng)
+        merged, n_pu, from_pu = overlay(pileup, hard.select(hard.status > 0), rng)
         # pileup=None: no PUPPI proxy (neutral candidates are not used; it costs O(neutral x
         # charged) per event at high pile-up)
         cands = reconstruct(merged, sample.tracking, sample.calorimeter, rng, pileup=None)
