@@ -273,7 +273,8 @@ def train(cfg: TrainConfig, out: str | Path, extra: dict | None = None) -> dict:
     )
     x = raw_inputs(kind, batch, where=", ".join(cfg.data.background))
     idx = d.split_indices(len(batch), cfg.data.fractions, cfg.data.seed)
-    mean, scale = fit_normalisation(kind, x[idx["train"]])
+    mean, scale = fit_normalisation(
+        kind, x[idx["train"]], power_of_two=cfg.quantization.fixed_point.power_of_two_scales)
     inputs = prepare_inputs(kind, x, mean, scale)
     w, negative = sample_weights(batch.weight, cfg.data.use_weights, cfg.data.negative_weights)
     if negative["n_negative"]:
