@@ -111,3 +111,18 @@ def test_rtl_bit_exact_with_power_of_two_scales_and_narrow_mu(trained, tmp_path)
     rows = compare(reference.run(xs), sim["outputs"])
     assert {k: r["max_diff_lsb"] for k, r in rows.items()} == {SCORE: 0, TRIGGER: 0}
     assert sim["n_events"] == 3000 and 200 < sim["outputs"][TRIGGER].sum() < 400
+
+
+def test_firmware_estimate_counts_power_of_two_normalisation_products_as_shifts():
+    from types import SimpleNamespace
+
+    from firmware.report import MULTIPLICATIONS
+
+    def layer(scale):
+        w = SimpleNamespace(data=np.asarray(scale), type=SimpleNamespace(
+            precision=SimpleNamespace(width=19)))
+        return SimpleNamespace(get_weights=lambda name: w)
+
+    count = MULTIPLICATIONS["BatchNormalization"]
+    assert count(layer([1 / 32, 0.5, 1.0, 2.0, 1 / 1.7, 1 / 35.2])) == (6, 2, 19, True)
+    assert count(layer([1 / 32, 0.5, 1.0])) == (3, 0, 19, True)
