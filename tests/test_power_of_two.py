@@ -41,6 +41,22 @@ def test_fitted_scales_are_exact_powers_of_two_nearest_in_log2(kind):
     assert scale2[:6].tolist() == [32.0, 2.0, 2.0] * 2
 
 
+@pytest.mark.parametrize("name", ["train-l1.yaml", "train-l1-fast.yaml", "train-hlf-fast.yaml"])
+def test_shipped_training_configs(name):
+    from pathlib import Path
+
+    from anomaly.train import TrainConfig
+    from triggerad.config import load
+
+    fp = load(TrainConfig, Path(__file__).resolve().parents[1] / "configs" / name
+              ).quantization.fixed_point
+    l1 = name.startswith("train-l1")
+    assert fp.power_of_two_scales is l1  # the L1 trigger: shifts, narrow normalised inputs and mu
+    assert fp.normalised == ("ap_fixed<14,7,AP_RND_CONV,AP_SAT>" if l1 else
+                             "ap_fixed<16,7,AP_RND_CONV,AP_SAT>")
+    assert fp.layers == ({"q_mu": {"result": "ap_fixed<12,6,AP_RND_CONV,AP_SAT>"}} if l1 else {})
+
+
 def test_power_of_two_config_key_errors():
     q = build(QuantizationConfig, {"fixed_point": {"power_of_two_scales": True}}, "t.yaml:q")
     assert q.fixed_point.power_of_two_scales is True
