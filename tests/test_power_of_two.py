@@ -142,3 +142,20 @@ def test_firmware_estimate_counts_power_of_two_normalisation_products_as_shifts(
     count = MULTIPLICATIONS["BatchNormalization"]
     assert count(layer([1 / 32, 0.5, 1.0, 2.0, 1 / 1.7, 1 / 35.2])) == (6, 2, 19, True)
     assert count(layer([1 / 32, 0.5, 1.0])) == (3, 0, 19, True)
+
+
+def test_threshold_before_the_cast_matches_the_cast_score():
+    """The trigger bit compares the score before its cast (in parallel with the rounding): the
+    first pre-cast value above the threshold, checked against every value of a range."""
+    from firmware.rtl.layers import _first_above
+    from firmware.rtl.netlist import Sig
+    from triggerad.fixedpoint import Fixed
+
+    t = Fixed(8, 4, False, "AP_RND_CONV", "AP_SAT")  # LSB 1/16, max 15.9375 (raw 255)
+    x = Sig("s", 0, 5000)  # at 6 fractional bits: 2 bits rounded, saturating above raw 255
+    raw = t.cast(np.arange(5001.0), 6)
+    for units in (0, 7, 100, 254):
+        first = _first_above(x, 6, t, units)
+        assert first == int(np.flatnonzero(raw > units)[0])
+    assert _first_above(x, 6, t, 255) is None  # the saturated score never exceeds its maximum
+    assert _first_above(x, 6, t, 7) == 30  # 30/4 = 7.5 rounds to 8 (tie to even), 29/4 to 7
