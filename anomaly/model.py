@@ -152,14 +152,19 @@ def input_mask(x, ops: ArrayOps = NUMPY):
     return ops.cast(ops.repeat(occupied, 3, 1), "float32")
 
 
-def fit_normalisation(kind: str, x: np.ndarray, cfg: NormalisationConfig | None = None
+def fit_normalisation(kind: str, x: np.ndarray, cfg: NormalisationConfig | None = None, *,
+                      power_of_two: bool = False
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Fit ``(mean, scale)`` on training inputs so that ``(x - mean) / scale`` is O(1).
 
     ``hlf_vae``: mean and standard deviation per feature. ``l1_vae``: mean 0 (so empty slots stay
     exactly 0, also in firmware) and the root mean square over occupied entries per input. A
-    constant or never-filled input gets scale 1. With ``cfg.mode == "fixed"`` the scales are
-    the configured constants (:func:`fixed_normalisation`), whatever ``x`` holds.
+    constant or never-filled input gets scale 1. ``power_of_two``: each fitted scale rounded to
+    the nearest power of two in log2 (``2**round(log2 scale)``, exact in float32), so that the
+    fixed-point normalisation multiplies by a shift (``quantization.fixed_point.power_of_two_scales``).
+    With ``cfg.mode == "fixed"`` the scales are the configured constants
+    (:func:`fixed_normalisation`), whatever ``x`` holds, never rounded (with
+    ``power_of_two_scales`` the training config requires them to be powers of two).
     """
     if cfg is not None and cfg.mode == "fixed":
         return fixed_normalisation(cfg)
@@ -172,6 +177,8 @@ def fit_normalisation(kind: str, x: np.ndarray, cfg: NormalisationConfig | None 
         mean = np.zeros(x.shape[1])
         scale = np.sqrt((mask * x**2).sum(axis=0) / np.maximum(count, 1))
     scale = np.where(scale > 1e-6, scale, 1.0)
+    if power_of_two:
+        scale = np.exp2(np.round(np.log2(scale)))
     return mean.astype(np.float32), scale.astype(np.float32)
 
 

@@ -89,6 +89,15 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.quantization.check(self.model, where="quantization")
+        norm = self.model.normalisation
+        if norm.mode == "fixed" and self.quantization.fixed_point.power_of_two_scales:
+            values = {"eta": norm.eta, "phi": norm.phi,
+                      **{f"pt.{k}": v for k, v in norm.pt_scales().items()}}
+            odd = {k: v for k, v in values.items() if not float(np.log2(v)).is_integer()}
+            if odd:
+                raise ValueError(
+                    f"quantization.fixed_point.power_of_two_scales with model.normalisation.mode "
+                    f"fixed needs powers of two as fixed scales, found {odd!r} (e.g. 32, 64)")
 
 
 def sample_weights(weight: np.ndarray, use_weights: bool, negative: str = "abs"
@@ -273,7 +282,9 @@ def train(cfg: TrainConfig, out: str | Path, extra: dict | None = None) -> dict:
     )
     x = raw_inputs(kind, batch, where=", ".join(cfg.data.background))
     idx = d.split_indices(len(batch), cfg.data.fractions, cfg.data.seed)
-    mean, scale = fit_normalisation(kind, x[idx["train"]], cfg.model.normalisation)
+    mean, scale = fit_normalisation(
+        kind, x[idx["train"]], cfg.model.normalisation,
+        power_of_two=cfg.quantization.fixed_point.power_of_two_scales)
     inputs = prepare_inputs(kind, x, mean, scale)
     w, negative = sample_weights(batch.weight, cfg.data.use_weights, cfg.data.negative_weights)
     if negative["n_negative"]:

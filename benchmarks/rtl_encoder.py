@@ -120,6 +120,8 @@ def main(argv=None) -> int:
                      "events": s["n_events"],
                      "max_diff_lsb": max(v["max_diff_lsb"] for v in s["agreement"].values()),
                      "adders": s["adders"], "multipliers": s["multipliers"],
+                     "norm_adders": sum(la["adders"] for la in s["layers"]
+                                        if la["kind"] == "ScaleShift"),
                      "seconds": round(time.perf_counter() - start, 1)})
         print(json.dumps(rows[-1]), flush=True)
     clocks = " | ".join(f"ns @{f:g} MHz" for f in args.clock_mhz)

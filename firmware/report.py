@@ -3,7 +3,8 @@
 Multiplier estimate (a rule of thumb, not a synthesis result): a product is counted as a LUT
 multiplier when both operands have at most :data:`LUT_MAX_BITS` bits, or when one operand is a
 constant weight of at most :data:`LUT_CONST_BITS` bits (a few shifts and adds); otherwise as a DSP.
-Multiplications by zero weights are not counted (HLS removes them). The multiplications of each
+Multiplications by zero weights are not counted (HLS removes them), nor normalisation
+products by a power of two (shifts). The multiplications of each
 hls4ml layer class come from the registry :data:`MULTIPLICATIONS` (add a class with
 :func:`counts_multiplications`).
 
@@ -75,8 +76,11 @@ def _conv1d(layer) -> tuple[int, int, int, bool]:
 
 @counts_multiplications("BatchNormalization")
 def _batch_normalization(layer) -> tuple[int, int, int, bool]:
-    s = layer.get_weights("scale")
-    return int(s.data.size), int(np.count_nonzero(s.data != 1)), int(s.type.precision.width), True
+    """Products by a power of two (1 included: ``power_of_two_scales``) are shifts, not counted."""
+    s = np.asarray(layer.get_weights("scale").data, dtype=np.float64)
+    shifts = np.frexp(np.abs(s))[0] == 0.5
+    return (int(s.size), int(np.count_nonzero(~shifts & (s != 0))),
+            int(layer.get_weights("scale").type.precision.width), True)
 
 
 @counts_multiplications("HSumSquares")

@@ -59,6 +59,17 @@ def test_bad_normalisation_config(tmp_path, section, message):
         load(TrainConfig, path)
 
 
+def test_power_of_two_option_needs_power_of_two_fixed_scales(tmp_path):
+    path = tmp_path / "t.yaml"
+    quant = "quantization: {fixed_point: {power_of_two_scales: true}}"
+    path.write_text(f"model: {{kind: l1_vae, normalisation: {{mode: fixed, pt: 50}}}}\n{quant}\n")
+    with pytest.raises(ConfigError, match=r"t.yaml.*needs powers of two.*\{'pt.MET': 50.0"):
+        load(TrainConfig, path)
+    path.write_text(f"model: {{kind: l1_vae, normalisation: {{mode: fixed, pt: 32}}}}\n{quant}\n")
+    cfg = load(TrainConfig, path)
+    assert cfg.model.normalisation.pt == 32 and cfg.quantization.fixed_point.power_of_two_scales
+
+
 @pytest.mark.slow
 def test_trained_artifact_and_fixed_point_graph_use_the_fixed_scales(tmp_path):
     """Train a tiny L1 VAE with fixed scales: artifact, config record and integer graph agree."""

@@ -100,6 +100,7 @@ def build_rtl(graph: FixedGraph, x: np.ndarray | list[np.ndarray], cfg: RTLSecti
                 f"{LEVEL_NS} ns per logic level (LUT + carry chain + routing) + {REGISTER_NS} ns "
                 "per register (UltraScale+ -2, no timing analysis: an estimate from logic depth)"),
             "adders": design.adders, "multipliers": design.multipliers,
+            "layers": design.layers,
             "n_events": sim["n_events"], "agreement": agreement,
             "bit_exact": all(r["max_diff_lsb"] == 0 for r in agreement.values()),
             "vs_csim": vs_csim,

@@ -167,10 +167,12 @@ def generate(graph: FixedGraph, *, top: str = "trigger_rtl", style: str = "shift
             continue
         build = handler(layer)
         ctx.depth = depths.get(layer.inputs[0], 0)  # max_levels: levels used in its stage
+        adders = ctx.net.adders
         values[layer.name] = build(ctx, layer, values[layer.inputs[0]])
         depths[layer.name] = ctx.depth
         ctx.layers.append({"name": layer.name, "kind": layer.kind,
-                           "stage": max(s.stage for s in values[layer.name])})
+                           "stage": max(s.stage for s in values[layer.name]),
+                           "adders": ctx.net.adders - adders})
     for name in graph.outputs:  # max_levels: the outputs leave from registers
         if ctx.max_levels and depths.get(name, 0):
             values[name] = [ctx.net.reg(s) for s in values[name]]

@@ -52,6 +52,8 @@ class Context:
     depth: int = 0  # max_levels mode: adder levels already used in the current stage
     levels: list[int] = field(default_factory=list)
     layers: list[dict] = field(default_factory=list)
+    # layer name -> (signal before its output cast, its fractional bits, the result type)
+    pre_cast: dict = field(default_factory=dict)
 
 
 def _stages_cuts(levels: int, stages: int) -> set[int]:
@@ -157,13 +159,18 @@ def _shared_multiples(net: Netlist, xs: list[Sig], columns) -> tuple[list[dict[i
     return out, depth
 
 
-def _finish(ctx: Context, roots: list[Term], frac: int, t: Fixed, stages: int) -> list[Sig]:
-    """Cast every root (at ``frac``) into ``t`` and register it (when the layer is pipelined)."""
+def _finish(ctx: Context, roots: list[Term], frac: int, t: Fixed, stages: int,
+            keep: str | None = None) -> list[Sig]:
+    """Cast every root (at ``frac``) into ``t`` and register it (when the layer is pipelined);
+    ``keep``: record the (single) value before the cast in ``ctx.pre_cast[keep]``."""
     out = []
-    sigs = _step(ctx, [r.sig for r in roots], int(any(_cast_logic(r, frac, t) for r in roots)))
+    logic = any(_cast_logic(r, frac, t) for r in roots)
+    sigs = _step(ctx, [r.sig for r in roots], int(logic))
     for root, sig in zip(roots, sigs, strict=True):
         root = Term(sig, root.shift, root.neg)
         x = ctx.net.value(root, root.shift) if root.neg else root.sig
+        if keep:
+            ctx.pre_cast[keep] = (x, frac - root.shift, t, logic)
         y = ctx.net.cast(x, frac - root.shift, t)
         out.append(ctx.net.reg(y) if stages and not ctx.max_levels else y)
     return out
@@ -247,7 +254,7 @@ def _sum_squares(ctx: Context, layer: SumSquares, xs: list[Sig]) -> list[Sig]:
         cuts = {max(c - mult, 0) for c in _stages_cuts(levels, stages)} if stages else set()
         ctx.levels.append(-(-levels // max(stages, 1)))
     root, _ = sum_tree(net, terms, cuts, stage)
-    return _finish(ctx, [root], 2 * layer.input_type.frac, layer.result, stages)
+    return _finish(ctx, [root], 2 * layer.input_type.frac, layer.result, stages, keep=layer.name)
 
 
 def _global_average(ctx: Context, layer: GlobalAveragePooling1D, xs: list[Sig]) -> list[Sig]:
@@ -327,9 +334,39 @@ def _activation(ctx: Context, layer: Activation, xs: list[Sig]) -> list[Sig]:
 
 
 def _threshold(ctx: Context, layer: ThresholdBit, xs: list[Sig]) -> list[Sig]:
+    pre = ctx.pre_cast.get(layer.inputs[0])
+    if pre is not None and pre[2].saturation in ("AP_SAT", "AP_SAT_SYM"):
+        # the cast (rounding, saturation) is monotonic: compare the value before it, in
+        # parallel with the rounding, at the first value whose cast exceeds the threshold
+        x, frac, t, parallel = pre
+        if not parallel:  # the cast was wiring: the comparison is a level of its own
+            (x,) = _step(ctx, [x], 1)
+        first = _first_above(x, frac, t, layer.units)
+        if first is None or first <= x.lo:
+            return [ctx.net.const(int(first is not None), x.stage)]
+        return [ctx.net.wire(f"({x.name} > {literal(first - 1, x.width)}) ? 2'sd1 : 2'sd0", 0, 1,
+                             x.stage, "bit")]
     (x,) = _step(ctx, xs, 1)  # the comparison
     return [ctx.net.wire(f"({x.name} > {literal(layer.units, x.width)}) ? 2'sd1 : 2'sd0", 0, 1,
                          x.stage, "bit")]
+
+
+def _first_above(x: Sig, frac: int, t: Fixed, units: int) -> int | None:
+    """The smallest raw value of ``x`` (at ``frac``) whose cast into ``t`` is ``> units``
+    (None if there is none); the cast is monotonic (every rounding mode, saturation)."""
+    def above(v: int) -> bool:
+        return bool(t.cast(np.array([float(v)]), frac)[0] > units)
+
+    lo, hi = x.lo, x.hi
+    if not above(hi):
+        return None
+    while lo < hi:  # invariant: above(hi)
+        mid = (lo + hi) // 2
+        if above(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 #: Layer class -> its RTL (looked up along the class hierarchy).

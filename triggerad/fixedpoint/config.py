@@ -35,6 +35,10 @@ class FixedPointConfig:
         Significant bits of the normalisation constants ``s = 1/scale`` and ``b = -mean/scale``
         (their types are derived from the values: the integer bits cover the largest, the
         fractional bits give the smallest this many significant bits).
+    power_of_two_scales : bool
+        The normalisation scales are exact powers of two (training rounds the fitted scales to
+        the nearest power of two, as AXOL1TL shifts pT by a constant), so ``s = 1/scale`` is a
+        shift: no multiplier and, in the RTL, no adder. Building the graph checks it.
     accum, result : str
         Accumulator and result types of Dense / pointwise Conv1D layers: ``auto`` (exact widths
         from the weight, bias and input types, as hls4ml infers them) or a type.
@@ -47,6 +51,7 @@ class FixedPointConfig:
     input: str = "ap_fixed<18,13,AP_RND_CONV,AP_SAT>"
     normalised: str = "ap_fixed<16,7,AP_RND_CONV,AP_SAT>"
     norm_constants_bits: int = 12
+    power_of_two_scales: bool = False
     accum: str = "auto"
     result: str = "auto"
     score: str = "ap_ufixed<18,10,AP_RND_CONV,AP_SAT>"
@@ -59,6 +64,9 @@ class FixedPointConfig:
             _check_type(getattr(self, key), key, allow_auto=True)
         if parse_fixed(self.score).signed:
             raise FixedPointError(f"score must be an unsigned type (ap_ufixed), found {self.score!r}")
+        if not isinstance(self.power_of_two_scales, bool):
+            raise FixedPointError(f"power_of_two_scales must be true or false, found "
+                                  f"{self.power_of_two_scales!r}")
         if self.norm_constants_bits < 2:
             raise FixedPointError(f"norm_constants_bits must be >= 2, found "
                                   f"{self.norm_constants_bits!r}")

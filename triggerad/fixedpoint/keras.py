@@ -192,10 +192,31 @@ def _inbound(model) -> tuple[list[tuple[str, list[str]]], str, list[str]]:
     return graph, config["input_layers"][0][0], [entry[0] for entry in config["output_layers"]]
 
 
+def check_power_of_two(values, what: str) -> None:
+    """Raise :class:`FixedPointError` unless every value is an exact (positive) power of two."""
+    values = np.asarray(values, dtype=np.float64)
+    mantissa, _ = np.frexp(values)
+    bad = np.flatnonzero(~((values > 0) & (mantissa == 0.5)))
+    if bad.size:
+        i = int(bad[0])
+        raise FixedPointError(f"{what}: entry {i} is {float(values[i])!r}, not an exact power of "
+                              f"two ({bad.size} of {values.size} entries are not); retrain with "
+                              "power_of_two_scales, or set it to false")
+
+
 def normalisation_layers(mean, scale, cfg: FixedPointConfig, input_name: str,
                          name: str) -> list[Layer]:
-    """The input layer and the fixed-point ``x * (1/scale) + (-mean/scale)`` normalisation."""
-    mult = 1.0 / np.asarray(scale, dtype=np.float64)
+    """The input layer and the fixed-point ``x * (1/scale) + (-mean/scale)`` normalisation.
+
+    Raises
+    ------
+    FixedPointError
+        With ``cfg.power_of_two_scales``, for a scale that is not an exact power of two.
+    """
+    scale = np.asarray(scale, dtype=np.float64)
+    if cfg.power_of_two_scales:
+        check_power_of_two(scale, "normalisation scale (power_of_two_scales: true)")
+    mult = 1.0 / scale
     offset = -np.asarray(mean, dtype=np.float64) * mult
     mult_t = fixed_covering(mult, cfg.norm_constants_bits)
     offset_t = fixed_covering(offset, cfg.norm_constants_bits)
