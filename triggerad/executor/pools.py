@@ -7,7 +7,7 @@ import logging
 import multiprocessing
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -117,7 +117,12 @@ class ProcessExecutor(_Windowed):
 
     def _submit(self, task_ref, item):
         key, payload = task_ref
-        return self._pool.submit(_run_in_worker, key, payload, item)
+        try:
+            return self._pool.submit(_run_in_worker, key, payload, item)
+        except BrokenProcessPool as err:  # a worker died since the last result: fail this item
+            failed: Future = Future()     # like the ones in flight, so that _recover restarts
+            failed.set_exception(err)     # the pool when it reaches the front
+            return failed
 
     def _recover(self, err, pending, task_ref) -> bool:
         if not isinstance(err, BrokenProcessPool):
