@@ -56,7 +56,7 @@ class TrackClassifier(ModelFolder):
         super().__init__(path, meta)
         cfg = build(ModelsConfig, meta["models"], where=f"{self.path / ARTIFACT_FILE}: models")
         self.net = build_net(meta["architecture"], cfg, meta["n_tracks"],
-                             len(meta["input_features"]))
+                             len(meta["input_features"]), norm=meta["normalisation"])
         self.net.load_weights(str(self.path / WEIGHTS))
 
     @property

@@ -15,6 +15,7 @@ from typing import Literal
 
 from tagger.samples import CtauConfig, SignalConfig
 from tagger.tracks.features import INPUT_FEATURES
+from tagger.tracks.pairs import PAIR_FEATURES, needed_inputs
 from triggerad import config as tconfig
 from triggerad.errors import did_you_mean
 from triggerad.generation.config import BeamConfig, OutputConfig, PileupConfig, ProcessConfig
@@ -53,7 +54,9 @@ class MLPConfig:
 class TransformerConfig:
     """Track embedding of ``dim`` units, ``layers`` encoder blocks (``heads`` heads of
     multi-head self-attention over the unpadded tracks, layer norm, feed-forward ``ff_dim``),
-    masked mean pooling, event MLP (``event_layers``)."""
+    masked mean pooling, event MLP (``event_layers``). ``pair_features`` (names of
+    :data:`tagger.tracks.pairs.PAIR_FEATURES`; empty: none) add a per-head attention bias from
+    pairwise track features through a per-pair MLP of ``pair_layers`` units."""
 
     dim: int = 32
     heads: int = 4
@@ -61,11 +64,17 @@ class TransformerConfig:
     ff_dim: int = 64
     dropout: float = 0.0
     event_layers: list[int] = field(default_factory=lambda: [64])
+    pair_features: list[str] = field(default_factory=list)
+    pair_layers: list[int] = field(default_factory=lambda: [32, 32])
 
     def __post_init__(self) -> None:
         if self.dim % self.heads:
             raise ValueError(f"dim must be a multiple of heads, found dim {self.dim!r}, heads "
                              f"{self.heads!r}")
+        for name in self.pair_features:
+            if name not in PAIR_FEATURES:
+                raise ValueError(f"pair_features: unknown pair feature {name!r}; "
+                                 + did_you_mean(name, PAIR_FEATURES))
 
 
 @dataclass
@@ -84,11 +93,17 @@ class ModelsConfig:
                                  + did_you_mean(name, INPUT_FEATURES))
         if not self.inputs or len(set(self.inputs)) != len(self.inputs):
             raise ValueError(f"inputs: expected distinct feature names, found {self.inputs!r}")
+        missing = [n for n in needed_inputs(self.transformer.pair_features)
+                   if n not in self.inputs]
+        if missing:
+            raise ValueError(f"inputs: the transformer's pair_features need the inputs "
+                             f"{missing!r}, found {self.inputs!r}")
 
 
 @dataclass
 class TrainingConfig:
-    """Adam with ``learning_rate``, ``epochs`` (early stopping after ``patience`` epochs without
+    """Adam with ``learning_rate`` (``schedule`` constant, or cosine: decaying to 0 over
+    ``epochs``), ``epochs`` (early stopping after ``patience`` epochs without
     a better validation loss), ``batch_size``; the events of each (mu) sample are split
     train / validation / test by ``val_fraction`` and ``test_fraction`` with ``seed``."""
 
@@ -99,6 +114,7 @@ class TrainingConfig:
     val_fraction: float = 0.2
     test_fraction: float = 0.25
     seed: int = 1
+    schedule: Literal["constant", "cosine"] = "constant"
 
     def __post_init__(self) -> None:
         if min(self.epochs, self.batch_size, self.patience) <= 0 or self.learning_rate <= 0:

@@ -49,7 +49,7 @@ def _head(x, layers: list[int]):
     return keras.layers.Dense(1, name="logit")(x)
 
 
-def build_mlp(cfg: MLPConfig, n_tracks: int, n_features: int):
+def build_mlp(cfg: MLPConfig, n_tracks: int, n_features: int, **_):
     """The per-track MLP with masked mean pooling."""
     from tensorflow import keras
 
@@ -63,19 +63,34 @@ def build_mlp(cfg: MLPConfig, n_tracks: int, n_features: int):
     return keras.Model([tracks, mask], _head(pooled, cfg.event_layers), name="mlp")
 
 
-def build_transformer(cfg: TransformerConfig, n_tracks: int, n_features: int):
-    """The Transformer encoder over the tracks with masked mean pooling."""
+def build_transformer(cfg: TransformerConfig, n_tracks: int, n_features: int, *,
+                      inputs: list[str] | None = None, norm: dict | None = None):
+    """The Transformer encoder over the tracks with masked mean pooling (with
+    ``cfg.pair_features``: a pairwise attention bias, :mod:`tagger.tracks.pairs`, computed from
+    the inputs named ``inputs`` un-normalised with ``norm``)."""
     from tensorflow import keras
+
+    from tagger.tracks.pairs import layers as pair_layers
 
     MaskedMeanPool, KeyMask = _layers()
     tracks = keras.Input((n_tracks, n_features), name="tracks")
     mask = keras.Input((n_tracks,), name="mask")
     attention_mask = KeyMask()(mask)
+    bias = None
+    if cfg.pair_features:
+        PairFeatures, PairBias, BiasedSelfAttention = pair_layers()
+        norm = norm or {"mean": [0.0] * n_features, "std": [1.0] * n_features}
+        pairs = PairFeatures(cfg.pair_features, inputs, norm["mean"], norm["std"])(tracks, mask)
+        bias = PairBias(cfg.pair_layers, cfg.heads)(pairs)
     h = keras.layers.Dense(cfg.dim)(tracks)
     for _ in range(cfg.layers):
         y = keras.layers.LayerNormalization()(h)
-        y = keras.layers.MultiHeadAttention(cfg.heads, cfg.dim // cfg.heads,
-                                            dropout=cfg.dropout)(y, y, attention_mask=attention_mask)
+        if bias is None:
+            y = keras.layers.MultiHeadAttention(cfg.heads, cfg.dim // cfg.heads,
+                                                dropout=cfg.dropout)(
+                y, y, attention_mask=attention_mask)
+        else:
+            y = BiasedSelfAttention(cfg.heads, cfg.dim // cfg.heads, cfg.dropout)(y, bias, mask)
         h = keras.layers.Add()([h, y])
         y = keras.layers.LayerNormalization()(h)
         y = keras.layers.Dense(cfg.ff_dim, activation="relu")(y)
@@ -91,8 +106,10 @@ BUILDERS = {"mlp": (build_mlp, "mlp"), "transformer": (build_transformer, "trans
 assert tuple(BUILDERS) == ARCHITECTURES
 
 
-def build(architecture: str, cfg: ModelsConfig, n_tracks: int, n_features: int):
-    """The Keras model of ``architecture`` (``mlp`` or ``transformer``) with the sizes of ``cfg``.
+def build(architecture: str, cfg: ModelsConfig, n_tracks: int, n_features: int, *,
+          norm: dict | None = None):
+    """The Keras model of ``architecture`` (``mlp`` or ``transformer``) with the sizes of ``cfg``
+    (``norm``: the input normalisation, needed by pairwise features; default identity).
 
     Raises
     ------
@@ -103,4 +120,5 @@ def build(architecture: str, cfg: ModelsConfig, n_tracks: int, n_features: int):
         raise ConfigError(f"unknown architecture {architecture!r}; "
                           + did_you_mean(architecture, BUILDERS))
     builder, section = BUILDERS[architecture]
-    return builder(getattr(cfg, section), n_tracks, n_features)
+    return builder(getattr(cfg, section), n_tracks, n_features, inputs=list(cfg.inputs),
+                   norm=norm)

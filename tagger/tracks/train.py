@@ -105,8 +105,13 @@ def train(cfg: TracksConfig, sample: TrackSample, out: str | Path, *, architectu
     x_tr, x_va = (feat.normalise(x_all[i], mask_all[i], norm) for i in (tr, va))
     tf.keras.utils.set_random_seed(tc.seed)
     with distribution_strategy().scope():
-        net = build(architecture, cfg.models, cfg.selection.n_tracks, x_all.shape[-1])
-        net.compile(optimizer=keras.optimizers.Adam(tc.learning_rate),
+        net = build(architecture, cfg.models, cfg.selection.n_tracks, x_all.shape[-1],
+                    norm=norm)
+        rate = tc.learning_rate
+        if tc.schedule == "cosine":
+            rate = keras.optimizers.schedules.CosineDecay(
+                tc.learning_rate, tc.epochs * -(-len(tr) // tc.batch_size))
+        net.compile(optimizer=keras.optimizers.Adam(rate),
                     loss=keras.losses.BinaryCrossentropy(from_logits=True),
                     weighted_metrics=[keras.metrics.BinaryAccuracy(threshold=0.0)])
     callbacks = [keras.callbacks.EarlyStopping(patience=tc.patience, restore_best_weights=True)]

@@ -55,6 +55,11 @@ class TrackingConfig:
     d0_res_pt / pT``; sigma(dz) likewise. The reported errors ``d0_err``/``dz_err`` are these
     sigmas; the impact parameters are smeared by ``ip_smear_scale`` x sigma (1: a calibrated
     detector; > 1 models a simulation whose resolution is worse than it reports).
+    Non-Gaussian impact-parameter tails (off by default): a fraction ``ip_tail_fraction`` of the
+    tracks (mis-measured: wrong hits, hard single scatters) get their d0 and dz smeared by
+    ``ip_tail_scale`` x sigma instead (a double Gaussian; the reported errors stay the core
+    sigmas, so their pulls have tails). With ``ip_tail_fraction`` 0 no random number is drawn
+    for it and the tracks are exactly those of the pure Gaussian.
     Normalised track chi2: chi2(ndof)/ndof x ``chi2_scale`` with ndof = 2 hits - 5;
     ``trk_quality`` = 1 (high purity) for chi2/ndof < ``high_purity_chi2`` and at least
     ``high_purity_hits`` hits. ``pvAssocQuality``: 7 if |d0|/sigma and |dz|/sigma < 3, 5 if only
@@ -85,6 +90,8 @@ class TrackingConfig:
     res_eta_slope: float = 0.3
     res_radius_slope: float = 2.0
     ip_smear_scale: float = 1.0
+    ip_tail_fraction: float = 0.0
+    ip_tail_scale: float = 3.0
     chi2_scale: float = 1.0
     high_purity_chi2: float = 5.0
     high_purity_hits: int = 8
@@ -98,6 +105,11 @@ class TrackingConfig:
             )
         if min(self.radius_max, self.eff_r_width, self.pt_min, self.ip_smear_scale) <= 0:
             raise ValueError("radius_max, eff_r_width, pt_min and ip_smear_scale must be positive")
+        if not 0 <= self.ip_tail_fraction < 1 or self.ip_tail_scale < 1:
+            raise ValueError(
+                f"expected 0 <= ip_tail_fraction < 1 and ip_tail_scale >= 1, found "
+                f"{self.ip_tail_fraction!r}, {self.ip_tail_scale!r}"
+            )
 
 
 @dataclass
@@ -201,8 +213,12 @@ def _smear_tracks(p: Particles, idx: np.ndarray, cfg: TrackingConfig, rng) -> di
     )
     d0_err = np.hypot(cfg.d0_res_constant, cfg.d0_res_pt / pt_true) * scale
     dz_err = np.hypot(cfg.dz_res_constant, cfg.dz_res_pt / pt_true) * scale
-    d0 = d0_true + cfg.ip_smear_scale * d0_err * normal[3]
-    dz = dz_true + cfg.ip_smear_scale * dz_err * normal[4]
+    ip_scale = cfg.ip_smear_scale
+    if cfg.ip_tail_fraction > 0:  # mis-measured tracks: d0 and dz together
+        ip_scale = ip_scale * np.where(rng.random(k) < cfg.ip_tail_fraction,
+                                       cfg.ip_tail_scale, 1.0)
+    d0 = d0_true + ip_scale * d0_err * normal[3]
+    dz = dz_true + ip_scale * dz_err * normal[4]
     n_hits, lost = _hits(cfg, r)
     ndof = np.maximum(2 * n_hits - 5, 1)
     chi2 = rng.chisquare(ndof) / ndof * cfg.chi2_scale
