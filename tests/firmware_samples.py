@@ -3,9 +3,11 @@ and RTL tests; the fixtures ``trained`` and ``trigger`` are in conftest.py)."""
 
 from __future__ import annotations
 
+import shutil
 import types
 
 import numpy as np
+import pytest
 
 from firmware.config import FirmwareConfig, parse_fixed
 from triggerad.fixedpoint import FixedPointConfig
@@ -82,3 +84,12 @@ def firmware_trigger(trained, workdir) -> types.SimpleNamespace:
     x_fixed = parse_fixed(FixedPointConfig().input).quantize(x)
     return types.SimpleNamespace(graph=graph, reference=reference, model=model, hls=hls_model,
                                  x_fixed=x_fixed, threshold=threshold)
+
+
+#: Skip markers of the open RTL flow's tests (the tools come from Debian packages).
+needs_verilator = pytest.mark.skipif(
+    shutil.which("verilator") is None,
+    reason="verilator not installed: apt-get install -y verilator yosys (README Set-up)")
+needs_yosys = pytest.mark.skipif(
+    shutil.which("yosys") is None,
+    reason="yosys not installed: apt-get install -y verilator yosys (README Set-up)")

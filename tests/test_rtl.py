@@ -7,11 +7,11 @@ Set-up); without them they are skipped with a message saying what to install.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from firmware_samples import needs_verilator, needs_yosys
 
 from firmware.config import load_config
 from firmware.rtl.generate import RTLError, generate
@@ -31,12 +31,6 @@ from triggerad.fixedpoint import (
 )
 
 FIRMWARE_YAML = Path(__file__).resolve().parents[1] / "configs" / "firmware.yaml"
-needs_verilator = pytest.mark.skipif(
-    shutil.which("verilator") is None,
-    reason="verilator not installed: apt-get install -y verilator yosys (README Set-up)")
-needs_yosys = pytest.mark.skipif(
-    shutil.which("yosys") is None,
-    reason="yosys not installed: apt-get install -y verilator yosys (README Set-up)")
 
 
 def test_csd_digits_and_widths():

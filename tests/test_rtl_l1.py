@@ -9,11 +9,11 @@ skipped with a message saying what to install.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from firmware_samples import needs_verilator
 
 from firmware.config import load_config
 from firmware.rtl.generate import RTLError, generate
@@ -31,9 +31,6 @@ from triggerad.fixedpoint import (
 from triggerad.fixedpoint.keras import mac_accumulator, pooling_accumulator
 
 FIRMWARE_L1_YAML = Path(__file__).resolve().parents[1] / "configs" / "firmware-l1.yaml"
-needs_verilator = pytest.mark.skipif(
-    shutil.which("verilator") is None,
-    reason="verilator not installed: apt-get install -y verilator yosys (README Set-up)")
 
 
 def test_reciprocal_divides_exactly_over_the_range():
