@@ -4,10 +4,9 @@ the RTL, and the RTL bit-exact with them."""
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
+from firmware_samples import needs_verilator
 
 from anomaly.model import QuantizationConfig, fit_normalisation
 from firmware.rtl.generate import generate
@@ -99,9 +98,7 @@ def test_power_of_two_normaliser_is_shifts_only_in_the_netlist():
         assert adders == {"fitted": fitted, "pow2": offset_adders}
 
 
-@pytest.mark.skipif(shutil.which("verilator") is None,
-                    reason="verilator not installed: apt-get install -y verilator yosys "
-                           "(README Set-up)")
+@needs_verilator
 def test_rtl_bit_exact_with_power_of_two_scales_and_narrow_mu(trained, tmp_path):
     """The small trigger (conftest ``trained``: 10 inputs) with power-of-two scales (and the
     fitted means: one offset adder per input) and mu rounded to ap_fixed<10,5> before the
