@@ -12,8 +12,9 @@ once and reads only the datasets of those fields; the others keep their defaults
 
 Datasets stored as :func:`write_h5` writes them (chunked in whole events, gzip as the only
 filter, native numeric type) are read chunk by chunk with ``read_direct_chunk`` and inflated by
-:mod:`zlib`, which releases the GIL (h5py holds it while it decompresses): a read-ahead thread
-then runs beside the scoring. The values are the same bytes; any other layout, or a chunk the
+:mod:`zlib`, which releases the GIL (h5py holds it while it decompresses): the chunks of a read
+are inflated in parallel threads (:mod:`triggerad.io.inflate`, one per CPU, at most 4), and a
+read-ahead thread runs beside the scoring. The values are the same bytes; any other layout, or a chunk the
 shortcut cannot take, is read through h5py as before (:func:`read_rows`).
 """
 
@@ -30,6 +31,7 @@ from triggerad.errors import ShapeError, missing_field
 from triggerad.events import EventBatch
 from triggerad.io.base import Reader, check_readable
 from triggerad.io.common import load_branch_map, reading
+from triggerad.io.inflate import pool as inflate_pool
 
 #: ``Particles_Names`` and ``Particles_Classes`` exactly as in the public files.
 PARTICLES_NAMES = np.array([b"Pt", b"Eta", b"Phi", b"Class"])
@@ -167,25 +169,39 @@ def _inflatable(ds) -> bool:
 
 def _inflate_rows(ds, start: int, stop: int) -> np.ndarray | None:
     """Rows ``[start, stop)`` of an :func:`_inflatable` dataset, or None if a chunk is missing
-    or filtered differently (the caller then reads through h5py)."""
+    or filtered differently (the caller then reads through h5py).
+
+    The compressed chunks are read in this thread (h5py serialises its calls); inflating them and
+    copying the rows out run in :func:`triggerad.io.inflate.pool` threads, which zlib and numpy
+    let run in parallel (they release the GIL)."""
     step, row = ds.chunks[0], tuple(ds.shape[1:])
     out = np.empty((stop - start, *row), dtype=ds.dtype)
     size = step * int(np.prod(row, dtype=np.int64)) * ds.dtype.itemsize
     tail = (0,) * len(row)
+    chunks = []
     for lo in range(start - start % step, stop, step):
         try:
             mask, data = ds.id.read_direct_chunk((lo, *tail))
-            if mask:
-                return None
-            data = zlib.decompress(data)  # releases the GIL
-        except (OSError, KeyError, ValueError, zlib.error):
+        except (OSError, KeyError, ValueError):
             return None
+        if mask:
+            return None
+        chunks.append((lo, data))
+
+    def inflate(job) -> bool:
+        lo, data = job
+        try:
+            data = zlib.decompress(data)
+        except zlib.error:
+            return False
         if len(data) != size:
-            return None
+            return False
         chunk = np.frombuffer(data, dtype=ds.dtype).reshape(step, *row)
         a, b = max(start, lo), min(stop, lo + step)
         out[a - start:b - start] = chunk[a - lo:b - lo]
-    return out
+        return True
+
+    return out if all(inflate_pool().map(inflate, chunks)) else None
 
 
 def read_rows(ds, start: int, stop: int) -> np.ndarray:
