@@ -34,7 +34,7 @@ import numpy as np
 from anomaly import baselines as bl
 from anomaly import plots
 from anomaly.markdown import render_markdown
-from anomaly.report import baselines_report, model_report
+from anomaly.report import baselines_report, method_curves, model_report
 from triggerad.atomic import atomic_dir, write_json, write_text
 from triggerad.errors import InputFileError
 from triggerad.threshold import RatesConfig
@@ -93,8 +93,13 @@ def make_figures(
     bkg_weights: np.ndarray,
     bkg_process: np.ndarray,
     signals: dict[str, dict[str, np.ndarray]],
+    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] | None = None,
 ) -> list[str]:
-    """Write the report's PNGs into ``outdir``; return their file names."""
+    """Write the report's PNGs into ``outdir``; return their file names.
+
+    ``curves`` (:func:`anomaly.report.method_curves` of the model and the baselines) adds
+    ``efficiency_vs_fpr.png``: every method's curve per signal, the model and the best
+    single-variable cut highlighted with their operating points."""
     thr = report["threshold"]
     score, cut = thr["score"], float(thr["value"])
     names = [
@@ -112,6 +117,16 @@ def make_figures(
     table.update({m: {s: r["efficiency"] for s, r in row.items()}
                   for m, row in report.get("baselines", {}).items() if m != "best_single_variable"})
     names.append(plots.efficiency_bars(outdir / "efficiencies.png", table))
+    if curves:
+        model = f"model {score}"
+        best_rows = report.get("baselines", {}).get("best_single_variable", {})
+        best = {s: f"single_{r['variable']}" for s, r in best_rows.items()}
+        points = {s: {model: r["efficiency"],
+                      **({best[s]: best_rows[s]["efficiency"]} if s in best else {})}
+                  for s, r in report["signals"].items()}
+        names.append(plots.efficiency_vs_fpr(outdir / "efficiency_vs_fpr.png", curves,
+                                             float(thr["fpr"]), model=model, best=best,
+                                             points=points))
     return names
 
 
@@ -176,9 +191,13 @@ def evaluate(
     bkg = art.score(bkg_batch)
     sig = {n: art.score(b) for n, b in sig_batches.items()}
     bar.update()
+    sig_weights = {n: b.weight for n, b in sig_batches.items()}
     report = model_report(bkg, bkg_batch.weight, bkg_batch.process, sig, threshold, cfg,
-                          sig_weights={n: b.weight for n, b in sig_batches.items()})
+                          sig_weights=sig_weights)
     bar.update()
+    score = threshold["score"]
+    curve_bkg: dict[str, Any] = {f"model {score}": bkg[score]}
+    curve_sig: dict[str, Any] = {f"model {score}": {n: s[score] for n, s in sig.items()}}
     if any_baseline:
         train = load_split(art.data_info, "train")
         b_bkg, b_sig = bl.baseline_scores(
@@ -188,14 +207,19 @@ def evaluate(
         report["baselines"], report["baseline_cuts"] = baselines_report(
             b_bkg, bkg_batch.weight, b_sig, float(threshold["fpr"])
         )
+        curve_bkg.update(b_bkg)
+        curve_sig.update(b_sig)
         bar.update()
+    curves = method_curves(curve_bkg, bkg_batch.weight, curve_sig,
+                           n_points=cfg.report.n_roc_points, sig_weights=sig_weights)
     report.update(
         model=str(model), kind=art.kind, data_dir=str(data_dir),
         evaluation_fingerprint=fingerprint(bkg_batch),
         signal_files=signal_files,
     )
     with atomic_dir(out) as tmp:
-        report["figures"] = make_figures(tmp, report, bkg, bkg_batch.weight, bkg_batch.process, sig)
+        report["figures"] = make_figures(tmp, report, bkg, bkg_batch.weight, bkg_batch.process, sig,
+                                         curves)
         write_json(tmp / REPORT_JSON, report)
         write_text(tmp / REPORT_MD, render_markdown(report))
         write_provenance(tmp, "evaluate", cfg, {"model": str(model), "data": str(data_dir)})

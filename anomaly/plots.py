@@ -12,6 +12,7 @@ keeps its own).
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 
 import matplotlib
@@ -158,4 +159,88 @@ def efficiency_bars(path: Path, table: dict[str, dict[str, float]]) -> str:
     ax.set_ylim(0.7 * floor, 1.5)
     ax.set_ylabel("signal efficiency at the same SM rate")
     ax.legend(fontsize=11, ncol=2)
+    return _save(fig, path)
+
+
+def _curve_style(method: str, model: str, best: str | None) -> dict:
+    if method == model:
+        return {"color": "tab:red", "linewidth": 3, "zorder": 5}
+    if method == best:
+        return {"color": "tab:blue", "linewidth": 3, "zorder": 4,
+                "label": f"best single-variable cut ({method.removeprefix('single_')})"}
+    if method == "classifier":
+        return {"color": "black", "linestyle": ":", "linewidth": 2,
+                "label": "classifier (supervised bound)"}
+    if method.startswith("single_"):
+        return {"color": "tab:cyan", "linestyle": "--", "linewidth": 1, "alpha": 0.6}
+    return {"linewidth": 1.5, "linestyle": "-."}
+
+
+@_cms_style
+def efficiency_vs_fpr(
+    path: Path,
+    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]],
+    fpr_at_threshold: float,
+    *,
+    model: str,
+    best: dict[str, str] | None = None,
+    points: dict[str, dict[str, float]] | None = None,
+) -> str:
+    """Signal efficiency against SM efficiency of every method, one panel per signal.
+
+    Parameters
+    ----------
+    path : Path
+        PNG to write.
+    curves : dict
+        ``{signal: {method: (fpr, tpr)}}`` (:func:`anomaly.report.method_curves`).
+    fpr_at_threshold : float
+        SM efficiency of the threshold (a vertical line; the operating points sit on it).
+    model : str
+        The model's method name (highlighted in red).
+    best : dict, optional
+        ``{signal: method}``: the best single-variable cut per signal (highlighted in blue).
+    points : dict, optional
+        ``{signal: {method: efficiency}}`` at the threshold, drawn as markers; an efficiency of 0
+        is a downward triangle at the bottom of the (data-scaled) axis.
+    """
+    best, points = best or {}, points or {}
+    signals = list(curves)
+    ncols = min(2, max(len(signals), 1))
+    nrows = max(math.ceil(len(signals) / ncols), 1)
+    fig = Figure(figsize=(9 * ncols, 7 * nrows))
+    axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
+    for ax, sig in zip(axes, signals, strict=False):
+        lowest_x, lowest_y = 1.0, 1.0
+        for method, (fpr, tpr) in curves[sig].items():
+            keep = (fpr > 0) & (tpr > 0)
+            style = {"label": method, **_curve_style(method, model, best.get(sig))}
+            if method.startswith("single_") and method != best.get(sig):
+                style["label"] = "other single-variable cuts" if sig == signals[0] else None
+            ax.plot(fpr[keep], tpr[keep], **style)
+            if keep.any():
+                lowest_x = min(lowest_x, float(fpr[keep].min()))
+                lowest_y = min(lowest_y, float(tpr[keep].min()))
+        floor = lowest_y / 2
+        for method, eff in points.get(sig, {}).items():
+            color = "tab:red" if method == model else "tab:blue"
+            if eff > 0:
+                ax.plot([fpr_at_threshold], [eff], "o", color=color, markersize=10, zorder=6)
+            else:
+                ax.plot([fpr_at_threshold], [floor], "v", color=color, markersize=10, zorder=6)
+        ax.axvline(fpr_at_threshold, color="0.4", linestyle="--", linewidth=1, label="threshold")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(lowest_x, 1.0)
+        ax.set_ylim(floor / 1.5, 1.3)
+        ax.set_xlabel("SM efficiency (weighted)")
+        ax.set_ylabel("signal efficiency")
+        ax.set_title(sig, fontsize=18)
+        ax.text(0.0, 1.01, "trigger-ad simulation", transform=ax.transAxes, fontsize=12,
+                style="italic", va="bottom")
+    for ax in axes[len(signals):]:
+        ax.set_visible(False)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=3, fontsize=12, frameon=False)
+    fig.tight_layout(rect=(0, 0.04 + 0.02 * math.ceil(len(names) / 3), 1, 1))
     return _save(fig, path)

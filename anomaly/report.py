@@ -164,3 +164,41 @@ def baselines_report(
             best[sig] = {**table[winner][sig], "variable": winner.removeprefix("single_")}
         table["best_single_variable"] = best
     return table, cuts
+
+
+def method_curves(
+    bkg_scores: dict[str, Any],
+    bkg_weights: np.ndarray,
+    sig_scores: dict[str, dict[str, np.ndarray]],
+    *,
+    n_points: int = 200,
+    sig_weights: dict[str, np.ndarray] | None = None,
+) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Signal efficiency against SM efficiency of every method, per signal.
+
+    Parameters
+    ----------
+    bkg_scores : dict
+        ``{method: (n,) scores}`` on the evaluation background, or ``{method: {signal: (n,)}}``
+        for a method trained per signal (the classifier), as :func:`baselines_report` takes.
+    bkg_weights : (n,) array
+        Background weights.
+    sig_scores : dict
+        ``{method: {signal: (m,) scores}}``.
+    n_points : int
+        Points per curve (log-spaced in SM efficiency, :func:`triggerad.metrics.roc`).
+    sig_weights : dict of (m,) arrays, optional
+        Signal weights by signal name (default: equal).
+
+    Returns
+    -------
+    dict
+        ``{signal: {method: (fpr, tpr)}}``, methods in the order of ``bkg_scores``.
+    """
+    out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    for method, bkg in bkg_scores.items():
+        for sig, s in sig_scores[method].items():
+            b = bkg[sig] if isinstance(bkg, dict) else bkg
+            out.setdefault(sig, {})[method] = roc(
+                b, bkg_weights, s, n_points=n_points, sig_weights=(sig_weights or {}).get(sig))
+    return out

@@ -172,6 +172,20 @@ def test_model_report_values(tmp_path):
     names = ev.make_figures(tmp_path, rep, bkg, w, process, sig)
     assert names == ["scores.png", "rate_vs_threshold.png", "roc.png", "float_vs_quantized_mu2.png",
                      "efficiencies.png"]
+    # every method's curve: the model's equals the report's ROC; a per-signal method (the
+    # classifier's layout) is cut on its own background scores
+    perfect = {n: np.full(len(s["nll"]), 10.0) for n, s in sig.items()}
+    curves = report.method_curves(
+        {"model nll": bkg["nll"], "classifier": {n: np.zeros(len(w)) for n in sig}},
+        w, {"model nll": {n: s["nll"] for n, s in sig.items()}, "classifier": perfect},
+        n_points=cfg.report.n_roc_points)
+    assert set(curves) == set(sig) and list(curves["hard"]) == ["model nll", "classifier"]
+    for name in sig:
+        np.testing.assert_allclose(curves[name]["model nll"][1], rep["roc"][name]["tpr"])
+        np.testing.assert_allclose(curves[name]["model nll"][0], rep["roc"][name]["fpr"])
+        assert np.all(curves[name]["classifier"][1] == 1.0)  # separates perfectly at any rate
+    with_curves = ev.make_figures(tmp_path, rep, bkg, w, process, sig, curves)
+    assert with_curves == [*names, "efficiency_vs_fpr.png"]
     for name in names:
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rep["figures"] = names
