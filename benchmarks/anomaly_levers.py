@@ -35,6 +35,7 @@ FIXED_64 = {"model": {"normalisation": {"mode": "fixed", "pt": 64, "eta": 4, "ph
 FIXED_32 = {"model": {"normalisation": {"mode": "fixed", "pt": 32, "eta": 2, "phi": 2}}}
 FIXED_16 = {"model": {"normalisation": {"mode": "fixed", "pt": 16, "eta": 2, "phi": 2}}}
 LONGER = {"training": {"epochs": 150}}
+ROBUST = {"model": {"normalisation": {"mode": "robust"}}}
 LEVERS = {
     "l1_fitted": ("l1_vae", {}, [42]),
     "l1_fixed_pt64": ("l1_vae", FIXED_64, [42]),
@@ -45,6 +46,7 @@ LEVERS = {
     "hlf_seed42": ("hlf_vae", {}, [42]),
     "hlf_ens3": ("hlf_vae", {}, [42, 43, 44]),
     "hlf_epochs150": ("hlf_vae", LONGER, [42]),
+    "hlf_robust": ("hlf_vae", ROBUST, [42]),
 }
 LEVERS.update({
     "flow": ("flow", {}, [1]),
