@@ -47,14 +47,16 @@ LEVERS = {
     "hlf_ens3": ("hlf_vae", {}, [42, 43, 44]),
     "hlf_epochs150": ("hlf_vae", LONGER, [42]),
     "hlf_robust": ("hlf_vae", ROBUST, [42]),
+    "hlf_robust_ens3": ("hlf_vae", ROBUST, [42, 43, 44]),
 }
+NO_JACOBIAN = {"jacobian": False}
 LEVERS.update({
-    "flow": ("flow", {}, [1]),
-    "flow_jacobian": ("flow", {"jacobian": True}, [1]),
-    "flow_big": ("flow", {"couplings": 10, "hidden": [128, 128], "epochs": 80,
-                          "patience": 10}, [1]),
-    "flow_ens3": ("flow", {}, [1, 2, 3]),
-    "flow_jacobian_ens3": ("flow", {"jacobian": True}, [1, 2, 3]),
+    "flow": ("flow", {"jacobian": True}, [1]),
+    "flow_ens3": ("flow", {"jacobian": True}, [1, 2, 3]),
+    "flow_nojac": ("flow", NO_JACOBIAN, [1]),
+    "flow_nojac_ens3": ("flow", NO_JACOBIAN, [1, 2, 3]),
+    "flow_nojac_big": ("flow", {**NO_JACOBIAN, "couplings": 10, "hidden": [128, 128],
+                                "epochs": 80, "patience": 10}, [1]),
 })
 FPRS = [0.03, 0.01]
 
