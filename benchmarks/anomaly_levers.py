@@ -53,6 +53,10 @@ NO_JACOBIAN = {"jacobian": False}
 LEVERS.update({
     "flow": ("flow", {"jacobian": True}, [1]),
     "flow_ens3": ("flow", {"jacobian": True}, [1, 2, 3]),
+    "flow_long": ("flow", {"jacobian": True, "epochs": 100, "patience": 10}, [1]),
+    "flow_small": ("flow", {"jacobian": True, "couplings": 4, "hidden": [32, 32]}, [1]),
+    "flow_lr3e-4": ("flow", {"jacobian": True, "learning_rate": 3e-4, "epochs": 100,
+                             "patience": 10}, [1]),
     "flow_nojac": ("flow", NO_JACOBIAN, [1]),
     "flow_nojac_ens3": ("flow", NO_JACOBIAN, [1, 2, 3]),
     "flow_nojac_big": ("flow", {**NO_JACOBIAN, "couplings": 10, "hidden": [128, 128],
