@@ -48,6 +48,7 @@ LEVERS = {
     "hlf_epochs150": ("hlf_vae", LONGER, [42]),
     "hlf_robust": ("hlf_vae", ROBUST, [42]),
     "hlf_robust_ens3": ("hlf_vae", ROBUST, [42, 43, 44]),
+    "hlf_unweighted": ("hlf_vae", {"data": {"use_weights": False}}, [42]),
 }
 NO_JACOBIAN = {"jacobian": False}
 LEVERS.update({
