@@ -4,6 +4,8 @@
   reconstruction of the transformed, standardised features.
 - ``isolation_forest``: scikit-learn :class:`~sklearn.ensemble.IsolationForest`; score =
   ``-score_samples`` (higher = more anomalous).
+- ``flow``: a RealNVP normalizing flow (:mod:`anomaly.flow`); score = ``-log p`` of the
+  dequantized, robustly scaled features.
 - ``classifier``: a supervised :class:`~sklearn.ensemble.HistGradientBoostingClassifier` per
   signal, trained on background (training split) against one half of the signal and evaluated
   on the other half: an upper bound for a model that knows the signal.
@@ -15,7 +17,8 @@ Background training events are weighted by their cross-section weights (normalis
 negative weights (NLO generators) enter as ``|w|``, as in the VAE training's default.
 
 Every fitted baseline is a function ``(n, 21) features -> (n,) scores`` so the evaluation applies
-the same :func:`triggerad.rates.threshold_at_rate` to all of them.
+the same :func:`triggerad.rates.threshold_at_rate` to all of them. The unsupervised ones are
+registered in :data:`UNSUPERVISED` (name -> config section and fit function).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from anomaly.flow import fit_flow
 from triggerad import schema
 from triggerad.errors import ConfigError, did_you_mean
 
@@ -178,6 +182,30 @@ def fit_isolation_forest(x: np.ndarray, weights: np.ndarray, cfg: IsolationFores
     return lambda v: -forest.score_samples(v).astype(np.float64)
 
 
+#: Unsupervised baselines: name -> (the EvaluateConfig section attribute, fit function). A fit
+#: function takes ``(features, weights, section)`` and returns a :data:`Scorer`.
+UNSUPERVISED: dict[str, tuple[str, Callable[..., Scorer]]] = {
+    "autoencoder": ("autoencoder", fit_autoencoder),
+    "isolation_forest": ("isolation_forest", fit_isolation_forest),
+    "flow": ("flow", fit_flow),
+}
+
+
+def fit_unsupervised(train_x: np.ndarray, train_w: np.ndarray, cfg) -> dict[str, Scorer]:
+    """Train the enabled unsupervised baselines (:data:`UNSUPERVISED`) on the training split.
+
+    Each is trained on at most its section's ``max_train_events`` events (seeded subsample).
+    Returns ``{name: scorer}``.
+    """
+    scorers = {}
+    for name, (attr, fit) in UNSUPERVISED.items():
+        section = getattr(cfg, attr)
+        if section.enabled:
+            idx = subsample(len(train_x), section.max_train_events, section.seed)
+            scorers[name] = fit(train_x[idx], train_w[idx], section)
+    return scorers
+
+
 def fit_classifier(
     x_bkg: np.ndarray, w_bkg: np.ndarray, x_sig: np.ndarray, cfg: ClassifierConfig
 ) -> Scorer:
@@ -213,6 +241,8 @@ def baseline_scores(
     sig_batches: dict[str, Any],
     sig_x: dict[str, np.ndarray],
     cfg,
+    *,
+    scorers: dict[str, Scorer] | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
     """Train the enabled baselines and score the evaluation background and signals.
 
@@ -226,6 +256,9 @@ def baseline_scores(
         Signal batches and their 21 features, by signal name.
     cfg : anomaly.evaluate.EvaluateConfig
         Which baselines run, and their sizes (one section per baseline).
+    scorers : dict, optional
+        Already fitted unsupervised baselines (:func:`fit_unsupervised`), e.g. to score another
+        split with the same models; None: fitted here.
 
     Returns
     -------
@@ -240,16 +273,11 @@ def baseline_scores(
             sig[f"single_{var}"] = {
                 n: single_variable(sig_batches[n], x, var) for n, x in sig_x.items()
             }
-    unsupervised = {
-        "autoencoder": (cfg.autoencoder, fit_autoencoder),
-        "isolation_forest": (cfg.isolation_forest, fit_isolation_forest),
-    }
-    for name, (section, fit) in unsupervised.items():
-        if section.enabled:
-            idx = subsample(len(train_x), section.max_train_events, section.seed)
-            scorer = fit(train_x[idx], train_w[idx], section)
-            bkg[name] = scorer(bkg_x)
-            sig[name] = {n: scorer(x) for n, x in sig_x.items()}
+    if scorers is None:
+        scorers = fit_unsupervised(train_x, train_w, cfg)
+    for name, scorer in scorers.items():
+        bkg[name] = scorer(bkg_x)
+        sig[name] = {n: scorer(x) for n, x in sig_x.items()}
     if cfg.classifier.enabled:
         section = cfg.classifier
         idx = subsample(len(train_x), section.max_train_events, section.seed)

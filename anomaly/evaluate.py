@@ -33,6 +33,7 @@ import numpy as np
 
 from anomaly import baselines as bl
 from anomaly import plots
+from anomaly.flow import FlowConfig
 from anomaly.markdown import render_markdown
 from anomaly.report import baselines_report, method_curves, model_report
 from triggerad.atomic import atomic_dir, write_json, write_text
@@ -82,6 +83,7 @@ class EvaluateConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     autoencoder: bl.AutoencoderConfig = field(default_factory=bl.AutoencoderConfig)
     isolation_forest: bl.IsolationForestConfig = field(default_factory=bl.IsolationForestConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
     classifier: bl.ClassifierConfig = field(default_factory=bl.ClassifierConfig)
     single_variable: bl.SingleVariableConfig = field(default_factory=bl.SingleVariableConfig)
 
@@ -128,6 +130,24 @@ def make_figures(
                                              float(thr["fpr"]), model=model, best=best,
                                              points=points))
     return names
+
+
+def single_selection(art, cfg: EvaluateConfig, sig_batches: dict[str, Any]) -> dict[str, Any] | None:
+    """Where the best single variable is chosen (``baselines_report(selection=...)``): the
+    single variables on the model's validation split and the classifier's halves of each signal.
+    """
+    from anomaly.features import compute_features
+    from triggerad.data import load_split
+
+    if not cfg.single_variable.enabled:
+        return None
+    val = load_split(art.data_info, "val", where=f"{art.path}/artifact.json")
+    val_x = compute_features(val)
+    return {"bkg": {f"single_{v}": bl.single_variable(val, val_x, v)
+                    for v in cfg.single_variable.variables},
+            "weights": val.weight,
+            "halves": {n: bl.signal_halves(len(b), cfg.classifier.seed)
+                       for n, b in sig_batches.items()}}
 
 
 def evaluate(
@@ -183,7 +203,7 @@ def evaluate(
             f"by hand?); the report needs them: set it with `trigger-ad threshold {model}`"
         )
     any_baseline = any(getattr(cfg, k).enabled for k in
-                       ("autoencoder", "isolation_forest", "classifier", "single_variable"))
+                       (*(a for a, _ in bl.UNSUPERVISED.values()), "classifier", "single_variable"))
     bar = tqdm(total=4 + any_baseline, desc="evaluate", file=sys.stderr, disable=not progress)
     bkg_batch = load_split(art.data_info, cfg.report.split, where=f"{art.path}/artifact.json")
     sig_batches, signal_files = load_signals(data_dir, cfg.report.max_signal_events)
@@ -205,7 +225,8 @@ def evaluate(
             sig_batches, {n: compute_features(b) for n, b in sig_batches.items()}, cfg,
         )
         report["baselines"], report["baseline_cuts"] = baselines_report(
-            b_bkg, bkg_batch.weight, b_sig, float(threshold["fpr"])
+            b_bkg, bkg_batch.weight, b_sig, float(threshold["fpr"]),
+            selection=single_selection(art, cfg, sig_batches) if cfg.report.split != "val" else None,
         )
         curve_bkg.update(b_bkg)
         curve_sig.update(b_sig)

@@ -43,15 +43,19 @@ def render_markdown(report: dict[str, Any]) -> str:
         "\n## Efficiencies at the same SM rate (cut on the evaluation sample)\n\n",
         f"Every score below is cut on the {ev['split']} SM sample at the threshold's target "
         f"fraction {thr['fpr']:.3g} (the table above uses the stored cut). Baselines: plain "
-        "autoencoder (MSE), IsolationForest, a supervised classifier per signal (trained on half "
+        "autoencoder (MSE), IsolationForest, a normalizing flow (-log p), a supervised classifier per signal (trained on half "
         "of the signal, evaluated on the other half: an upper bound), and single-variable cuts.\n\n",
         table(["method", *signals],
                [[m, *(row.get(s, {}).get("efficiency") for s in signals)] for m, row in methods.items()]),
     ]
     if report.get("baselines", {}).get("best_single_variable"):
         best = report["baselines"]["best_single_variable"]
+        on_val = all(best[s].get("chosen_on") == "validation" for s in best)
         parts.append("\nBest single variable: " + ", ".join(
-            f"{s}: {best[s]['variable']}" for s in signals if s in best) + "\n")
+            f"{s}: {best[s]['variable']}" for s in signals if s in best)
+            + (" (chosen on the validation split and half of each signal; its efficiency on the "
+               "other half)" if on_val else " (chosen on the evaluated sample itself: optimistic)")
+            + "\n")
     for pair, row in report["float_vs_quantized"].items():
         parts += [
             f"\n## Float vs quantized: {pair}\n\n",

@@ -77,6 +77,9 @@ class ModelConfig:
         if self.normalisation.mode == "fixed" and self.kind != "l1_vae":
             raise ValueError(f"normalisation.mode 'fixed' is for kind 'l1_vae' (pT, eta, phi "
                              f"inputs), found kind {self.kind!r}; use mode 'fitted'")
+        if self.normalisation.mode == "robust" and self.kind != "hlf_vae":
+            raise ValueError(f"normalisation.mode 'robust' is for kind 'hlf_vae', found kind "
+                             f"{self.kind!r}; use mode 'fitted' or 'fixed'")
 
 
 @dataclass
@@ -157,7 +160,8 @@ def fit_normalisation(kind: str, x: np.ndarray, cfg: NormalisationConfig | None 
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Fit ``(mean, scale)`` on training inputs so that ``(x - mean) / scale`` is O(1).
 
-    ``hlf_vae``: mean and standard deviation per feature. ``l1_vae``: mean 0 (so empty slots stay
+    ``hlf_vae``: mean and standard deviation per feature (``cfg.mode == "robust"``: median and
+    IQR / 1.349, the standard deviation when the IQR is 0). ``l1_vae``: mean 0 (so empty slots stay
     exactly 0, also in firmware) and the root mean square over occupied entries per input. A
     constant or never-filled input gets scale 1. ``power_of_two``: each fitted scale rounded to
     the nearest power of two in log2 (``2**round(log2 scale)``, exact in float32), so that the
@@ -169,7 +173,10 @@ def fit_normalisation(kind: str, x: np.ndarray, cfg: NormalisationConfig | None 
     if cfg is not None and cfg.mode == "fixed":
         return fixed_normalisation(cfg)
     x = np.asarray(x, dtype=np.float64)
-    if kind == "hlf_vae":
+    if kind == "hlf_vae" and cfg is not None and cfg.mode == "robust":
+        q25, mean, q75 = np.percentile(x, [25, 50, 75], axis=0)
+        scale = np.where(q75 - q25 > 1e-6, (q75 - q25) / 1.349, x.std(axis=0))
+    elif kind == "hlf_vae":
         mean, scale = x.mean(axis=0), x.std(axis=0)
     else:
         mask = input_mask(x)

@@ -32,14 +32,16 @@ class NormalisationConfig:
 
     Attributes
     ----------
-    mode : {"fitted", "fixed"}
+    mode : {"fitted", "fixed", "robust"}
+        ``robust`` (``hlf_vae`` only): median and IQR / 1.349 instead of mean and standard
+        deviation (the standard deviation when the IQR is 0), fitted on the training split.
     pt : float or dict of str to float
         pT scale [GeV]: one value, or one per object type (:data:`OBJECT_TYPES`, all required).
     eta, phi : float
         Scales of eta and phi.
     """
 
-    mode: Literal["fitted", "fixed"] = "fitted"
+    mode: Literal["fitted", "fixed", "robust"] = "fitted"
     pt: float | dict[str, float] = 64.0
     eta: float = 4.0
     phi: float = 4.0

@@ -12,6 +12,11 @@ Usage::
 
     python benchmarks/anomaly_levers.py STUDY --out DIR [--levers l1_fitted,l1_fixed_pt64]
 
+A lever whose model is an unsupervised baseline of :data:`anomaly.baselines.UNSUPERVISED` (e.g.
+the normalizing flow, ``flow``) fits it on the study's SM training split (the HLF VAE's split)
+with the study's evaluation config section plus the overrides, with each seed as the section's
+``seed``; its scores are cached in ``DIR/models/<lever>_s<seed>.npz``.
+
 Writes ``DIR/levers.json`` and ``DIR/levers.md`` (one row per method and operating point:
 efficiency per signal, wins vs the fair best single cut, mean ratio to the supervised bound).
 Trained models stay in ``DIR/models/<lever>_s<seed>`` and are reused when the script runs again.
@@ -30,6 +35,7 @@ FIXED_64 = {"model": {"normalisation": {"mode": "fixed", "pt": 64, "eta": 4, "ph
 FIXED_32 = {"model": {"normalisation": {"mode": "fixed", "pt": 32, "eta": 2, "phi": 2}}}
 FIXED_16 = {"model": {"normalisation": {"mode": "fixed", "pt": 16, "eta": 2, "phi": 2}}}
 LONGER = {"training": {"epochs": 150}}
+ROBUST = {"model": {"normalisation": {"mode": "robust"}}}
 LEVERS = {
     "l1_fitted": ("l1_vae", {}, [42]),
     "l1_fixed_pt64": ("l1_vae", FIXED_64, [42]),
@@ -40,7 +46,23 @@ LEVERS = {
     "hlf_seed42": ("hlf_vae", {}, [42]),
     "hlf_ens3": ("hlf_vae", {}, [42, 43, 44]),
     "hlf_epochs150": ("hlf_vae", LONGER, [42]),
+    "hlf_robust": ("hlf_vae", ROBUST, [42]),
+    "hlf_robust_ens3": ("hlf_vae", ROBUST, [42, 43, 44]),
+    "hlf_unweighted": ("hlf_vae", {"data": {"use_weights": False}}, [42]),
 }
+NO_JACOBIAN = {"jacobian": False}
+LEVERS.update({
+    "flow": ("flow", {"jacobian": True}, [1]),
+    "flow_ens3": ("flow", {"jacobian": True}, [1, 2, 3]),
+    "flow_long": ("flow", {"jacobian": True, "epochs": 100, "patience": 10}, [1]),
+    "flow_small": ("flow", {"jacobian": True, "couplings": 4, "hidden": [32, 32]}, [1]),
+    "flow_lr3e-4": ("flow", {"jacobian": True, "learning_rate": 3e-4, "epochs": 100,
+                             "patience": 10}, [1]),
+    "flow_nojac": ("flow", NO_JACOBIAN, [1]),
+    "flow_nojac_ens3": ("flow", NO_JACOBIAN, [1, 2, 3]),
+    "flow_nojac_big": ("flow", {**NO_JACOBIAN, "couplings": 10, "hidden": [128, 128],
+                                "epochs": 80, "patience": 10}, [1]),
+})
 FPRS = [0.03, 0.01]
 
 
@@ -74,6 +96,7 @@ def _key(overrides: dict) -> str:
 
 def lever_scores(cfg, study: Path, out: Path, lever: str, scores) -> list[str]:
     """Add the lever's (mean over seeds) scores to ``scores``; return the method names."""
+    from anomaly.baselines import UNSUPERVISED
     from anomaly.evaluate import EvaluateConfig
     from anomaly.study.config import data_dir
     from triggerad.config import load, resolve_config
@@ -83,6 +106,8 @@ def lever_scores(cfg, study: Path, out: Path, lever: str, scores) -> list[str]:
     model, overrides, seeds = LEVERS[lever]
     split = load(EvaluateConfig, resolve_config(cfg.evaluation.config)).report.split
     sig, _ = load_signals(data_dir(cfg, study), cfg.evaluation.max_signal_events)
+    if model in UNSUPERVISED:
+        return baseline_lever_scores(cfg, study, out, lever, scores, sig, split)
     per_seed = []
     for seed in seeds:
         art = load_model(train_lever(cfg, study, out, model, overrides, seed))
@@ -98,6 +123,49 @@ def lever_scores(cfg, study: Path, out: Path, lever: str, scores) -> list[str]:
         scores.add(f"{lever}:{name}", b, s, {n: batch.weight for n, batch in sig.items()})
         methods.append(f"{lever}:{name}")
     return methods
+
+
+def baseline_lever_scores(cfg, study: Path, out: Path, lever: str, scores, sig: dict,
+                          split: str) -> list[str]:
+    """A baseline lever: fit it on the study's training split per seed, add the mean score."""
+    from dataclasses import replace
+
+    from anomaly import baselines as bl
+    from anomaly.evaluate import EvaluateConfig
+    from anomaly.features import compute_features
+    from triggerad.config import load, resolve_config
+    from triggerad.data import load_split
+    from triggerad.models import load_model
+
+    model, overrides, seeds = LEVERS[lever]
+    attr, fit = bl.UNSUPERVISED[model]
+    section = getattr(load(EvaluateConfig, resolve_config(cfg.evaluation.config)), attr)
+    info = load_model(study / "models" / "hlf_vae").data_info
+    bkg = load_split(info, split)
+    if not np.array_equal(np.asarray(bkg.weight, np.float64), scores.bkg_weight):
+        raise RuntimeError(f"{lever}: evaluation split differs from the study's")
+    names = list(sig)
+    per_seed = []
+    for seed in seeds:
+        cache = out / "models" / f"{lever}_s{seed}.npz"
+        if not cache.is_file():
+            import time
+
+            train = load_split(info, "train")
+            sec = replace(section, **overrides, enabled=True, seed=seed)
+            idx = bl.subsample(len(train), sec.max_train_events, sec.seed)
+            start = time.perf_counter()
+            scorer = fit(compute_features(train)[idx], train.weight[idx], sec)
+            print(f"  fitted {cache.stem}: {time.perf_counter() - start:.0f} s (under load)")
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(cache, bkg=scorer(compute_features(bkg)),
+                     **{f"sig_{n}": scorer(compute_features(sig[n])) for n in names})
+        with np.load(cache) as data:
+            per_seed.append((data["bkg"], {n: data[f"sig_{n}"] for n in names}))
+    scores.add(lever, np.mean([p[0] for p in per_seed], axis=0),
+               {n: np.mean([p[1][n] for p in per_seed], axis=0) for n in names},
+               {n: batch.weight for n, batch in sig.items()})
+    return [lever]
 
 
 def summarise(scores, methods: list[str], cl: float, min_effective: float) -> dict:
@@ -159,7 +227,10 @@ def main(argv=None) -> int:
     cfg = load_study(study / "config.resolved.yaml")
     rates_cfg = load_section(RatesConfig, resolve_config(cfg.evaluation.config), "rates")
     scores = ScoreSet.load(study / "scores.npz")
-    methods = [m for m in scores.methods if ":" in m]  # the study's own VAE scores
+    # the study's own VAE scores and unsupervised baselines
+    from anomaly.baselines import UNSUPERVISED
+
+    methods = [m for m in scores.methods if ":" in m or m in UNSUPERVISED]
     for lever in args.levers.split(","):
         if lever not in LEVERS:
             parser.error(f"unknown lever {lever!r}; valid: {', '.join(LEVERS)}")

@@ -250,6 +250,7 @@ def test_threshold_then_evaluate_end_to_end(tmp_path, capsys):
         "rates: {luminosity_fb_per_month: 5.0}\n"
         "autoencoder: {epochs: 2, max_train_events: 2000}\n"
         "isolation_forest: {n_estimators: 20, max_train_events: 2000}\n"
+        "flow: {enabled: true, couplings: 2, hidden: [8], epochs: 2, max_train_events: 2000}\n"
         "classifier: {max_iter: 10, max_train_events: 2000}\n"
     )
     # sigma_total = sum of weights: W 1 pb, QCD 3 pb per event here
@@ -279,8 +280,12 @@ def test_threshold_then_evaluate_end_to_end(tmp_path, capsys):
     for row in rep["signals"].values():
         assert {"efficiency", "auc", "xsec_100_per_month_pb"} <= set(row)
         assert 0 <= row["efficiency"] <= 1 and 0 <= row["auc"] <= 1
-    assert set(rep["baselines"]) == {"autoencoder", "isolation_forest", "classifier", "single_LepPt",
-                                     "single_HT", "single_MET", "best_single_variable"}
+    assert set(rep["baselines"]) == {"autoencoder", "isolation_forest", "flow", "classifier",
+                                     "single_LepPt", "single_HT", "single_MET",
+                                     "best_single_variable"}
+    assert {r["chosen_on"] for r in rep["baselines"]["best_single_variable"].values()} == {
+        "validation"}
+    assert "chosen on the validation split and half of each signal" in (out / "report.md").read_text()
     for table in rep["baselines"].values():
         assert set(table) == set(SIGNAL_SHIFTS)
     assert rep["evaluation_sample"]["n_events"] == 1200

@@ -43,7 +43,7 @@ def test_fixed_scales_ignore_the_data():
 
 @pytest.mark.parametrize(("section", "message"), [
     ("{mode: fixed, ptt: 64}", r"t.yaml.model.normalisation: unknown key 'ptt'.*did you mean 'pt'"),
-    ("{mode: fixd}", r"normalisation.mode: expected one of 'fitted', 'fixed', found 'fixd'.*"
+    ("{mode: fixd}", r"normalisation.mode: expected one of 'fitted', 'fixed', 'robust', found 'fixd'.*"
                      r"did you mean 'fixed'"),
     ("{mode: fixed, pt: {Jets: 32}}", r"unknown object type 'Jets'.*did you mean 'Jet'"),
     ("{mode: fixed, pt: {Jet: 32}}", r"missing object types \['MET', 'Electron', 'Muon'\]"),
@@ -53,6 +53,9 @@ def test_bad_normalisation_config(tmp_path, section, message):
     path = tmp_path / "t.yaml"
     path.write_text(f"model: {{kind: l1_vae, normalisation: {section}}}\n")
     with pytest.raises(ConfigError, match=message):
+        load(TrainConfig, path)
+    path.write_text("model: {kind: l1_vae, normalisation: {mode: robust}}\n")
+    with pytest.raises(ConfigError, match="mode 'robust' is for kind 'hlf_vae'.*found kind 'l1_vae'"):
         load(TrainConfig, path)
     path.write_text("model: {kind: hlf_vae, normalisation: {mode: fixed}}\n")
     with pytest.raises(ConfigError, match="mode 'fixed' is for kind 'l1_vae'.*found kind 'hlf_vae'"):
@@ -105,3 +108,15 @@ def test_trained_artifact_and_fixed_point_graph_use_the_fixed_scales(tmp_path):
     raw = norm.input_type.assign(x.astype(np.float64) * 2.0 ** norm.input_type.frac)
     out = norm.forward(raw) * 2.0 ** -norm.result.frac
     assert out[0, 27] == 1.0 and out[0, 15] == 1.0 and out[0, 28] == 0.5
+
+
+def test_robust_hlf_scales_median_and_iqr():
+    cfg = build(m.ModelConfig, {"kind": "hlf_vae", "normalisation": {"mode": "robust"}},
+                where="t.yaml:model")
+    x = np.zeros((8, 21))
+    x[:, 0] = [1, 2, 3, 4, 5, 6, 7, 1000]  # a tail: median 4.5, IQR 3.5 (numpy's linear rule)
+    x[:, 1] = [0, 0, 0, 0, 0, 0, 0, 8]     # IQR 0: the standard deviation
+    mean, scale = m.fit_normalisation("hlf_vae", x, cfg.normalisation)
+    assert mean[0] == pytest.approx(4.5) and scale[0] == pytest.approx(3.5 / 1.349)
+    assert mean[1] == 0 and scale[1] == pytest.approx(np.std(x[:, 1]))
+    assert scale[2] == 1.0  # constant

@@ -15,7 +15,9 @@ the variable and its direction (``>`` or ``<``) - on a *separate* selection samp
 validation split and the half of each signal the supervised classifier trains on), and its
 efficiency is measured on the evaluation split and the other signal half
 (:func:`best_single_fair`). The old choice on the evaluation sample itself (optimistic for the
-baseline) stays as :data:`BEST_SINGLE_EVAL`, labelled as such.
+baseline) stays as :data:`BEST_SINGLE_EVAL`, labelled as such. The best *unsupervised* method
+is chosen the same way (:func:`best_unsupervised_fair`): on the selection sample, reported on the
+held-out one.
 """
 
 from __future__ import annotations
@@ -240,6 +242,64 @@ def comparison(table: dict, method: str) -> dict[str, dict[str, Any]]:
         out[label] = {"wins": int(wins), "signals": len(per_signal),
                       "mean_ratio_to_supervised": float(np.mean(ratios)) if ratios else None,
                       "measurable": bool(measurable)}
+    return out
+
+
+def unsupervised(methods) -> list[str]:
+    """The unsupervised methods among ``methods``: not a single variable, not the classifier."""
+    return [m for m in methods if not m.startswith("single_")
+            and m not in (SUPERVISED, BEST_SINGLE, BEST_SINGLE_EVAL)]
+
+
+def best_unsupervised_fair(selection: ScoreSet, heldout: ScoreSet, fprs: list[float], *,
+                           cl: float, min_effective: float) -> dict[str, dict[str, Any]]:
+    """Per operating point, the best unsupervised method chosen on ``selection``, measured on
+    ``heldout``.
+
+    On the selection sample each unsupervised method (:func:`unsupervised`, those present in
+    both sets) is compared with the best single-variable cut chosen and measured on that same
+    sample: the most wins, then the highest mean of selection efficiency / supervised
+    efficiency (the classifier's held-out efficiency, a fixed per-signal normalisation: it is
+    trained on the selection half of the signal, so it has no selection efficiency). The chosen
+    method's :func:`comparison` on ``heldout`` (against :data:`BEST_SINGLE`, chosen on
+    ``selection``) is returned.
+
+    Returns
+    -------
+    dict
+        ``{fpr label: {"method", "chosen_on": "selection", "selection_wins",
+        "selection_mean_ratio", "selection_measurable", **comparison on heldout}}``; empty when
+        no unsupervised method is in both sets.
+    """
+    candidates = [m for m in unsupervised(selection.methods) if m in heldout.methods]
+    if not candidates:
+        return {}
+    both = {SELECTION: selection, HELDOUT: heldout}
+    held = study_table(ScoreSet(heldout.bkg_weight, heldout.methods, both), fprs, cl=cl,
+                       min_effective=min_effective)
+    on_sel = study_table(ScoreSet(selection.bkg_weight, selection.methods,
+                                  {SELECTION: selection, HELDOUT: selection}),
+                         fprs, cl=cl, min_effective=min_effective)
+    out = {}
+    for label, per_signal in on_sel.items():
+        ranked = {}
+        for m in candidates:
+            wins, ratios, measurable = 0, [], True
+            for s, rows in per_signal.items():
+                if m not in rows:
+                    continue
+                measurable &= rows[m]["measurable"]
+                if BEST_SINGLE in rows:
+                    wins += rows[m]["efficiency"] > rows[BEST_SINGLE]["efficiency"]
+                bound = held[label].get(s, {}).get(SUPERVISED, {}).get("efficiency", 0.0)
+                if bound > 0:
+                    ratios.append(rows[m]["efficiency"] / bound)
+            ranked[m] = (int(wins), float(np.mean(ratios)) if ratios else 0.0, measurable)
+        best = max(candidates, key=lambda m: ranked[m][:2])
+        out[label] = {"method": best, "chosen_on": "selection", "selection_wins": ranked[best][0],
+                      "selection_mean_ratio": ranked[best][1],
+                      "selection_measurable": ranked[best][2],
+                      **comparison({label: held[label]}, best)[label]}
     return out
 
 

@@ -130,23 +130,31 @@ def step_scores(cfg: StudyConfig, out: Path) -> dict[str, Any]:
     sig, _ = load_signals(data_dir(cfg, out), cfg.evaluation.max_signal_events)
     sig_w = {n: b.weight for n, b in sig.items()}
     scores = ScoreSet(bkg_weight=np.asarray(bkg.weight, dtype=np.float64))
+    val = load_split(infos[0], "val")
+    val_scores: dict[str, np.ndarray] = {}  # every unsupervised score on the validation split
     for model, art in arts.items():
-        b = art.score(bkg)
+        b, v = art.score(bkg), art.score(val)
         s = {n: art.score(batch) for n, batch in sig.items()}
         for name in art.score_names:
             scores.add(f"{model}:{name}", b[name], {n: v[name] for n, v in s.items()}, sig_w)
+            val_scores[f"{model}:{name}"] = v[name]
     train = load_split(infos[0], "train")
     sig_x = {n: compute_features(batch) for n, batch in sig.items()}
+    scorers = bl.fit_unsupervised(compute_features(train), train.weight, ecfg)
     b_bkg, b_sig = bl.baseline_scores(compute_features(train), train.weight, bkg,
-                                      compute_features(bkg), sig, sig_x, ecfg)
+                                      compute_features(bkg), sig, sig_x, ecfg, scorers=scorers)
+    val_x = compute_features(val)
+    val_scores.update({m: f(val_x) for m, f in scorers.items()})
+    val_scores.update({m: bl.single_variable(val, val_x, m.removeprefix("single_"))
+                       for m in b_bkg if m.startswith("single_")})
     halves = {n: bl.signal_halves(len(x), ecfg.classifier.seed) for n, x in sig_x.items()}
     for method, values in b_bkg.items():
         if method == "classifier":  # evaluated on the half of each signal it did not see
             scores.add(method, values, b_sig[method], {n: sig_w[n][halves[n][1]] for n in sig})
         else:
             scores.add(method, values, b_sig[method], sig_w)
-    scores.splits = single_variable_splits(infos[0], b_bkg, b_sig, scores.bkg_weight, sig_w,
-                                           halves)
+    scores.splits = selection_splits(scores, val_scores, np.asarray(val.weight, np.float64),
+                                     halves)
     scores.save(out / SCORES_FILE)
     w = scores.bkg_weight
     return {"split": split, "n_background": int(len(w)),
@@ -156,30 +164,29 @@ def step_scores(cfg: StudyConfig, out: Path) -> dict[str, Any]:
             "methods": list(scores.methods)}
 
 
-def single_variable_splits(info, b_bkg, b_sig, bkg_w, sig_w, halves) -> dict[str, ScoreSet]:
-    """Selection and held-out sets of the single variables (``numbers.best_single_fair``).
+def selection_splits(scores: ScoreSet, val_scores: dict[str, np.ndarray], val_w: np.ndarray,
+                     halves: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, ScoreSet]:
+    """Selection and held-out sets (``numbers.best_single_fair``, ``best_unsupervised_fair``).
 
-    Selection: the SM validation split and the first half of each signal (the classifier's
-    training half); held-out: the evaluation split and the second half.
+    Selection: every method of ``val_scores`` (the single variables and the unsupervised scores)
+    on the SM validation split and the first half of each signal (the classifier's training
+    half); held-out: the same methods and the classifier on the evaluation split and the second
+    half (the classifier's scores already are on that half).
     """
-    from anomaly import baselines as bl
-    from anomaly.features import compute_features
-    from anomaly.study.numbers import HELDOUT, SELECTION
-    from triggerad.data import load_split
+    from anomaly.study.numbers import HELDOUT, SELECTION, SUPERVISED
 
-    singles = [m for m in b_bkg if m.startswith("single_")]
-    if not singles:
-        return {}
-    val = load_split(info, "val")
-    val_x = compute_features(val)
-    selection = ScoreSet(bkg_weight=np.asarray(val.weight, dtype=np.float64))
-    heldout = ScoreSet(bkg_weight=bkg_w)
-    for m in singles:
-        for part, target, bkg in ((0, selection, bl.single_variable(val, val_x, m[7:])),
-                                  (1, heldout, b_bkg[m])):
-            target.add(m, bkg, {n: v[halves[n][part]] for n, v in b_sig[m].items()},
-                       {n: sig_w[n][halves[n][part]] for n in b_sig[m]})
-    return {SELECTION: selection, HELDOUT: heldout}
+    selection = ScoreSet(bkg_weight=val_w)
+    heldout = ScoreSet(bkg_weight=scores.bkg_weight)
+    for m, val in val_scores.items():
+        rec = scores.methods[m]
+        for part, target, bkg in ((0, selection, val), (1, heldout, rec["bkg"])):
+            target.add(m, bkg, {n: v[halves[n][part]] for n, v in rec["sig"].items()},
+                       {n: None if w is None else w[halves[n][part]]
+                        for n, w in rec["sig_w"].items()})
+    if SUPERVISED in scores.methods:
+        rec = scores.methods[SUPERVISED]
+        heldout.add(SUPERVISED, rec["bkg"], rec["sig"], rec["sig_w"])
+    return {SELECTION: selection, HELDOUT: heldout} if val_scores else {}
 
 
 def step_report(cfg: StudyConfig, out: Path, config_path: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ REPORT/ (atomically): report.md, PNG figures (score distributions per SM process
 rate vs threshold, ROC curves, float vs quantized score, efficiencies) and report.json with every
 number: the threshold, per signal the efficiency at the threshold, AUC and the cross-section for
 100 selected events per month; the same efficiencies at the same SM rate for the baselines
-trained in this run (plain autoencoder, IsolationForest, a supervised classifier per signal, the
+trained in this run (plain autoencoder, IsolationForest, a normalizing flow, a supervised classifier per signal, the
 best single-variable cut on LepPt, HT or MET) and a float-vs-quantized comparison.
 
 The model needs a threshold first (trigger-ad threshold).
@@ -19,6 +19,7 @@ from triggerad.cli import add_command, add_out_option, check_out, positive_int
 BASELINES = {
     "autoencoder": "autoencoder",
     "isolation-forest": "isolation_forest",
+    "flow": "flow",
     "classifier": "classifier",
     "single-variable": "single_variable",
 }
