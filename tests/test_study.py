@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -263,3 +264,14 @@ def test_report_writes_numbers_and_not_measurable(tmp_path):
     assert report["best_unsupervised"]["0.1"]["method"] == "hlf_vae:nll"
     assert (tmp_path / "report" / "efficiency_vs_fpr.png").stat().st_size > 10_000
     assert "CMS" not in md
+
+
+def test_reference_study_without_ue_differs_only_in_the_generator():
+    from triggerad.config import to_dict
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    ref, noue = (to_dict(load_study(configs / f"{n}.yaml")) for n in ("study", "study-noue"))
+    assert (ref["generation"]["config"], noue["generation"]["config"]) == ("generate",
+                                                                           "generate-fast")
+    ref["generation"]["config"] = noue["generation"]["config"]
+    assert ref == noue
