@@ -167,7 +167,7 @@ def _curve_style(method: str, model: str, best: str | None) -> dict:
         return {"color": "tab:red", "linewidth": 3, "zorder": 5}
     if method == best:
         return {"color": "tab:blue", "linewidth": 3, "zorder": 4,
-                "label": f"best single-variable cut ({method.removeprefix('single_')})"}
+                "label": "best single-variable cut at the threshold (in the title)"}
     if method == "classifier":
         return {"color": "black", "linestyle": ":", "linewidth": 2,
                 "label": "classifier (supervised bound)"}
@@ -212,11 +212,12 @@ def efficiency_vs_fpr(
     axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
     for ax, sig in zip(axes, signals, strict=False):
         lowest_x, lowest_y = 1.0, 1.0
+        other_single = "other single-variable cuts" if sig == signals[0] else None
         for method, (fpr, tpr) in curves[sig].items():
             keep = (fpr > 0) & (tpr > 0)
             style = {"label": method, **_curve_style(method, model, best.get(sig))}
             if method.startswith("single_") and method != best.get(sig):
-                style["label"] = "other single-variable cuts" if sig == signals[0] else None
+                style["label"], other_single = other_single, None  # one legend entry
             ax.plot(fpr[keep], tpr[keep], **style)
             if keep.any():
                 lowest_x = min(lowest_x, float(fpr[keep].min()))
@@ -235,7 +236,8 @@ def efficiency_vs_fpr(
         ax.set_ylim(floor / 1.5, 1.3)
         ax.set_xlabel("SM efficiency (weighted)")
         ax.set_ylabel("signal efficiency")
-        ax.set_title(sig, fontsize=18)
+        title = f"{sig} (best single: {best[sig].removeprefix('single_')})" if sig in best else sig
+        ax.set_title(title, fontsize=16)
         ax.text(0.0, 1.01, "trigger-ad simulation", transform=ax.transAxes, fontsize=12,
                 style="italic", va="bottom")
     for ax in axes[len(signals):]:

@@ -193,7 +193,8 @@ def method_curves(
     n_points : int
         Points per curve (log-spaced in SM efficiency, :func:`triggerad.metrics.roc`).
     sig_weights : dict of (m,) arrays, optional
-        Signal weights by signal name (default: equal).
+        Signal weights by signal name (default: equal). A method that scores only part of a
+        signal sample (the classifier: the half it did not train on) gets equal weights.
 
     Returns
     -------
@@ -204,8 +205,10 @@ def method_curves(
     for method, bkg in bkg_scores.items():
         for sig, s in sig_scores[method].items():
             b = bkg[sig] if isinstance(bkg, dict) else bkg
+            w = (sig_weights or {}).get(sig)
             out.setdefault(sig, {})[method] = roc(
-                b, bkg_weights, s, n_points=n_points, sig_weights=(sig_weights or {}).get(sig))
+                b, bkg_weights, s, n_points=n_points,
+                sig_weights=w if w is not None and len(w) == len(s) else None)
     return out
 
 

@@ -174,11 +174,13 @@ def test_model_report_values(tmp_path):
                      "efficiencies.png"]
     # every method's curve: the model's equals the report's ROC; a per-signal method (the
     # classifier's layout) is cut on its own background scores
-    perfect = {n: np.full(len(s["nll"]), 10.0) for n, s in sig.items()}
+    # the classifier scores only the half of each signal it did not train on
+    perfect = {n: np.full(len(s["nll"]) // 2, 10.0) for n, s in sig.items()}
     curves = report.method_curves(
         {"model nll": bkg["nll"], "classifier": {n: np.zeros(len(w)) for n in sig}},
         w, {"model nll": {n: s["nll"] for n, s in sig.items()}, "classifier": perfect},
-        n_points=cfg.report.n_roc_points)
+        n_points=cfg.report.n_roc_points,
+        sig_weights={n: np.ones(len(s["nll"])) for n, s in sig.items()})
     assert set(curves) == set(sig) and list(curves["hard"]) == ["model nll", "classifier"]
     for name in sig:
         np.testing.assert_allclose(curves[name]["model nll"][1], rep["roc"][name]["tpr"])
@@ -308,3 +310,8 @@ def test_efficiency_bars_carry_no_cms_label_and_draw_zero_as_markers(tmp_path, m
     zeros = [y for line in ax.lines for y in line.get_ydata()]
     assert zeros == [floor, floor]
     assert ax.get_ylim()[0] == pytest.approx(0.7 * floor)
+
+
+def test_roc_refuses_weights_of_another_length():
+    with pytest.raises(ValueError, match="3 scores but weights of shape"):
+        metrics.roc(np.arange(5.0), None, np.arange(3.0), sig_weights=np.ones(4))

@@ -29,7 +29,12 @@ from triggerad import rates
 
 
 def _weights(scores: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
-    return np.ones(len(scores)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if weights is None:
+        return np.ones(len(scores))
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (len(scores),):
+        raise ValueError(f"{len(scores)} scores but weights of shape {weights.shape}")
+    return weights
 
 
 def _sum_at_or_above(scores: np.ndarray, weights: np.ndarray, cuts: np.ndarray) -> np.ndarray:
