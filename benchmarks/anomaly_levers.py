@@ -35,6 +35,7 @@ FIXED_64 = {"model": {"normalisation": {"mode": "fixed", "pt": 64, "eta": 4, "ph
 FIXED_32 = {"model": {"normalisation": {"mode": "fixed", "pt": 32, "eta": 2, "phi": 2}}}
 FIXED_16 = {"model": {"normalisation": {"mode": "fixed", "pt": 16, "eta": 2, "phi": 2}}}
 LONGER = {"training": {"epochs": 150}}
+LONGER_400 = {"training": {"epochs": 400}}
 ROBUST = {"model": {"normalisation": {"mode": "robust"}}}
 LEVERS = {
     "l1_fitted": ("l1_vae", {}, [42]),
@@ -46,6 +47,7 @@ LEVERS = {
     "hlf_seed42": ("hlf_vae", {}, [42]),
     "hlf_ens3": ("hlf_vae", {}, [42, 43, 44]),
     "hlf_epochs150": ("hlf_vae", LONGER, [42]),
+    "hlf_epochs400": ("hlf_vae", LONGER_400, [42]),
     "hlf_robust": ("hlf_vae", ROBUST, [42]),
     "hlf_robust_ens3": ("hlf_vae", ROBUST, [42, 43, 44]),
     "hlf_unweighted": ("hlf_vae", {"data": {"use_weights": False}}, [42]),
@@ -168,11 +170,11 @@ def baseline_lever_scores(cfg, study: Path, out: Path, lever: str, scores, sig: 
     return [lever]
 
 
-def summarise(scores, methods: list[str], cl: float, min_effective: float) -> dict:
+def summarise(scores, methods: list[str], cl: float, min_effective: float, fprs=FPRS) -> dict:
     """``{method: {fpr: {"efficiency": {signal: e}, "best_single": {signal: e}, wins, ratio}}}``."""
     from anomaly.study import numbers
 
-    table = numbers.study_table(scores, FPRS, cl=cl, min_effective=min_effective)
+    table = numbers.study_table(scores, fprs, cl=cl, min_effective=min_effective)
     out = {}
     for m in methods:
         comp = numbers.comparison(table, m)
@@ -187,7 +189,7 @@ def summarise(scores, methods: list[str], cl: float, min_effective: float) -> di
 def markdown(summary: dict) -> str:
     """One table per FPR: method, efficiency per signal, wins, mean ratio to supervised."""
     lines = []
-    for label in (f"{f:g}" for f in FPRS):
+    for label in next(iter(summary.values())):
         first = next(iter(summary.values()))[label]
         signals = list(first["efficiency"])
         lines += [f"## FPR {label}", "", "| method | " + " | ".join(signals)
@@ -222,7 +224,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="output folder (models, levers.json/md)")
     parser.add_argument("--levers", default=",".join(LEVERS),
                         help=f"comma-separated, of {', '.join(LEVERS)}")
+    parser.add_argument("--fprs", default=",".join(f"{f:g}" for f in FPRS),
+                        help="SM fractions to compare at, comma-separated (default %(default)s; "
+                             "the reference-size study measures down to 0.001)")
     args = parser.parse_args(argv)
+    fprs = [float(f) for f in args.fprs.split(",")]
     study, out = Path(args.study).resolve(), Path(args.out).resolve()
     cfg = load_study(study / "config.resolved.yaml")
     rates_cfg = load_section(RatesConfig, resolve_config(cfg.evaluation.config), "rates")
@@ -236,7 +242,7 @@ def main(argv=None) -> int:
             parser.error(f"unknown lever {lever!r}; valid: {', '.join(LEVERS)}")
         print(f"=== {lever}")
         methods += lever_scores(cfg, study, out, lever, scores)
-    summary = summarise(scores, methods, rates_cfg.cl, cfg.evaluation.min_effective_events)
+    summary = summarise(scores, methods, rates_cfg.cl, cfg.evaluation.min_effective_events, fprs)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "levers.json", summary)
     write_text(out / "levers.md", markdown(summary))
