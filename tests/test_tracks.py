@@ -216,9 +216,12 @@ def test_max_train_events_in_training_and_on_the_command_line(tmp_path, capsys):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(raw))
     assert main(["tagger", "tracks-train", str(cfg), "--data", str(tmp_path), "--model", "mlp",
-                 "--epochs", "1", "--max-train-events", "120", "--out", str(tmp_path / "m3"),
-                 "--quiet"]) == 0
+                 "--epochs", "1", "--max-train-events", "120", "--schedule", "cosine",
+                 "--out", str(tmp_path / "m3"), "--quiet"]) == 0
     assert "on 120 events, 1 epochs" in capsys.readouterr().out
+    art = json.loads((tmp_path / "m3" / "artifact.json").read_text())
+    assert art["training"]["config"]["schedule"] == "cosine"
+    assert art["training"]["config"]["max_train_events"] == 120
     # tracks-generate's overrides reach the config (a bad mu is refused before generating)
     assert main(["tagger", "tracks-generate", str(cfg), "--mu", "-1", "--out",
                  str(tmp_path / "g")]) == 2
