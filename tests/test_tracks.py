@@ -222,6 +222,17 @@ def test_max_train_events_in_training_and_on_the_command_line(tmp_path, capsys):
     art = json.loads((tmp_path / "m3" / "artifact.json").read_text())
     assert art["training"]["config"]["schedule"] == "cosine"
     assert art["training"]["config"]["max_train_events"] == 120
+    # capped models are named by their cap; a repeated name gets the folder's
+    from tagger.tracks.evaluate import evaluate
+    from tagger.tracks.kinds import load
+
+    rep = evaluate([load(tmp_path / "m"), load(tmp_path / "m3"), load(tmp_path / "m3")],
+                   tmp_path, tmp_path / "rep", importance_events=0)
+    assert list(rep["models"]) == ["mlp_supervised_mu60_n60", "mlp_supervised_mu60_n120",
+                                   "mlp_supervised_mu60_n120_m3"]
+    assert {e["test_events"] for e in rep["models"].values()} == {
+        "test split of the training file"}
+    assert rep["models"]["mlp_supervised_mu60_n60"]["train_events"] == 60
     # tracks-generate's overrides reach the config (a bad mu is refused before generating)
     assert main(["tagger", "tracks-generate", str(cfg), "--mu", "-1", "--out",
                  str(tmp_path / "g")]) == 2
