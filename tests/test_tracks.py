@@ -168,6 +168,79 @@ def test_cwola_training_sees_membership_only(tmp_path):
     np.testing.assert_array_equal(y_s, s.label)
 
 
+def test_max_train_events_takes_the_first_n_of_the_shuffled_training_split():
+    """The cap keeps the first N events of the shuffled training split (nested subsets for a
+    learning curve); validation and test events do not change."""
+    from tagger.tracks.data import split
+
+    full = split(1000, seed=3, val_fraction=0.2, test_fraction=0.3)
+    order = np.random.default_rng([3, 20]).permutation(1000)
+    np.testing.assert_array_equal(full["train"], np.sort(order[500:]))
+    subsets = {}
+    for n in (50, 200, 500, 800):
+        part = split(1000, seed=3, val_fraction=0.2, test_fraction=0.3, max_train=n)
+        np.testing.assert_array_equal(part["val"], full["val"])
+        np.testing.assert_array_equal(part["test"], full["test"])
+        subsets[n] = part["train"]
+    np.testing.assert_array_equal(subsets[50], np.sort(order[500:550]))
+    assert len(subsets[200]) == 200 and set(subsets[50]) <= set(subsets[200])
+    assert set(subsets[200]) < set(full["train"])
+    np.testing.assert_array_equal(subsets[500], full["train"])  # the cap is the whole split
+    np.testing.assert_array_equal(subsets[800], full["train"])
+    with pytest.raises(ConfigError, match=r"training: max_train_events must be positive"):
+        load_config(FAST, {"training": {"max_train_events": 0}})
+
+
+def test_max_train_events_in_training_and_on_the_command_line(tmp_path, capsys):
+    from tagger.tracks.train import train
+
+    s = synthetic.make(400, n_tracks=12, seed=5)
+    summary = train(tiny_config(epochs=1, max_train_events=60), s, tmp_path / "m",
+                    architecture="mlp", progress=False)
+    assert summary["train_events"] == 60 and summary["val_events"] == 80
+    import json
+
+    art = json.loads((tmp_path / "m" / "artifact.json").read_text())
+    assert art["data_info"]["split"]["max_train_events"] == 60
+    with pytest.raises(ConfigError, match=r"training.max_train_events: .* has 200 training "
+                                          r"events, found a cap of 201"):
+        train(tiny_config(epochs=1, max_train_events=201), s, tmp_path / "m2",
+              architecture="mlp", progress=False)
+    assert not (tmp_path / "m2").exists()
+    synthetic.write(s, tmp_path / "tracks_mu60.npz")
+    import yaml
+
+    raw = yaml.safe_load(FAST.read_text())
+    for k, v in TINY.items():
+        raw[k].update(v)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    assert main(["tagger", "tracks-train", str(cfg), "--data", str(tmp_path), "--model", "mlp",
+                 "--epochs", "1", "--max-train-events", "120", "--schedule", "cosine",
+                 "--out", str(tmp_path / "m3"), "--quiet"]) == 0
+    assert "on 120 events, 1 epochs" in capsys.readouterr().out
+    art = json.loads((tmp_path / "m3" / "artifact.json").read_text())
+    assert art["training"]["config"]["schedule"] == "cosine"
+    assert art["training"]["config"]["max_train_events"] == 120
+    # capped models are named by their cap; a repeated name gets the folder's
+    from tagger.tracks.evaluate import evaluate
+    from tagger.tracks.kinds import load
+
+    rep = evaluate([load(tmp_path / "m"), load(tmp_path / "m3"), load(tmp_path / "m3")],
+                   tmp_path, tmp_path / "rep", importance_events=0)
+    assert list(rep["models"]) == ["mlp_supervised_mu60_n60", "mlp_supervised_mu60_n120",
+                                   "mlp_supervised_mu60_n120_m3"]
+    assert {e["test_events"] for e in rep["models"].values()} == {
+        "test split of the training file"}
+    assert rep["models"]["mlp_supervised_mu60_n60"]["train_events"] == 60
+    # tracks-generate's overrides reach the config (a bad mu is refused before generating)
+    assert main(["tagger", "tracks-generate", str(cfg), "--mu", "-1", "--out",
+                 str(tmp_path / "g")]) == 2
+    assert "selection: mu must be a non-empty list of values >= 0, found [-1.0]" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "g").exists()
+
+
 # Training and evaluation ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):

@@ -63,7 +63,9 @@ class TrackClassifier(ModelFolder):
     def name(self) -> str:
         lab = self.meta["labelling"]
         tag = lab["name"] if lab["name"] == "supervised" else f"cwola_f{lab['fraction']:g}"
-        return f"{self.meta['architecture']}_{tag}_mu{self.meta['data_info']['mu']:g}"
+        cap = self.meta["data_info"].get("split", {}).get("max_train_events")
+        return (f"{self.meta['architecture']}_{tag}_mu{self.meta['data_info']['mu']:g}"
+                + (f"_n{cap}" if cap else ""))
 
     @property
     def score_names(self) -> list[str]:

@@ -105,7 +105,9 @@ class TrainingConfig:
     """Adam with ``learning_rate`` (``schedule`` constant, or cosine: decaying to 0 over
     ``epochs``), ``epochs`` (early stopping after ``patience`` epochs without
     a better validation loss), ``batch_size``; the events of each (mu) sample are split
-    train / validation / test by ``val_fraction`` and ``test_fraction`` with ``seed``."""
+    train / validation / test by ``val_fraction`` and ``test_fraction`` with ``seed``;
+    ``max_train_events`` (default all) trains on the first that many events of the shuffled
+    training split only (validation and test events unchanged: learning curves)."""
 
     epochs: int = 20
     batch_size: int = 128
@@ -115,10 +117,14 @@ class TrainingConfig:
     test_fraction: float = 0.25
     seed: int = 1
     schedule: Literal["constant", "cosine"] = "constant"
+    max_train_events: int | None = None
 
     def __post_init__(self) -> None:
         if min(self.epochs, self.batch_size, self.patience) <= 0 or self.learning_rate <= 0:
             raise ValueError("epochs, batch_size, patience and learning_rate must be positive")
+        if self.max_train_events is not None and self.max_train_events <= 0:
+            raise ValueError(f"max_train_events must be positive (or null: all), found "
+                             f"{self.max_train_events!r}")
         if not (0 < self.val_fraction < 1 and 0 < self.test_fraction < 1
                 and self.val_fraction + self.test_fraction < 1):
             raise ValueError(f"val_fraction and test_fraction must be in (0, 1) with a sum < 1, "

@@ -93,10 +93,15 @@ def read(path: str | Path) -> TrackSample:
     )
 
 
-def split(n: int, *, seed: int, val_fraction: float, test_fraction: float
-          ) -> dict[str, np.ndarray]:
-    """Indices of the ``train``, ``val`` and ``test`` events of a file of ``n`` events."""
+def split(n: int, *, seed: int, val_fraction: float, test_fraction: float,
+          max_train: int | None = None) -> dict[str, np.ndarray]:
+    """Indices of the ``train``, ``val`` and ``test`` events of a file of ``n`` events.
+
+    ``max_train`` keeps only the first ``max_train`` events of the (shuffled) training split:
+    the validation and test events do not change, and smaller caps give nested subsets (the
+    learning curve of docs/tracks.md).
+    """
     order = np.random.default_rng([seed, 20]).permutation(n)
     n_test, n_val = int(round(test_fraction * n)), int(round(val_fraction * n))
     return {"test": np.sort(order[:n_test]), "val": np.sort(order[n_test:n_test + n_val]),
-            "train": np.sort(order[n_test + n_val:])}
+            "train": np.sort(order[n_test + n_val:][:max_train])}

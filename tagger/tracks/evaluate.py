@@ -134,6 +134,9 @@ def evaluate(models: list, data: str | Path, out: str | Path, *, importance_even
     report: dict = {"models": {}, "baseline": {}}
     for model in models:
         mu = float(model.data_info["mu"])
+        name = model.name
+        if name in report["models"]:  # same network and labelling: tell them by folder
+            name = f"{name}_{model.path.name}"
         if mu not in samples:
             samples[mu] = read(sample_path(data, mu))
         events, which = test_events(model, samples[mu])
@@ -149,10 +152,10 @@ def evaluate(models: list, data: str | Path, out: str | Path, *, importance_even
             "train_seconds": train["seconds"], "train_events_per_s": train["train_events_per_s"],
             "inference_events_per_s": len(events) / seconds, "parameters": train["parameters"],
             "track_importance": track_importance(
-                model, events, importance_events, plot=Path(out) / f"importance_{model.name}.png")
+                model, events, importance_events, plot=Path(out) / f"importance_{name}.png")
             if importance_events and mu > 0 else None,
         })
-        report["models"][model.name] = entry
+        report["models"][name] = entry
         key = f"mu{mu:g}"
         if key not in report["baseline"]:
             report["baseline"][key] = {"sum_pt": scores_metrics(

@@ -96,7 +96,11 @@ def train(cfg: TracksConfig, sample: TrackSample, out: str | Path, *, architectu
                           f"({cfg.cwola.reference_fraction:g}, 1), found {fraction!r}")
     tc = cfg.training
     parts = split(len(sample), seed=tc.seed, val_fraction=tc.val_fraction,
-                  test_fraction=tc.test_fraction)
+                  test_fraction=tc.test_fraction, max_train=tc.max_train_events)
+    if tc.max_train_events is not None and len(parts["train"]) < tc.max_train_events:
+        raise ConfigError(f"training.max_train_events: {sample.path} has "
+                          f"{len(parts['train'])} training events, found a cap of "
+                          f"{tc.max_train_events!r}")
     rng = np.random.default_rng([tc.seed, 7])
     x_all, mask_all = feat.track_features(sample.tracks, sample.n_tracks, cfg.models.inputs)
     tr, y_tr = targets(sample, parts["train"], labelling, cfg, fraction, rng)
@@ -142,7 +146,8 @@ def train(cfg: TracksConfig, sample: TrackSample, out: str | Path, *, architectu
     data_info = {"file": str(sample.path), "mu": sample.mu, "events": len(sample),
                  "fingerprint": sample.fingerprint(),
                  "split": {"seed": tc.seed, "val_fraction": tc.val_fraction,
-                           "test_fraction": tc.test_fraction}}
+                           "test_fraction": tc.test_fraction,
+                           "max_train_events": tc.max_train_events}}
     with atomic.atomic_dir(out) as tmp:
         artifact.write(tmp, net=net, architecture=architecture, labelling=lab,
                        n_tracks=cfg.selection.n_tracks, normalisation=norm, models=cfg.models,

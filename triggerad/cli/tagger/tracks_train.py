@@ -16,7 +16,8 @@ track_classifier) holds artifact.json, the weights, provenance.json and config.r
 appears only once training is complete. See docs/tracks.md."""
 
 EXAMPLE = """trigger-ad tagger tracks-train tracks-fast --data tracks/ --mu 60 --model transformer --out models/trf_mu60
-trigger-ad tagger tracks-train tracks-fast --data tracks/ --mu 60 --model mlp --labels cwola --fraction 0.1 --out models/mlp_cwola10"""
+trigger-ad tagger tracks-train tracks-fast --data tracks/ --mu 60 --model mlp --labels cwola --fraction 0.1 --out models/mlp_cwola10
+trigger-ad tagger tracks-train tracks --data mu60/ --model mlp --schedule cosine --max-train-events 4000 --out models/mlp_4k"""
 
 
 def register(sub) -> None:
@@ -36,6 +37,11 @@ def register(sub) -> None:
                    help="CWoLa: signal fraction of mixture 1 (default: cwola.fraction)")
     p.add_argument("--epochs", type=positive_int, default=None,
                    help="maximum epochs (default: training.epochs)")
+    p.add_argument("--schedule", choices=("constant", "cosine"), default=None,
+                   help="learning-rate schedule (default: training.schedule)")
+    p.add_argument("--max-train-events", type=positive_int, default=None, metavar="N",
+                   help="train on the first N events of the training split only "
+                   "(training.max_train_events; validation and test events unchanged)")
     add_out_option(p, "model folder to write", metavar="MODEL")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -50,7 +56,10 @@ def run(args) -> int:
 
     if args.fraction is not None and args.labels != "cwola":
         raise ConfigError(f"--fraction {args.fraction!r} applies to --labels cwola only")
-    overrides = {"training": {"epochs": args.epochs}} if args.epochs else None
+    training = {k: v for k, v in (("epochs", args.epochs),
+                                  ("max_train_events", args.max_train_events),
+                                  ("schedule", args.schedule)) if v}
+    overrides = {"training": training} if training else None
     cfg = load_config(args.config, overrides)
     sample = read(sample_path(args.data, args.mu))
     check_out(args, COMMAND)
