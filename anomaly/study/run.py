@@ -140,9 +140,10 @@ def step_scores(cfg: StudyConfig, out: Path) -> dict[str, Any]:
             val_scores[f"{model}:{name}"] = v[name]
     train = load_split(infos[0], "train")
     sig_x = {n: compute_features(batch) for n, batch in sig.items()}
-    scorers = bl.fit_unsupervised(compute_features(train), train.weight, ecfg)
-    b_bkg, b_sig = bl.baseline_scores(compute_features(train), train.weight, bkg,
-                                      compute_features(bkg), sig, sig_x, ecfg, scorers=scorers)
+    train_x = compute_features(train)
+    scorers = bl.fit_unsupervised(train_x, train.weight, ecfg)
+    b_bkg, b_sig = bl.baseline_scores(train_x, train.weight, bkg, compute_features(bkg), sig,
+                                      sig_x, ecfg, scorers=scorers)
     val_x = compute_features(val)
     val_scores.update({m: f(val_x) for m, f in scorers.items()})
     val_scores.update({m: bl.single_variable(val, val_x, m.removeprefix("single_"))
