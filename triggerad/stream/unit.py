@@ -65,7 +65,7 @@ def unit_table(batch: EventBatch, scores: dict[str, np.ndarray],
         "entry": batch.entry,
         **{name: getattr(batch, name) for name in fields},
         **scores,
-    })
+    }, copy=False)  # the columns as they are: no consolidation into 2-D blocks
 
 
 @dataclass

@@ -55,19 +55,24 @@ def write_part(frame: pd.DataFrame, path: Path, fmt: str = "parquet", *,
     files : list of str, optional
         For ROOT: the file list ``source_file`` is mapped into (``file_index``).
     """
-    with atomic_path(path) as tmp:
-        if fmt == "root":
-            import uproot
+    if fmt != "root":
+        # into memory, hashed there and written once (no second pass over the file); one
+        # conversion thread (the scoring runs beside the writer: Arrow's pool only contends)
+        dictionary = [c for c in DICTIONARY_COLUMNS if c in frame.columns]
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False, nthreads=1), sink,
+                       use_dictionary=dictionary)
+        data = sink.getvalue()
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            fh.write(data)
+        return hashlib.sha256(data).hexdigest()
+    import uproot
 
-            index = {name: i for i, name in enumerate(files or [])}
-            branches = {c: frame[c].to_numpy() for c in frame.columns if c != "source_file"}
-            branches["file_index"] = frame["source_file"].map(index).to_numpy("int32")
-            with uproot.recreate(tmp) as root_file:
-                root_file[ROOT_TREE] = branches
-        else:
-            dictionary = [c for c in DICTIONARY_COLUMNS if c in frame.columns]
-            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp,
-                           use_dictionary=dictionary)
+    index = {name: i for i, name in enumerate(files or [])}
+    branches = {c: frame[c].to_numpy() for c in frame.columns if c != "source_file"}
+    branches["file_index"] = frame["source_file"].map(index).to_numpy("int32")
+    with atomic_path(path) as tmp, uproot.recreate(tmp) as root_file:
+        root_file[ROOT_TREE] = branches
     return sha256(path)
 
 
