@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -24,6 +25,38 @@ SUFFIX = {"parquet": ".parquet", "root": ".root"}
 #: The others (entry, event, scores, inputs) are nearly unique, where trying a dictionary first
 #: only costs time; the encoding changes the file bytes, never the values read back.
 DICTIONARY_COLUMNS = ("source_file", "run", "lumi", "block", "threshold", "weight")
+
+
+#: Arrow schemas (with their pandas metadata) by column layout, for :func:`arrow_table`.
+_SCHEMAS: dict[tuple, pa.Schema] = {}
+
+
+def arrow_table(frame: pd.DataFrame) -> pa.Table:
+    """``pa.Table.from_pandas(frame, preserve_index=False)``: the same table, schema and pandas
+    metadata (hence the same parquet bytes), faster for the parts' column layouts.
+
+    ``from_pandas`` spends ~40 us per column inferring what the layout already says (a
+    62-column anomalies part: 2.5 ms); here the schema is derived once per layout (names and
+    dtypes) from the frame's first zero rows, and the columns are wrapped as they are. Layouts
+    with other than numeric, bool or string-dtype columns take ``from_pandas`` itself.
+    """
+    names = list(frame.columns)
+    dtypes = list(frame.dtypes)
+    fast = len(set(names)) == len(names) and all(isinstance(n, str) for n in names) and all(
+        isinstance(d, pd.StringDtype) or (isinstance(d, np.dtype) and d.kind in "biuf")
+        for d in dtypes)
+    if not fast:
+        return pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
+    key = tuple(zip(names, map(str, dtypes), strict=True))
+    schema = _SCHEMAS.get(key)
+    if schema is None:
+        schema = _SCHEMAS[key] = pa.Table.from_pandas(frame.iloc[:0], preserve_index=False).schema
+    arrays = []
+    for field, (_, column) in zip(schema, frame.items(), strict=True):
+        values = column.array if isinstance(column.dtype, pd.StringDtype) else column.to_numpy()
+        array = pa.array(values, from_pandas=True)  # NaN -> null, as from_pandas does
+        arrays.append(array if array.type == field.type else array.cast(field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def part_path(outdir: Path, kind: str, index: int, fmt: str = "parquet") -> Path:
@@ -56,11 +89,10 @@ def write_part(frame: pd.DataFrame, path: Path, fmt: str = "parquet", *,
         For ROOT: the file list ``source_file`` is mapped into (``file_index``).
     """
     if fmt != "root":
-        # into memory, hashed there and written once (no second pass over the file); one
-        # conversion thread (the scoring runs beside the writer: Arrow's pool only contends)
+        # into memory, hashed there and written once (no second pass over the file)
         dictionary = [c for c in DICTIONARY_COLUMNS if c in frame.columns]
         sink = pa.BufferOutputStream()
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False, nthreads=1), sink,
+        pq.write_table(arrow_table(frame), sink,
                        use_dictionary=dictionary)
         data = sink.getvalue()
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
