@@ -167,29 +167,25 @@ def _inflatable(ds) -> bool:
     return ds.id.get_create_plist().get_nfilters() == 1
 
 
+#: Chunks smaller than this (uncompressed bytes) are inflated in the reading thread: for the
+#: per-event scalars (16 kB chunks) a pool round trip costs more than the inflation.
+INLINE_BYTES = 1 << 18
+
+
 def _inflate_rows(ds, start: int, stop: int) -> np.ndarray | None:
     """Rows ``[start, stop)`` of an :func:`_inflatable` dataset, or None if a chunk is missing
     or filtered differently (the caller then reads through h5py).
 
-    The compressed chunks are read in this thread (h5py serialises its calls); inflating them and
-    copying the rows out run in :func:`triggerad.io.inflate.pool` threads, which zlib and numpy
-    let run in parallel (they release the GIL)."""
+    The compressed chunks are read in this thread (h5py serialises its calls); each is handed
+    to a :func:`triggerad.io.inflate.pool` thread as soon as it is read (zlib and numpy release
+    the GIL, so inflating and copying the rows out run in parallel with the next reads). Small
+    chunks (:data:`INLINE_BYTES`) are inflated here."""
     step, row = ds.chunks[0], tuple(ds.shape[1:])
     out = np.empty((stop - start, *row), dtype=ds.dtype)
     size = step * int(np.prod(row, dtype=np.int64)) * ds.dtype.itemsize
     tail = (0,) * len(row)
-    chunks = []
-    for lo in range(start - start % step, stop, step):
-        try:
-            mask, data = ds.id.read_direct_chunk((lo, *tail))
-        except (OSError, KeyError, ValueError):
-            return None
-        if mask:
-            return None
-        chunks.append((lo, data))
 
-    def inflate(job) -> bool:
-        lo, data = job
+    def inflate(lo: int, data: bytes) -> bool:
         try:
             data = zlib.decompress(data, bufsize=size)  # one output buffer: ~20 % less CPU
         except zlib.error:
@@ -201,7 +197,21 @@ def _inflate_rows(ds, start: int, stop: int) -> np.ndarray | None:
         out[a - start:b - start] = chunk[a - lo:b - lo]
         return True
 
-    return out if all(inflate_pool().map(inflate, chunks)) else None
+    pool = inflate_pool() if size >= INLINE_BYTES else None
+    jobs = []
+    for lo in range(start - start % step, stop, step):
+        try:
+            mask, data = ds.id.read_direct_chunk((lo, *tail))
+        except (OSError, KeyError, ValueError):
+            return None
+        if mask:
+            return None
+        if pool is None:
+            if not inflate(lo, data):
+                return None
+        else:
+            jobs.append(pool.submit(inflate, lo, data))
+    return out if all(job.result() for job in jobs) else None
 
 
 def read_rows(ds, start: int, stop: int) -> np.ndarray:
