@@ -10,8 +10,12 @@ from triggerad.io import inflate
 from triggerad.io.adc2021 import _inflatable, _inflate_rows, read_rows
 
 
-@pytest.fixture
-def h5(tmp_path):
+@pytest.fixture(params=["inline", "pool"])
+def h5(tmp_path, request, monkeypatch):
+    """The test file, read with every chunk inflated in the reading thread or in the pool."""
+    from triggerad.io import adc2021
+
+    monkeypatch.setattr(adc2021, "INLINE_BYTES", 1 << 30 if request.param == "inline" else 0)
     rng = np.random.default_rng(3)
     particles = rng.normal(size=(23, 19, 4)).astype(np.float32)
     weights = rng.random(23)
