@@ -154,13 +154,18 @@ class ReaderChooser:
         self.policies = {"nonfinite": nonfinite, "unphysical": unphysical}
         self.record = record
         self._readers: dict[str, Reader] = {}
+        self._kinds: dict[str, str] = {}
 
     def __call__(self, path: str) -> Reader:
         """The reader of ``path``."""
         from triggerad.io.base import ReadOptions
         from triggerad.io.registry import detect_reader, make_reader
 
-        kind = detect_reader(path, self.record) if self.kind == "auto" else self.kind
+        kind = self.kind
+        if kind == "auto":  # detected once per file (for HDF5 it opens the file)
+            if path not in self._kinds:
+                self._kinds[path] = detect_reader(path, self.record)
+            kind = self._kinds[path]
         if kind not in self._readers:
             self._readers[kind] = make_reader(kind, self.branch_map,
                                               ReadOptions(chunk_size=self.chunk_size,
