@@ -136,3 +136,19 @@ def test_graph_result_does_not_depend_on_the_block_size():
     results = [small_graph(block)(x)[0] for block in (7, 2048, 4096, 10_000)]
     for other in results[1:]:
         np.testing.assert_array_equal(other, results[0])
+
+
+def test_reader_chooser_detects_each_file_once(monkeypatch, tmp_path):
+    from triggerad.io import registry
+    from triggerad.stream.plan import ReaderChooser
+
+    calls = []
+    detect = registry.detect_reader
+    monkeypatch.setattr(registry, "detect_reader",
+                        lambda path, record="events": calls.append(path) or detect(path, record))
+    chooser = ReaderChooser("auto")
+    paths = [str(tmp_path / "a.parquet"), str(tmp_path / "b.h5")]
+    readers = [chooser(p) for p in paths * 3]
+    assert calls == paths  # the HDF5 check (it opens the file) once per file, not per unit
+    assert [r.name for r in readers[:2]] == ["parquet", "adc2021"]
+    assert readers[2] is readers[0] and readers[3] is readers[1]

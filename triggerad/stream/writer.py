@@ -92,8 +92,7 @@ def write_part(frame: pd.DataFrame, path: Path, fmt: str = "parquet", *,
         # into memory, hashed there and written once (no second pass over the file)
         dictionary = [c for c in DICTIONARY_COLUMNS if c in frame.columns]
         sink = pa.BufferOutputStream()
-        pq.write_table(arrow_table(frame), sink,
-                       use_dictionary=dictionary)
+        pq.write_table(arrow_table(frame), sink, use_dictionary=dictionary)
         data = sink.getvalue()
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             fh.write(data)
