@@ -1,5 +1,6 @@
-"""The ADC2021 reader's own chunk inflation (zlib in a thread pool) against h5py."""
+"""The ADC2021 reader's own chunk inflation (ISA-L or zlib, in a thread pool) against h5py."""
 
+import sys
 import zlib
 
 import h5py
@@ -10,12 +11,24 @@ from triggerad.io import inflate
 from triggerad.io.adc2021 import _inflatable, _inflate_rows, read_rows
 
 
-@pytest.fixture(params=["inline", "pool"])
+def standard_zlib(monkeypatch) -> inflate.Inflater:
+    """The inflater chosen where the ``isal`` package cannot be imported."""
+    monkeypatch.setitem(sys.modules, "isal", None)  # `from isal import ...` raises ImportError
+    return inflate.choose()
+
+
+@pytest.fixture(params=[(where, lib) for where in ("inline", "pool") for lib in ("isal", "zlib")],
+                ids="-".join)
 def h5(tmp_path, request, monkeypatch):
-    """The test file, read with every chunk inflated in the reading thread or in the pool."""
+    """The test file, read with every chunk inflated in the reading thread or in the pool, by
+    ISA-L (the default inflater) or by the standard zlib (the fallback)."""
     from triggerad.io import adc2021
 
-    monkeypatch.setattr(adc2021, "INLINE_BYTES", 1 << 30 if request.param == "inline" else 0)
+    where, lib = request.param
+    monkeypatch.setattr(adc2021, "INLINE_BYTES", 1 << 30 if where == "inline" else 0)
+    if lib == "zlib":
+        monkeypatch.setattr(inflate, "INFLATER", standard_zlib(monkeypatch))
+    assert inflate.INFLATER.name == lib
     rng = np.random.default_rng(3)
     particles = rng.normal(size=(23, 19, 4)).astype(np.float32)
     weights = rng.random(23)
@@ -28,6 +41,11 @@ def h5(tmp_path, request, monkeypatch):
         # a chunk that inflates to the wrong size (3 doubles instead of 5)
         f["bad"].id.write_direct_chunk((0,), zlib.compress(np.zeros(3).tobytes()))
         f["bad"].id.write_direct_chunk((5,), zlib.compress(np.ones(5).tobytes()))
+        f.create_dataset("corrupt", shape=(10,), dtype="f8", chunks=(5,), compression="gzip")
+        f["corrupt"].id.write_direct_chunk((0,), b"not a deflate stream")
+        f.create_dataset("sparse", shape=(10,), dtype="f8", chunks=(5,), compression="gzip",
+                         fillvalue=-1.0)
+        f["sparse"][:5] = np.arange(5.0)  # the second chunk is never written
     with h5py.File(path, "r") as f:
         yield f
 
@@ -46,6 +64,23 @@ def test_layouts_the_shortcut_refuses(h5):
     assert not _inflatable(h5["shuffled"])  # a second filter: read through h5py
     assert _inflate_rows(h5["bad"], 0, 10) is None  # wrong inflated size: the caller falls back
     np.testing.assert_array_equal(_inflate_rows(h5["bad"], 5, 10), np.ones(5))
+    assert _inflate_rows(h5["corrupt"], 0, 10) is None  # the inflater's error: the caller falls back
+    assert _inflate_rows(h5["sparse"], 0, 10) is None  # a chunk never written: through h5py
+    np.testing.assert_array_equal(read_rows(h5["sparse"], 3, 10), [3, 4] + [-1] * 5)
+
+
+def test_isal_and_zlib_inflate_the_same_bytes(monkeypatch):
+    rng = np.random.default_rng(5)
+    rows = rng.normal(size=(2048, 19, 4)).astype(np.float32).round(1)  # compressible, as events
+    data = zlib.compress(rows.tobytes(), 4)  # what HDF5's deflate filter writes
+    fast = inflate.choose()
+    assert fast.name == "isal"  # the package is a dependency
+    slow = standard_zlib(monkeypatch)
+    assert slow == ("zlib", zlib.decompress, zlib.error)
+    for bufsize in (rows.nbytes, 16384):
+        assert fast.decompress(data, bufsize=bufsize) == slow.decompress(data, bufsize=bufsize)
+    with pytest.raises(fast.error):
+        fast.decompress(data[:-8], bufsize=rows.nbytes)  # truncated
 
 
 def test_one_pool_per_process(monkeypatch):

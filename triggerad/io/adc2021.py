@@ -12,15 +12,15 @@ once and reads only the datasets of those fields; the others keep their defaults
 
 Datasets stored as :func:`write_h5` writes them (chunked in whole events, gzip as the only
 filter, native numeric type) are read chunk by chunk with ``read_direct_chunk`` and inflated by
-:mod:`zlib`, which releases the GIL (h5py holds it while it decompresses): the chunks of a read
-are inflated in parallel threads (:mod:`triggerad.io.inflate`, one per CPU, at most 4), and a
-read-ahead thread runs beside the scoring. The values are the same bytes; any other layout, or a chunk the
-shortcut cannot take, is read through h5py as before (:func:`read_rows`).
+:data:`triggerad.io.inflate.INFLATER` (ISA-L's, else :mod:`zlib`), which releases the GIL (h5py
+holds it while it decompresses): the chunks of a read are inflated in parallel threads
+(:mod:`triggerad.io.inflate`, one per CPU, at most 4), and a read-ahead thread runs beside the
+scoring. The values are the same bytes; any other layout, or a chunk the shortcut cannot take, is
+read through h5py as before (:func:`read_rows`).
 """
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -29,9 +29,9 @@ import numpy as np
 from triggerad import atomic, schema
 from triggerad.errors import ShapeError, missing_field
 from triggerad.events import EventBatch
+from triggerad.io import inflate as inflating
 from triggerad.io.base import Reader, check_readable
 from triggerad.io.common import load_branch_map, reading
-from triggerad.io.inflate import pool as inflate_pool
 
 #: ``Particles_Names`` and ``Particles_Classes`` exactly as in the public files.
 PARTICLES_NAMES = np.array([b"Pt", b"Eta", b"Phi", b"Class"])
@@ -177,18 +177,19 @@ def _inflate_rows(ds, start: int, stop: int) -> np.ndarray | None:
     or filtered differently (the caller then reads through h5py).
 
     The compressed chunks are read in this thread (h5py serialises its calls); each is handed
-    to a :func:`triggerad.io.inflate.pool` thread as soon as it is read (zlib and numpy release
-    the GIL, so inflating and copying the rows out run in parallel with the next reads). Small
+    to a :func:`triggerad.io.inflate.pool` thread as soon as it is read (the inflater and numpy
+    release the GIL, so inflating and copying the rows out run in parallel with the next reads). Small
     chunks (:data:`INLINE_BYTES`) are inflated here."""
     step, row = ds.chunks[0], tuple(ds.shape[1:])
     out = np.empty((stop - start, *row), dtype=ds.dtype)
     size = step * int(np.prod(row, dtype=np.int64)) * ds.dtype.itemsize
     tail = (0,) * len(row)
+    decompress, error = inflating.INFLATER.decompress, inflating.INFLATER.error
 
     def inflate(lo: int, data: bytes) -> bool:
         try:
-            data = zlib.decompress(data, bufsize=size)  # one output buffer: ~20 % less CPU
-        except zlib.error:
+            data = decompress(data, bufsize=size)  # one output buffer: less CPU than growing one
+        except error:
             return False
         if len(data) != size:
             return False
@@ -197,12 +198,12 @@ def _inflate_rows(ds, start: int, stop: int) -> np.ndarray | None:
         out[a - start:b - start] = chunk[a - lo:b - lo]
         return True
 
-    pool = inflate_pool() if size >= INLINE_BYTES else None
+    pool = inflating.pool() if size >= INLINE_BYTES else None
     jobs = []
     for lo in range(start - start % step, stop, step):
         try:
             mask, data = ds.id.read_direct_chunk((lo, *tail))
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, RuntimeError):  # RuntimeError: never written
             return None
         if mask:
             return None
@@ -215,8 +216,9 @@ def _inflate_rows(ds, start: int, stop: int) -> np.ndarray | None:
 
 
 def read_rows(ds, start: int, stop: int) -> np.ndarray:
-    """``ds[start:stop]`` (clipped to the dataset), inflating gzip chunks with :mod:`zlib` when
-    the layout allows it (same values, GIL released while inflating), else through h5py."""
+    """``ds[start:stop]`` (clipped to the dataset), inflating gzip chunks itself
+    (:data:`triggerad.io.inflate.INFLATER`) when the layout allows it (same values, GIL released
+    while inflating), else through h5py."""
     stop = min(stop, ds.shape[0])
     if stop > start and _inflatable(ds):
         rows = _inflate_rows(ds, start, stop)

@@ -1,11 +1,42 @@
-"""The threads that inflate compressed chunks beside the caller (one pool per process)."""
+"""Inflation of compressed chunks beside the caller: the inflater and the thread pool.
+
+The inflater is ISA-L's (:mod:`isal.isal_zlib`, the ``isal`` package): the same deflate
+streams as :mod:`zlib`, the same bytes out, about half the CPU on the event files' chunks
+(``Particles``: 0.42 vs 0.82 us/event, see docs/stream.md), and it releases the GIL while it
+inflates as :mod:`zlib` does. Where the package cannot be imported (a platform without a
+wheel) the standard :mod:`zlib` is used.
+"""
 
 from __future__ import annotations
 
 import os
+import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+class Inflater(NamedTuple):
+    """A zlib-compatible ``decompress(data, bufsize=...)`` and the exception it raises."""
+
+    name: str
+    decompress: Callable[..., bytes]
+    error: type[Exception]
+
+
+def choose() -> Inflater:
+    """ISA-L's inflater if the ``isal`` package imports, else the standard :mod:`zlib`."""
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        return Inflater("zlib", zlib.decompress, zlib.error)
+    return Inflater("isal", isal_zlib.decompress, isal_zlib.error)
+
+
+#: The inflater of this process (:func:`choose`).
+INFLATER = choose()
 
 
 def threads() -> int:
