@@ -89,3 +89,29 @@ def test_one_pool_per_process(monkeypatch):
     monkeypatch.setattr(inflate.os, "getpid", lambda: -1)  # as in a forked worker
     assert inflate.pool() is not first
     assert 1 <= inflate.threads() <= 4
+
+
+def test_boundary_chunk_inflated_once(h5, monkeypatch):
+    """Consecutive reads sharing a chunk inflate it once; a kept chunk whose compressed bytes
+    differ from the file's (a rewritten file) is not used."""
+    monkeypatch.setattr(inflate, "_BOUNDARY", {})
+    calls, real = [], inflate.INFLATER
+
+    def counting(data, bufsize):
+        calls.append(len(data))
+        return real.decompress(data, bufsize=bufsize)
+
+    counted = inflate.Inflater("counting", counting, real.error)
+    monkeypatch.setattr(inflate, "INFLATER", counted)
+    ds = h5["Particles"]  # 23 rows in chunks of 5
+    first = read_rows(ds, 0, 7)  # ends inside the chunk [5, 10): kept
+    assert len(calls) == 2
+    second = read_rows(ds, 7, 23)  # starts inside it: chunks 10, 15, 20 inflated, 5 taken
+    assert len(calls) == 5
+    np.testing.assert_array_equal(np.concatenate([first, second]), ds[:])
+    key = (ds.file.filename, ds.name)
+    lo, data, inflated = inflate._BOUNDARY[key]
+    assert lo == 5  # the read to the end of the dataset kept nothing
+    inflate.boundary_put(key, 5, data + b"x", bytes(len(inflated)))  # stale: bytes differ
+    np.testing.assert_array_equal(read_rows(ds, 8, 12), ds[8:12])
+    assert len(calls) == 7  # both chunks inflated again

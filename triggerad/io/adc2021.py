@@ -178,22 +178,33 @@ def _inflate_rows(ds, start: int, stop: int) -> np.ndarray | None:
 
     The compressed chunks are read in this thread (h5py serialises its calls); each is handed
     to a :func:`triggerad.io.inflate.pool` thread as soon as it is read (the inflater and numpy
-    release the GIL, so inflating and copying the rows out run in parallel with the next reads). Small
-    chunks (:data:`INLINE_BYTES`) are inflated here."""
+    release the GIL, so inflating and copying the rows out run in parallel with the next reads).
+    Small chunks (:data:`INLINE_BYTES`) are inflated here. A chunk the read ends inside is kept
+    (:func:`triggerad.io.inflate.boundary_put`) for the next unit of the file, which starts
+    inside it: consecutive units inflate their boundary chunk once."""
     step, row = ds.chunks[0], tuple(ds.shape[1:])
     out = np.empty((stop - start, *row), dtype=ds.dtype)
     size = step * int(np.prod(row, dtype=np.int64)) * ds.dtype.itemsize
     tail = (0,) * len(row)
     decompress, error = inflating.INFLATER.decompress, inflating.INFLATER.error
+    key = (ds.file.filename, ds.name)
+    first, last = start - start % step, (stop - 1) - (stop - 1) % step
+    ends_inside = stop < min(last + step, ds.shape[0])
 
     def inflate(lo: int, data: bytes) -> bool:
-        try:
-            data = decompress(data, bufsize=size)  # one output buffer: less CPU than growing one
-        except error:
-            return False
-        if len(data) != size:
-            return False
-        chunk = np.frombuffer(data, dtype=ds.dtype).reshape(step, *row)
+        inflated = None
+        if lo == first and start > first:
+            inflated = inflating.boundary_get(key, lo, data)
+        if inflated is None:
+            try:  # one output buffer: less CPU than growing one
+                inflated = decompress(data, bufsize=size)
+            except error:
+                return False
+            if len(inflated) != size:
+                return False
+            if lo == last and ends_inside:
+                inflating.boundary_put(key, lo, data, inflated)
+        chunk = np.frombuffer(inflated, dtype=ds.dtype).reshape(step, *row)
         a, b = max(start, lo), min(stop, lo + step)
         out[a - start:b - start] = chunk[a - lo:b - lo]
         return True

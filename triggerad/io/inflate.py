@@ -17,6 +17,14 @@ from typing import NamedTuple
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 
+#: The chunk a read ended inside, per (file, dataset): ``(chunk start, compressed bytes,
+#: inflated bytes)``. The next unit of the same file starts inside that chunk and takes it from
+#: here instead of inflating it again; used only if the compressed bytes read again are equal.
+_BOUNDARY: dict[tuple[str, str], tuple[int, bytes, bytes]] = {}
+
+#: Entries kept in :data:`_BOUNDARY` (one per dataset of the files being read).
+BOUNDARY_ENTRIES = 16
+
 
 class Inflater(NamedTuple):
     """A zlib-compatible ``decompress(data, bufsize=...)`` and the exception it raises."""
@@ -37,6 +45,22 @@ def choose() -> Inflater:
 
 #: The inflater of this process (:func:`choose`).
 INFLATER = choose()
+
+
+def boundary_get(key: tuple[str, str], lo: int, data: bytes) -> bytes | None:
+    """The inflated bytes of the chunk at ``lo`` of ``key`` kept by :func:`boundary_put`, if
+    its compressed bytes were ``data``; else None."""
+    kept = _BOUNDARY.get(key)
+    if kept is not None and kept[0] == lo and kept[1] == data:
+        return kept[2]
+    return None
+
+
+def boundary_put(key: tuple[str, str], lo: int, data: bytes, inflated: bytes) -> None:
+    """Keep the chunk at ``lo`` of ``key`` (compressed ``data``, ``inflated``) for the next read."""
+    if len(_BOUNDARY) >= BOUNDARY_ENTRIES and key not in _BOUNDARY:
+        _BOUNDARY.clear()
+    _BOUNDARY[key] = (lo, data, inflated)
 
 
 def threads() -> int:
