@@ -182,12 +182,14 @@ def _inflate_rows(ds, start: int, stop: int) -> np.ndarray | None:
     Small chunks (:data:`INLINE_BYTES`) are inflated here. A chunk the read ends inside is kept
     (:func:`triggerad.io.inflate.boundary_put`) for the next unit of the file, which starts
     inside it: consecutive units inflate their boundary chunk once."""
+    from h5py import h5f
+
     step, row = ds.chunks[0], tuple(ds.shape[1:])
     out = np.empty((stop - start, *row), dtype=ds.dtype)
     size = step * int(np.prod(row, dtype=np.int64)) * ds.dtype.itemsize
     tail = (0,) * len(row)
     decompress, error = inflating.INFLATER.decompress, inflating.INFLATER.error
-    key = (ds.file.filename, ds.name)
+    key = (h5f.get_name(ds.id), ds.name)  # (file, dataset): ds.file costs ~40 us
     first, last = start - start % step, (stop - 1) - (stop - 1) % step
     ends_inside = stop < min(last + step, ds.shape[0])
 
