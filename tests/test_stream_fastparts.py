@@ -41,9 +41,17 @@ def wide_frame(n: int = 40) -> pd.DataFrame:
     return pd.concat([frame, inputs], axis=1)
 
 
+def wide_frame_nan() -> pd.DataFrame:
+    frame = wide_frame()
+    frame.loc[3, "x7"] = np.nan  # inside the block of inputs: null, as from_pandas
+    return frame
+
+
 @pytest.mark.parametrize("frame", [score_frame(), score_frame().iloc[:0], wide_frame(),
+                                   wide_frame_nan(), wide_frame().iloc[:0],
                                    score_frame().assign(label=np.array(["a"] * 500, object))],
-                         ids=["scores", "empty", "anomalies", "object-column"])
+                         ids=["scores", "empty", "anomalies", "anomalies-nan", "anomalies-empty",
+                              "object-column"])
 def test_arrow_table_equals_from_pandas(frame, tmp_path):
     fast, reference = arrow_table(frame), pa.Table.from_pandas(frame, preserve_index=False)
     assert fast.equals(reference)
