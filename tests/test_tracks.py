@@ -425,6 +425,17 @@ def test_config_errors_name_the_key():
         load_config(FAST, {"models": {"inputs": ["log_pt", "d0_sigma"]}})
 
 
+def test_hgmm_config_differs_from_tracks_only_in_the_pileup_route():
+    from triggerad.config import to_dict
+
+    configs = FAST.parent
+    ref, hgmm = (to_dict(load_config(configs / f"{n}.yaml")) for n in ("tracks", "tracks-hgmm"))
+    assert (ref["pileup"]["route"], hgmm["pileup"]["route"]) == ("library", "hgmm")
+    assert hgmm["pileup"]["hgmm"] == {"events": 500, "max_components": 4, "cov_floor": 0.05}
+    ref["pileup"]["route"] = "hgmm"
+    assert ref == hgmm
+
+
 def test_input_subset_keeps_the_named_columns():
     s = synthetic.make(20, n_tracks=12, seed=3)
     full, mask = feat.track_features(s.tracks, s.n_tracks)
@@ -461,3 +472,30 @@ def test_generated_samples_with_pileup(tmp_path):
     # same seed, same file
     generate(cfg, 40, tmp_path / "again", seed=3, progress=False)
     assert read(tmp_path / "again" / "tracks_mu10.npz").fingerprint() == s10.fingerprint()
+
+
+@pytest.mark.slow
+def test_generated_samples_with_hgmm_pileup(tmp_path):
+    """The ``hgmm`` pile-up route (configs/tracks-hgmm.yaml) through the track generator."""
+    from tagger.tracks.data import read
+    from tagger.tracks.generate import generate
+
+    cfg = load_config(FAST, {"selection": {"mu": [10.0], "n_tracks": 30},
+                             "pileup": {"route": "hgmm", "pool_size": 100,
+                                        "cache_dir": str(tmp_path / "cache"),
+                                        "hgmm": {"events": 40, "max_components": 2}},
+                             "output": {"job_size": 20, "batch_size": 20}})
+    summary = generate(cfg, 20, tmp_path / "out", seed=3, progress=False)
+    assert summary["pileup"]["route"] == "hgmm"
+    assert len(list((tmp_path / "cache").glob("hgmm-*.npz"))) == 1
+    s = read(tmp_path / "out" / "tracks_mu10.npz")
+    assert s.tracks.shape == (40, 30, 7) and s.label.sum() == 20
+    assert s.n_pileup.mean() == pytest.approx(10, rel=0.3)
+    pile = s.from_pileup.astype(bool)
+    assert pile.sum() > 0.3 * s.n_tracks.sum()
+    # synthetic pile-up tracks: spread in z by the beam spot, some displaced in d0
+    assert np.std(s.tracks[pile][:, 4]) > 10.0
+    assert np.any(np.abs(s.tracks[pile][:, 3] / s.tracks[pile][:, 5]) > 5)
+    # the same seed gives the same file (the model is read from the cache the second time)
+    generate(cfg, 20, tmp_path / "again", seed=3, progress=False)
+    assert read(tmp_path / "again" / "tracks_mu10.npz").fingerprint() == s.fingerprint()
