@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from anomaly.transform import PT_LIKE
+
 #: lever -> (model, overrides of the training config sections, seeds). Several seeds: the
 #: per-event mean score of the models.
 FIXED_64 = {"model": {"normalisation": {"mode": "fixed", "pt": 64, "eta": 4, "phi": 4}}}
@@ -51,6 +53,10 @@ LEVERS = {
     "hlf_robust": ("hlf_vae", ROBUST, [42]),
     "hlf_robust_ens3": ("hlf_vae", ROBUST, [42, 43, 44]),
     "hlf_unweighted": ("hlf_vae", {"data": {"use_weights": False}}, [42]),
+    "hlf_log1p_pt": ("hlf_vae", {"model": {"input_transform": {"log1p": list(PT_LIKE)}}}, [42]),
+    "hlf_log1p_pt_epochs400": ("hlf_vae", {"model": {"input_transform": {
+        "log1p": list(PT_LIKE)}}, **LONGER_400}, [42]),
+    "hlf_wpow05": ("hlf_vae", {"data": {"weight_power": 0.5}}, [42]),
 }
 NO_JACOBIAN = {"jacobian": False}
 LEVERS.update({
@@ -90,10 +96,14 @@ def train_lever(cfg, study: Path, out: Path, model: str, overrides: dict, seed: 
 
 
 def _key(overrides: dict) -> str:
-    """Folder tag of the overrides (``default``, ``modefixed_pt32_eta2_phi2``, ``epochs150``)."""
+    """Folder tag of the overrides (``default``, ``modefixed_pt32_eta2_phi2``, ``epochs150``;
+    a list value by its length, ``log1p8``)."""
     flat = {**overrides.get("model", {}).get("normalisation", {}),
-            **{k: v for sec in overrides.values() for k, v in sec.items() if k != "normalisation"}}
-    return "_".join(f"{k}{v}" for k, v in flat.items()) or "default"
+            **overrides.get("model", {}).get("input_transform", {}),
+            **{k: v for sec in overrides.values() for k, v in sec.items()
+               if k not in ("normalisation", "input_transform")}}
+    return "_".join(f"{k}{len(v) if isinstance(v, list) else v}"
+                    for k, v in flat.items()) or "default"
 
 
 def lever_scores(cfg, study: Path, out: Path, lever: str, scores) -> list[str]:
