@@ -212,13 +212,11 @@ def prepare_inputs(
     x = ops.cast(x, "float32")
     mean = np.asarray(mean, dtype=np.float32)
     scale = np.asarray(scale, dtype=np.float32)
-    t_mean, t_scale = mean, scale
-    x_enc = x
-    if transform is not None and transform.active:
-        if ops is not NUMPY:
-            raise ValueError("an input transform is applied with the numpy backend only")
-        x_enc = transform.apply(x)
-        t_mean, t_scale = transform.targets(mean, scale)
+    active = transform is not None and transform.active
+    if active and ops is not NUMPY:
+        raise ValueError("an input transform is applied with the numpy backend only")
+    x_enc, (t_mean, t_scale) = (transform.apply(x), transform.targets(mean, scale)) if active \
+        else (x, (mean, scale))
     out = {"x": ops.cast((x_enc - mean) / scale, "float32")}
     if kind == "hlf_vae":
         out["t"] = likelihoods.likelihood_targets(x, t_mean, t_scale, families(), ops=ops)
