@@ -25,6 +25,7 @@ Trained models stay in ``DIR/models/<lever>_s<seed>`` and are reused when the sc
 from __future__ import annotations
 
 import argparse
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,9 @@ LEVERS = {
     "hlf_log1p_pt_epochs400": ("hlf_vae", {"model": {"input_transform": {
         "log1p": list(PT_LIKE)}}, **LONGER_400}, [42]),
     "hlf_wpow05": ("hlf_vae", {"data": {"weight_power": 0.5}}, [42]),
+    # log1p of the hadronic / single-lepton pT-like features only (the lepton-system ones linear)
+    "hlf_log1p_had": ("hlf_vae", {"model": {"input_transform": {
+        "log1p": ["HT", "allJetMass", "LepPt", "MT"]}}}, [42]),
 }
 NO_JACOBIAN = {"jacobian": False}
 LEVERS.update({
@@ -97,13 +101,17 @@ def train_lever(cfg, study: Path, out: Path, model: str, overrides: dict, seed: 
 
 def _key(overrides: dict) -> str:
     """Folder tag of the overrides (``default``, ``modefixed_pt32_eta2_phi2``, ``epochs150``;
-    a list value by its length, ``log1p8``)."""
+    a list value by its length and a digest of its items, ``log1p8-1a2b3c``)."""
     flat = {**overrides.get("model", {}).get("normalisation", {}),
             **overrides.get("model", {}).get("input_transform", {}),
             **{k: v for sec in overrides.values() for k, v in sec.items()
                if k not in ("normalisation", "input_transform")}}
-    return "_".join(f"{k}{len(v) if isinstance(v, list) else v}"
-                    for k, v in flat.items()) or "default"
+    def tag(v):
+        if not isinstance(v, list):
+            return str(v)
+        return f"{len(v)}-{hashlib.sha1(','.join(map(str, v)).encode()).hexdigest()[:6]}"
+
+    return "_".join(f"{k}{tag(v)}" for k, v in flat.items()) or "default"
 
 
 def lever_scores(cfg, study: Path, out: Path, lever: str, scores) -> list[str]:
