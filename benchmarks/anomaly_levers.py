@@ -61,6 +61,10 @@ LEVERS = {
     # log1p of the hadronic / single-lepton pT-like features only (the lepton-system ones linear)
     "hlf_log1p_had": ("hlf_vae", {"model": {"input_transform": {
         "log1p": ["HT", "allJetMass", "LepPt", "MT"]}}}, [42]),
+    # the seed spread of the comparison baseline vs log1p
+    "hlf_seed43": ("hlf_vae", {}, [43]),
+    "hlf_log1p_pt_seed43": ("hlf_vae", {"model": {"input_transform": {"log1p": list(PT_LIKE)}}},
+                            [43]),
 }
 NO_JACOBIAN = {"jacobian": False}
 LEVERS.update({
