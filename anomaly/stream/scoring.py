@@ -42,7 +42,8 @@ ALL_SCORES = "all"
 def encoder_inputs(model, x: np.ndarray) -> np.ndarray:
     """What the encoders see: normalised inputs, with padded L1 slots zeroed (as in training).
 
-    Equals ``model.normalise(x)`` (``(x - mean) / scale`` in float32), times
+    Equals ``model.normalise(raw)`` for ``x = model.transformed(raw)`` (``(x - mean) / scale``
+    in float32), times
     ``anomaly.model.input_mask(x)`` for kinds with an ``empty_slot_mask`` (``l1_vae``), bit for bit, computed in one float32 buffer:
     the slot mask is applied to the pT, eta and phi columns in turn (a broadcast over the last
     axis of length 3 is ~4x slower). ``x`` are the raw inputs after the model's input
