@@ -65,6 +65,8 @@ LEVERS = {
     "hlf_seed43": ("hlf_vae", {}, [43]),
     "hlf_log1p_pt_seed43": ("hlf_vae", {"model": {"input_transform": {"log1p": list(PT_LIKE)}}},
                             [43]),
+    "hlf_log1p_had_seed43": ("hlf_vae", {"model": {"input_transform": {
+        "log1p": ["HT", "allJetMass", "LepPt", "MT"]}}}, [43]),
 }
 NO_JACOBIAN = {"jacobian": False}
 LEVERS.update({
