@@ -67,6 +67,9 @@ LEVERS = {
                             [43]),
     "hlf_log1p_had_seed43": ("hlf_vae", {"model": {"input_transform": {
         "log1p": ["HT", "allJetMass", "LepPt", "MT"]}}}, [43]),
+    "hlf_ens2": ("hlf_vae", {}, [42, 43]),
+    "hlf_log1p_had_ens2": ("hlf_vae", {"model": {"input_transform": {
+        "log1p": ["HT", "allJetMass", "LepPt", "MT"]}}}, [42, 43]),
 }
 NO_JACOBIAN = {"jacobian": False}
 LEVERS.update({
