@@ -67,6 +67,11 @@ LEVERS = {
                             [43]),
     "hlf_log1p_had_seed43": ("hlf_vae", {"model": {"input_transform": {
         "log1p": ["HT", "allJetMass", "LepPt", "MT"]}}}, [43]),
+    "hlf_seed44": ("hlf_vae", {}, [44]),
+    "hlf_log1p_had_seed44": ("hlf_vae", {"model": {"input_transform": {
+        "log1p": ["HT", "allJetMass", "LepPt", "MT"]}}}, [44]),
+    "hlf_log1p_had_ens3": ("hlf_vae", {"model": {"input_transform": {
+        "log1p": ["HT", "allJetMass", "LepPt", "MT"]}}}, [42, 43, 44]),
     "hlf_ens2": ("hlf_vae", {}, [42, 43]),
     "hlf_log1p_had_ens2": ("hlf_vae", {"model": {"input_transform": {
         "log1p": ["HT", "allJetMass", "LepPt", "MT"]}}}, [42, 43]),
