@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from anomaly.normalisation import checked_normalisation
+from anomaly.transform import from_meta as input_transform
 from triggerad import atomic, models, schema
 from triggerad.config import build
 from triggerad.errors import SchemaMismatchError, did_you_mean
@@ -88,7 +89,7 @@ def versions() -> dict[str, str]:
 
 def write_artifact_files(
     folder: str | Path, *, vae, quantized_encoder, mean: np.ndarray, scale: np.ndarray,
-    config: dict, data_info: dict, metrics: dict | None = None,
+    config: dict, data_info: dict, metrics: dict | None = None, transform=None,
 ) -> None:
     """Write ``artifact.json`` and the weights into an existing (temporary) folder.
 
@@ -109,6 +110,9 @@ def write_artifact_files(
         From :func:`triggerad.data.describe`.
     metrics : dict, optional
         Training summary (final losses, epochs) stored for reference.
+    transform : anomaly.transform.InputTransform, optional
+        The encoder input transform (``mean``, ``scale`` are then those of the transformed
+        inputs); stored as ``input_transform``.
     """
     from anomaly.model import input_names, quiet_qkeras
     from anomaly.stream.fastpath import write_fastpath
@@ -121,6 +125,7 @@ def write_artifact_files(
         "input_names": list(input_names(kind)),
         "latent_dim": int(config["model"]["latent_dim"]),
         "normalisation": {"mean": np.asarray(mean).tolist(), "scale": np.asarray(scale).tolist()},
+        "input_transform": transform.to_meta() if transform is not None else {"log1p": []},
         "scores": SCORE_DEFINITIONS,
         "default_score": DEFAULT_SCORE[kind],
         "versions": versions(),
@@ -196,6 +201,7 @@ class ModelArtifact(models.ModelFolder):
     def __init__(self, path: Path, meta: dict):
         super().__init__(path, meta)
         self.mean, self.scale = _checked_normalisation(self.path, meta)
+        self.transform = input_transform(self.path / ARTIFACT_FILE, meta)
         self._models = None
         self._score_fn = None
         self._graph = None
@@ -268,9 +274,14 @@ class ModelArtifact(models.ModelFolder):
             )
         return x
 
+    def transformed(self, x: np.ndarray) -> np.ndarray:
+        """Raw inputs as the encoder and the integer graph take them: ``x``, with
+        ``log(1 + max(x, 0))`` in the columns of ``model.input_transform.log1p`` (if any)."""
+        return self.transform.apply(np.asarray(x, dtype=np.float32))
+
     def normalise(self, x: np.ndarray) -> np.ndarray:
-        """``(x - mean) / scale`` with the training-split normalisation, float32."""
-        return ((np.asarray(x, dtype=np.float32) - self.mean) / self.scale).astype(np.float32)
+        """``(transformed(x) - mean) / scale`` with the training-split normalisation, float32."""
+        return ((self.transformed(x) - self.mean) / self.scale).astype(np.float32)
 
     # Models ------------------------------------------------------------------------------------
     def _build(self):
@@ -307,6 +318,8 @@ class ModelArtifact(models.ModelFolder):
 
     def fixed_graph(self):
         """The integer fixed-point graph: raw inputs -> normalisation -> encoder -> ``score``.
+
+        Its inputs are :meth:`transformed` raw inputs (the raw inputs without an input transform).
 
         Built once from the quantized encoder and ``quantization.fixed_point``
         (:func:`anomaly.quantized.score_graph`); ``mu2_q`` and ``kl_q`` are computed from it and
@@ -377,9 +390,9 @@ class ModelArtifact(models.ModelFolder):
         parts: dict[str, list[np.ndarray]] = {k: [] for k in SCORE_NAMES}
         for start in range(0, len(x), batch_size):
             chunk = x[start:start + batch_size]
-            out = {k: v.numpy() for k, v in fn(prepare_inputs(self.kind, chunk, self.mean,
-                                                              self.scale)).items()}
-            out.update(quantized_scores(graph, chunk, FIXED_POINT_SCORES))
+            out = {k: v.numpy() for k, v in fn(prepare_inputs(
+                self.kind, chunk, self.mean, self.scale, transform=self.transform)).items()}
+            out.update(quantized_scores(graph, self.transformed(chunk), FIXED_POINT_SCORES))
             for k in SCORE_NAMES:
                 parts[k].append(np.asarray(out[k], dtype=np.float64))
         return {

@@ -161,8 +161,10 @@ def build_vae_export(model_dir: str | Path, options: ExportOptions) -> ExportSpe
     """
     from anomaly.artifact import SCORE_DEFINITIONS, load_artifact
     from anomaly.model import input_names, quiet_qkeras
+    from anomaly.transform import refuse_transform
 
     art = load_artifact(model_dir)
+    refuse_transform(art, "the ONNX export")
     where = str(art.path / "artifact.json")
     if art.kind not in INPUTS:
         raise SchemaMismatchError(f"{where}: the VAE exporter knows kinds {list(INPUTS)}, found "

@@ -33,6 +33,7 @@ from anomaly import likelihoods
 from anomaly.features import input_names
 from anomaly.normalisation import NormalisationConfig, fixed_normalisation
 from anomaly.quantized import LOGVAR_CLIP as _LOGVAR_CLIP
+from anomaly.transform import InputTransformConfig
 from triggerad import schema
 from triggerad.arrayops import NUMPY, ArrayOps
 from triggerad.fixedpoint import FixedPointConfig
@@ -57,6 +58,9 @@ class ModelConfig:
         Weight of the KL term in the loss (Cerri: 0.3).
     normalisation : NormalisationConfig
         Fitted or fixed input scales (``fixed``: ``l1_vae`` only).
+    input_transform : InputTransformConfig
+        Encoder input transform (``log1p`` of named features; ``hlf_vae`` only;
+        :mod:`anomaly.transform`).
     """
 
     kind: Kind = "hlf_vae"
@@ -65,8 +69,12 @@ class ModelConfig:
     latent_dim: int = 4
     beta: float = 0.3
     normalisation: NormalisationConfig = field(default_factory=NormalisationConfig)
+    input_transform: InputTransformConfig = field(default_factory=InputTransformConfig)
 
     def __post_init__(self) -> None:
+        if self.input_transform.log1p and self.kind != "hlf_vae":
+            raise ValueError(f"input_transform.log1p is for kind 'hlf_vae' (named features), "
+                             f"found kind {self.kind!r}; use normalisation for the L1 inputs")
         if self.latent_dim <= 0 or any(w <= 0 for w in self.encoder + self.decoder):
             raise ValueError(
                 f"layer widths and latent_dim must be positive, found encoder={self.encoder!r}, "
@@ -190,20 +198,28 @@ def fit_normalisation(kind: str, x: np.ndarray, cfg: NormalisationConfig | None 
 
 
 def prepare_inputs(
-    kind: str, x: np.ndarray, mean: np.ndarray, scale: np.ndarray, ops: ArrayOps = NUMPY
+    kind: str, x: np.ndarray, mean: np.ndarray, scale: np.ndarray, ops: ArrayOps = NUMPY, *,
+    transform=None,
 ) -> dict[str, np.ndarray]:
     """The :class:`VAE` input dict from raw inputs: ``x`` normalised, plus ``t`` (HLF likelihood
     targets) or ``m`` (L1 occupancy mask).
 
     ``ops`` is the backend (:mod:`triggerad.arrayops`): numpy, or TensorFlow to put the input
-    preparation inside an exported graph (same values bit for bit).
+    preparation inside an exported graph (same values bit for bit). ``transform``
+    (:class:`anomaly.transform.InputTransform`, numpy only): the encoder sees
+    ``(transform.apply(x) - mean) / scale`` and the targets use the raw normalisation.
     """
     x = ops.cast(x, "float32")
     mean = np.asarray(mean, dtype=np.float32)
     scale = np.asarray(scale, dtype=np.float32)
-    out = {"x": ops.cast((x - mean) / scale, "float32")}
+    active = transform is not None and transform.active
+    if active and ops is not NUMPY:
+        raise ValueError("an input transform is applied with the numpy backend only")
+    x_enc, (t_mean, t_scale) = (transform.apply(x), transform.targets(mean, scale)) if active \
+        else (x, (mean, scale))
+    out = {"x": ops.cast((x_enc - mean) / scale, "float32")}
     if kind == "hlf_vae":
-        out["t"] = likelihoods.likelihood_targets(x, mean, scale, families(), ops=ops)
+        out["t"] = likelihoods.likelihood_targets(x, t_mean, t_scale, families(), ops=ops)
     else:
         out["m"] = input_mask(x, ops=ops)
     return out

@@ -100,9 +100,10 @@ class TrainConfig:
                     f"fixed needs powers of two as fixed scales, found {odd!r} (e.g. 32, 64)")
 
 
-def sample_weights(weight: np.ndarray, use_weights: bool, negative: str = "abs"
-                   ) -> tuple[np.ndarray, dict]:
-    """Per-event loss weights: the event ``weight`` normalised to mean 1, or all ones.
+def sample_weights(weight: np.ndarray, use_weights: bool, negative: str = "abs", *,
+                   power: float = 1.0) -> tuple[np.ndarray, dict]:
+    """Per-event loss weights: the event ``weight`` (``|w| ** power``, ``data.weight_power``)
+    normalised to mean 1, or all ones.
 
     Negative weights (NLO generators) cannot weight a loss that is minimised (an event with a
     negative weight would be pushed to an ever worse reconstruction): ``negative="abs"`` uses
@@ -121,6 +122,8 @@ def sample_weights(weight: np.ndarray, use_weights: bool, negative: str = "abs"
     if not use_weights:
         return np.ones(len(w), dtype=np.float32), treatment
     w = np.abs(w) if negative == "abs" else np.where(neg, 0.0, w)
+    if power != 1:
+        w = np.where(w > 0, w ** power, 0.0)
     if not w.sum() > 0:
         raise StatisticsError("data: every event weight is zero after the negative-weight "
                               f"treatment {negative!r}; use negative_weights: abs")
@@ -267,8 +270,9 @@ def train(cfg: TrainConfig, out: str | Path, extra: dict | None = None) -> dict:
     import tensorflow as tf
 
     from anomaly.artifact import raw_inputs, write_artifact_files
-    from anomaly.model import fit_normalisation, prepare_inputs
+    from anomaly.model import fit_normalisation, input_names, prepare_inputs
     from anomaly.quantized import score_graph
+    from anomaly.transform import InputTransform
     from triggerad import atomic
     from triggerad import data as d
     from triggerad.provenance import write_provenance
@@ -285,8 +289,15 @@ def train(cfg: TrainConfig, out: str | Path, extra: dict | None = None) -> dict:
     mean, scale = fit_normalisation(
         kind, x[idx["train"]], cfg.model.normalisation,
         power_of_two=cfg.quantization.fixed_point.power_of_two_scales)
-    inputs = prepare_inputs(kind, x, mean, scale)
-    w, negative = sample_weights(batch.weight, cfg.data.use_weights, cfg.data.negative_weights)
+    transform = InputTransform(cfg.model.input_transform.log1p, input_names(kind), mean, scale)
+    x_enc = transform.apply(x)
+    if transform.active:  # the encoder normalisation is fitted on the transformed features
+        mean, scale = fit_normalisation(
+            kind, x_enc[idx["train"]], cfg.model.normalisation,
+            power_of_two=cfg.quantization.fixed_point.power_of_two_scales)
+    inputs = prepare_inputs(kind, x, mean, scale, transform=transform)
+    w, negative = sample_weights(batch.weight, cfg.data.use_weights, cfg.data.negative_weights,
+                                 power=cfg.data.weight_power)
     if negative["n_negative"]:
         log.info("%d events with negative weights (sum %.4g): %s", negative["n_negative"],
                  negative["sum_negative"], negative["treatment"])
@@ -312,10 +323,11 @@ def train(cfg: TrainConfig, out: str | Path, extra: dict | None = None) -> dict:
         }
         summary["mu2_vs_mu2_q_correlation_val"] = _mu2_correlation(
             vae, score_graph(qenc, cfg.quantization.fixed_point, mean, scale), kind, val_in,
-            x[idx["val"]])
+            x_enc[idx["val"]])
         summary["seconds"] = round(time.perf_counter() - t0, 2)
         write_artifact_files(
             tmp, vae=vae, quantized_encoder=qenc, mean=mean, scale=scale, config=to_dict(cfg),
+            transform=transform,
             data_info={**d.describe(cfg.data.background, cfg.data.reader, cfg.data, batch),
                        "negative_weights": negative},
             metrics=summary,

@@ -25,9 +25,12 @@ Trained models stay in ``DIR/models/<lever>_s<seed>`` and are reused when the sc
 from __future__ import annotations
 
 import argparse
+import hashlib
 from pathlib import Path
 
 import numpy as np
+
+from anomaly.transform import PT_LIKE
 
 #: lever -> (model, overrides of the training config sections, seeds). Several seeds: the
 #: per-event mean score of the models.
@@ -51,6 +54,27 @@ LEVERS = {
     "hlf_robust": ("hlf_vae", ROBUST, [42]),
     "hlf_robust_ens3": ("hlf_vae", ROBUST, [42, 43, 44]),
     "hlf_unweighted": ("hlf_vae", {"data": {"use_weights": False}}, [42]),
+    "hlf_log1p_pt": ("hlf_vae", {"model": {"input_transform": {"log1p": list(PT_LIKE)}}}, [42]),
+    "hlf_log1p_pt_epochs400": ("hlf_vae", {"model": {"input_transform": {
+        "log1p": list(PT_LIKE)}}, **LONGER_400}, [42]),
+    "hlf_wpow05": ("hlf_vae", {"data": {"weight_power": 0.5}}, [42]),
+    # log1p of the hadronic / single-lepton pT-like features only (the lepton-system ones linear)
+    "hlf_log1p_had": ("hlf_vae", {"model": {"input_transform": {
+        "log1p": ["HT", "allJetMass", "LepPt", "MT"]}}}, [42]),
+    # the seed spread of the comparison baseline vs log1p
+    "hlf_seed43": ("hlf_vae", {}, [43]),
+    "hlf_log1p_pt_seed43": ("hlf_vae", {"model": {"input_transform": {"log1p": list(PT_LIKE)}}},
+                            [43]),
+    "hlf_log1p_had_seed43": ("hlf_vae", {"model": {"input_transform": {
+        "log1p": ["HT", "allJetMass", "LepPt", "MT"]}}}, [43]),
+    "hlf_seed44": ("hlf_vae", {}, [44]),
+    "hlf_log1p_had_seed44": ("hlf_vae", {"model": {"input_transform": {
+        "log1p": ["HT", "allJetMass", "LepPt", "MT"]}}}, [44]),
+    "hlf_log1p_had_ens3": ("hlf_vae", {"model": {"input_transform": {
+        "log1p": ["HT", "allJetMass", "LepPt", "MT"]}}}, [42, 43, 44]),
+    "hlf_ens2": ("hlf_vae", {}, [42, 43]),
+    "hlf_log1p_had_ens2": ("hlf_vae", {"model": {"input_transform": {
+        "log1p": ["HT", "allJetMass", "LepPt", "MT"]}}}, [42, 43]),
 }
 NO_JACOBIAN = {"jacobian": False}
 LEVERS.update({
@@ -90,10 +114,18 @@ def train_lever(cfg, study: Path, out: Path, model: str, overrides: dict, seed: 
 
 
 def _key(overrides: dict) -> str:
-    """Folder tag of the overrides (``default``, ``modefixed_pt32_eta2_phi2``, ``epochs150``)."""
+    """Folder tag of the overrides (``default``, ``modefixed_pt32_eta2_phi2``, ``epochs150``;
+    a list value by its length and a digest of its items, ``log1p8-1a2b3c``)."""
     flat = {**overrides.get("model", {}).get("normalisation", {}),
-            **{k: v for sec in overrides.values() for k, v in sec.items() if k != "normalisation"}}
-    return "_".join(f"{k}{v}" for k, v in flat.items()) or "default"
+            **overrides.get("model", {}).get("input_transform", {}),
+            **{k: v for sec in overrides.values() for k, v in sec.items()
+               if k not in ("normalisation", "input_transform")}}
+    def tag(v):
+        if not isinstance(v, list):
+            return str(v)
+        return f"{len(v)}-{hashlib.sha1(','.join(map(str, v)).encode()).hexdigest()[:6]}"
+
+    return "_".join(f"{k}{tag(v)}" for k, v in flat.items()) or "default"
 
 
 def lever_scores(cfg, study: Path, out: Path, lever: str, scores) -> list[str]:

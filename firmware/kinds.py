@@ -116,8 +116,10 @@ class AnomalyEncoder(FirmwareKind):
 
     def trigger_inputs(self, model):
         """:class:`firmware.emit.TriggerInputs` of an anomaly model folder."""
+        from anomaly.transform import refuse_transform
         from firmware.emit import TriggerInputs
 
+        refuse_transform(model, "the firmware")
         thr = self.check_threshold(model)
         graph = model.fixed_graph()
         self.check_digest(model, thr, graph.digest())

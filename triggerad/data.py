@@ -50,6 +50,10 @@ class DataConfig:
         ``|w|`` (the shape the negative events cancel is then slightly overweighted), ``drop``
         gives them loss weight 0 (they stay in the splits). Their count is stored in the model's
         ``data_info``. Rates and thresholds always use the signed weights.
+    weight_power : float
+        With ``use_weights``: the loss weight is ``|w| ** weight_power`` (normalised to mean 1),
+        between the physical cocktail (1, default) and the generated mix (0, the same as
+        ``use_weights: false``); e.g. 0.5 trains on a mix flatter than the physical one.
     chunk_size : int
         Events per read chunk.
     max_events : int or None
@@ -62,11 +66,15 @@ class DataConfig:
     seed: int = 1234
     use_weights: bool = True
     negative_weights: Literal["abs", "drop"] = "abs"
+    weight_power: float = 1.0
     chunk_size: int = 100_000
     max_events: int | None = None
 
     def __post_init__(self) -> None:
         check_fractions(self.fractions)
+        if not (isinstance(self.weight_power, (int, float)) and 0 <= self.weight_power <= 1):
+            raise ValueError(f"weight_power must be a number in [0, 1], found "
+                             f"{self.weight_power!r}")
 
 
 def check_fractions(fractions) -> None:

@@ -42,10 +42,12 @@ ALL_SCORES = "all"
 def encoder_inputs(model, x: np.ndarray) -> np.ndarray:
     """What the encoders see: normalised inputs, with padded L1 slots zeroed (as in training).
 
-    Equals ``model.normalise(x)`` (``(x - mean) / scale`` in float32), times
+    Equals ``model.normalise(raw)`` for ``x = model.transformed(raw)`` (``(x - mean) / scale``
+    in float32), times
     ``anomaly.model.input_mask(x)`` for kinds with an ``empty_slot_mask`` (``l1_vae``), bit for bit, computed in one float32 buffer:
     the slot mask is applied to the pT, eta and phi columns in turn (a broadcast over the last
-    axis of length 3 is ~4x slower).
+    axis of length 3 is ~4x slower). ``x`` are the raw inputs after the model's input
+    transform (:meth:`anomaly.artifact.ModelArtifact.transformed`).
     """
     xn = np.subtract(x, model.mean, dtype=np.float32)
     np.divide(xn, model.scale, out=xn)
@@ -152,6 +154,9 @@ class StreamScorer(ModelScorer):
         """Scores (float64 (n,) each) of raw inputs ``x`` (n, d)."""
         self.prepare()
         if self.fast:
+            transform = getattr(self.model, "transform", None)
+            if transform is not None and transform.active:  # model.input_transform
+                x = transform.apply(x)
             out = {} if self._graph is None else quantized_scores(self._graph, x, self.scores)
             if self._float_net is not None:
                 mu = self._float_net(encoder_inputs(self.model, x))[0]
