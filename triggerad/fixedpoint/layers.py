@@ -29,11 +29,23 @@ count or CPU.
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import numpy as np
 
-from triggerad.fixedpoint.types import EXACT_LIMIT, Fixed, FixedPointError, parse_fixed
+from triggerad.fixedpoint.types import (
+    EXACT_LIMIT,
+    Fixed,
+    FixedPointError,
+    _round_inplace,
+    parse_fixed,
+)
+
+#: Raw values and partial sums below this bound are exact in float32 (24-bit significand).
+FLOAT32_LIMIT = 2**24
+#: Types of at most this width hold raw values below :data:`FLOAT32_LIMIT`.
+FLOAT32_WIDTH = 24
 
 
 def _check_limit(bound: int, what: str) -> None:
@@ -132,7 +144,10 @@ class ScaleShift(Layer):
         y *= self._scale
         if self._bias.any():
             y += self._bias
-        return self.result.assign(y)
+        y = self.result.assign(y)
+        # raw values below 2^24 are exact in float32: a following Dense can then run a float32
+        # product (half the time of float64, see Dense.forward)
+        return y.astype(np.float32) if self.result.width <= FLOAT32_WIDTH else y
 
     def precisions(self) -> dict[str, Fixed]:
         return {"scale": self.scale_type, "bias": self.bias_type, "result": self.result}
@@ -190,14 +205,33 @@ class Dense(Layer):
         # products and bias in LSB units of the result (scalings by powers of two: exact)
         self._weight = np.ldexp(self.weight, result.frac - self.prod_frac)
         self._bias = np.ldexp(self.bias, result.frac - bias_type.frac)
+        # float32 products are exact too when every partial sum stays below 2^24 (in units of
+        # 2^-sum_frac): always when the input type's range proves it, otherwise when the values
+        # of a block do (their largest magnitude times the largest column sum of |weights|)
+        self._weight32 = self._weight.astype(np.float32)
+        self._bias32 = self._bias.astype(np.float32)
+        self._single_always = max(map(abs, low + high), default=0) < FLOAT32_LIMIT
+        self._column_sum = max((sum(abs(v) for v in column) for column in w.T), default=0) * shift
+        self._bias_max = max((abs(v) for v in b), default=0)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if not self.exact_accum:
             x = np.asarray(x, dtype=np.float64)
             return self.result.cast(self._stepwise_sum(x), self.accum.frac, inplace=True)
+        if self._identity and x.dtype == np.float32 and self._single_exact(x):
+            y = x @ self._weight32  # exact: integers (times powers of two) below 2^24
+            y += self._bias32
+            return y
         y = x @ self._weight  # exact: integers (times powers of two) below 2^52
         y += self._bias
         return y if self._identity else self.result.assign(y)
+
+    def _single_exact(self, x: np.ndarray) -> bool:
+        """True if the float32 product of raw inputs ``x`` is exact (see ``__init__``)."""
+        if self._single_always or not x.size:
+            return self._single_always
+        largest = max(-float(x.min()), float(x.max()))
+        return largest * self._column_sum + self._bias_max < FLOAT32_LIMIT
 
     def _stepwise_sum(self, x: np.ndarray) -> np.ndarray:
         """``acc = (accum_t) b; for i: acc += (accum_t)(x_i * w_i)``, every step in ``accum_t``."""
@@ -239,8 +273,22 @@ class Activation(Layer):
         # a saturating unsigned result already maps every negative value to 0 (rounding is
         # monotonic), so relu(x) cast into it equals x cast into it
         self._clips_negatives = not result.signed and result.saturation in ("AP_SAT", "AP_SAT_SYM")
+        self._saturating = _saturating_bounds(function, input_type, result)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        if self._saturating is not None:
+            # clip in input units (scaling by a power of two and rounding are monotonic and
+            # exact, so clipping before them gives the same integers), then scale and round:
+            # one new array and 3-4 passes instead of a copy and 5
+            lo, hi, scale = self._saturating
+            # float32 in, float32 out when the result's raw values are below 2^24 (all exact)
+            single = x.dtype == np.float32 and self.result.width <= FLOAT32_WIDTH
+            y = np.maximum(x if single else np.asarray(x, dtype=np.float64), lo)
+            if y.size and y.max() > hi:
+                np.minimum(y, hi, out=y)
+            if scale != 1.0:
+                y *= scale
+            return _round_inplace(y, self.result.rounding)
         if self.function == "relu" and not self._clips_negatives:
             return self.result.cast(np.maximum(x, 0.0), self.input_type.frac, inplace=True)
         return self.result.cast(x, self.input_type.frac)
@@ -252,6 +300,18 @@ class Activation(Layer):
     def from_dict(cls, spec: dict, input_type: Fixed | None) -> Activation:
         return cls(spec["name"], _source(spec), input_type, spec["function"],
                    _type(spec, "result"))
+
+
+def _saturating_bounds(function: str, input_type: Fixed, result: Fixed):
+    """``(lo, hi, scale)`` for an activation into a saturating ``result``: its range in raw
+    units of ``input_type`` (``lo`` 0 for ``relu``) and the power of two taking raw input
+    units to raw result units; None for a wrapping result (then :meth:`Fixed.cast`)."""
+    if result.saturation not in ("AP_SAT", "AP_SAT_SYM"):
+        return None
+    lo = -result.max_raw if result.saturation == "AP_SAT_SYM" and result.signed else result.min_raw
+    shift = input_type.frac - result.frac  # raw input * 2**-shift = raw result
+    lo = 0.0 if function == "relu" else math.ldexp(lo, shift)
+    return lo, math.ldexp(result.max_raw, shift), math.ldexp(1.0, -shift)
 
 
 class GlobalAveragePooling1D(Layer):
