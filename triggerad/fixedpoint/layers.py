@@ -24,7 +24,7 @@ Exactness: when a layer is built, the bounds of all its intermediate integers ar
 its input type and constants and checked against :data:`~triggerad.fixedpoint.types.EXACT_LIMIT`.
 Matrix products are float64 BLAS calls on these integers: every partial sum is an exactly
 representable integer, so the result is exact and the same for any summation order, thread
-count or CPU. Where every value and partial sum stays below 2^24 (:data:`FLOAT32_LIMIT`: proven
+count or CPU. Where every value and partial sum stays below 2^24 (:data:`~triggerad.fixedpoint.base.FLOAT32_LIMIT`: proven
 from the input type when a layer is built, or for a Dense layer per block from the values'
 largest magnitude) the same holds in float32, which layers then use (half the memory traffic,
 twice the BLAS speed); the integers are the same.
@@ -33,77 +33,21 @@ twice the BLAS speed); the integers are the same.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import numpy as np
 
-from triggerad.fixedpoint.types import (
-    EXACT_LIMIT,
-    Fixed,
-    FixedPointError,
-    _round_inplace,
-    parse_fixed,
+from triggerad.fixedpoint.base import (
+    FLOAT32_LIMIT,
+    FLOAT32_WIDTH,
+    Layer,
+    _check_limit,
+    _ints,
+    _max_abs,
+    _source,
+    _type,
 )
-
-#: Raw values and partial sums below this bound are exact in float32 (24-bit significand).
-FLOAT32_LIMIT = 2**24
-#: Types of at most this width hold raw values below :data:`FLOAT32_LIMIT`.
-FLOAT32_WIDTH = 24
-
-
-def _check_limit(bound: int, what: str) -> None:
-    if bound >= EXACT_LIMIT:
-        raise FixedPointError(f"{what}: intermediate values reach 2^{int(bound).bit_length()}, "
-                              "beyond the exact integer arithmetic of triggerad.fixedpoint (2^52)")
-
-
-def _max_abs(t: Fixed) -> int:
-    return max(-t.min_raw, t.max_raw)
-
-
-class Layer:
-    """Base class: ``name``, the names of the input layers, the ``result`` type and ``forward``."""
-
-    kind: ClassVar[str] = "Layer"
-
-    def __init__(self, name: str, inputs: tuple[str, ...], result: Fixed):
-        self.name, self.inputs, self.result = name, tuple(inputs), result
-
-    def forward(self, *raw: np.ndarray) -> np.ndarray:
-        """Raw output values from the raw values of the input layers."""
-        raise NotImplementedError
-
-    def precisions(self) -> dict[str, Fixed]:
-        """hls4ml precision keys of this layer (``result``, ``accum``, ``weight``, ...) -> type."""
-        return {"result": self.result}
-
-    def params(self) -> dict:
-        """Constants of the layer (raw integers as lists), for :meth:`FixedGraph.to_dict`."""
-        return {}
-
-    def to_dict(self) -> dict:
-        """JSON-ready description: kind, inputs, types (HLS strings) and constants."""
-        return {"name": self.name, "kind": self.kind, "inputs": list(self.inputs),
-                "types": {k: t.hls() for k, t in self.precisions().items()}, **self.params()}
-
-    @classmethod
-    def from_dict(cls, spec: dict, input_type: Fixed | None) -> Layer:
-        """The layer described by ``spec`` (from :meth:`to_dict`); ``input_type`` is the result
-        type of its input layer (None for an :class:`Input`)."""
-        raise NotImplementedError
-
-
-def _ints(values) -> list[int]:
-    return [int(v) for v in np.ravel(values)]
-
-
-def _type(spec: dict, key: str) -> Fixed:
-    return parse_fixed(spec["types"][key], f"layer {spec['name']!r} type {key!r}")
-
-
-def _source(spec: dict) -> str:
-    (source,) = spec["inputs"]
-    return source
+from triggerad.fixedpoint.reductions import GlobalAveragePooling1D, SumSquares, ThresholdBit
+from triggerad.fixedpoint.types import Fixed, FixedPointError, _round_inplace
 
 
 class Input(Layer):
@@ -315,96 +259,6 @@ def _saturating_bounds(function: str, input_type: Fixed, result: Fixed):
     shift = input_type.frac - result.frac  # raw input * 2**-shift = raw result
     lo = 0.0 if function == "relu" else math.ldexp(lo, shift)
     return lo, math.ldexp(result.max_raw, shift), math.ldexp(1.0, -shift)
-
-
-class GlobalAveragePooling1D(Layer):
-    """Mean over the steps (axis -2) of ``(n, steps, channels)`` inputs, as hls4ml computes it."""
-
-    kind = "GlobalAveragePooling1D"
-
-    def __init__(self, name: str, source: str, input_type: Fixed, steps: int, accum: Fixed,
-                 result: Fixed):
-        super().__init__(name, (source,), result)
-        self.input_type, self.steps, self.accum = input_type, int(steps), accum
-        self.frac = max(accum.frac, input_type.frac)
-        low, high = min(input_type.min_raw, 0) * self.steps, max(input_type.max_raw, 0) * self.steps
-        self.exact_accum = accum.contains(low, high, input_type.frac)
-        _check_limit(max(-low, high) * 2 ** (self.frac - input_type.frac), f"layer {name!r}")
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        if x.shape[-2] != self.steps:
-            raise FixedPointError(f"layer {self.name!r}: expected {self.steps} steps, found "
-                                  f"shape {x.shape}")
-        x = np.asarray(x, dtype=np.float64)
-        if self.exact_accum:
-            y = self.accum.cast(x.sum(axis=-2), self.input_type.frac, inplace=True)
-        else:
-            y = np.zeros(x.shape[:-2] + x.shape[-1:])
-            up_acc, up_in = 2.0 ** (self.frac - self.accum.frac), 2.0 ** (self.frac - self.input_type.frac)
-            for i in range(self.steps):
-                y = self.accum.cast(y * up_acc + x[..., i, :] * up_in, self.frac, inplace=True)
-        y -= np.fmod(y, self.steps)  # y /= steps in accum_t: truncation towards zero, exact
-        y /= self.steps
-        return self.result.cast(y, self.accum.frac, inplace=True)
-
-    def precisions(self) -> dict[str, Fixed]:
-        return {"accum": self.accum, "result": self.result}
-
-    def params(self) -> dict:
-        return {"steps": self.steps}
-
-    @classmethod
-    def from_dict(cls, spec: dict, input_type: Fixed | None) -> GlobalAveragePooling1D:
-        return cls(spec["name"], _source(spec), input_type, spec["steps"], _type(spec, "accum"),
-                   _type(spec, "result"))
-
-
-class SumSquares(Layer):
-    """``result = sum_i x_i^2`` over the last axis, exact accumulation, one rounding."""
-
-    kind = "SumSquares"
-
-    def __init__(self, name: str, source: str, input_type: Fixed, n_in: int, result: Fixed):
-        super().__init__(name, (source,), result)
-        self.input_type, self.n_in = input_type, int(n_in)
-        _check_limit(_max_abs(input_type) ** 2 * self.n_in, f"layer {name!r}")
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        return self.result.cast(np.einsum("...i,...i->...", x, x), 2 * self.input_type.frac,
-                                inplace=True)
-
-    def params(self) -> dict:
-        return {"n_in": self.n_in}
-
-    @classmethod
-    def from_dict(cls, spec: dict, input_type: Fixed | None) -> SumSquares:
-        return cls(spec["name"], _source(spec), input_type, spec["n_in"], _type(spec, "result"))
-
-
-class ThresholdBit(Layer):
-    """The trigger bit ``raw(score) > units`` as ``ap_uint<1>``.
-
-    ``units`` comes from :func:`triggerad.fixedpoint.types.threshold_units`, so the bit equals the
-    offline selection ``score > value`` on the same score, event by event.
-    """
-
-    kind = "ThresholdBit"
-    BIT = Fixed(1, 1, signed=False)
-
-    def __init__(self, name: str, source: str, units: int):
-        super().__init__(name, (source,), self.BIT)
-        self.units = int(units)
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        return (x > self.units).astype(np.float64)
-
-    def params(self) -> dict:
-        return {"threshold_units": self.units}
-
-    @classmethod
-    def from_dict(cls, spec: dict, input_type: Fixed | None) -> ThresholdBit:
-        return cls(spec["name"], _source(spec), spec["threshold_units"])
 
 
 #: Layer classes by the ``kind`` of their :meth:`Layer.to_dict` description.
