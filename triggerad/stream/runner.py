@@ -94,6 +94,7 @@ class _Driver:
         #: part path -> Arrow table of the anomalies parts written by this run (writer jobs; at
         #: most KEEP_ANOMALY_BYTES, the rest is read back by the summary)
         self.anomaly_tables: dict[Path, object] = {}
+        self._anomaly_bytes = 0
 
     @property
     def todo(self) -> list[WorkUnit]:
@@ -153,10 +154,11 @@ class _Driver:
 
     def _write(self, frame, kind: str, index: int, fmt: str = "parquet") -> dict:
         path = part_path(self.outdir, kind, index, fmt)
-        keep = kind == "anomalies" and sum(
-            t.nbytes for t in self.anomaly_tables.values()) < KEEP_ANOMALY_BYTES
+        keep = kind == "anomalies" and self._anomaly_bytes < KEEP_ANOMALY_BYTES
         digest = write_part(frame, path, fmt, files=self.files,
                             tables=self.anomaly_tables if keep else None)
+        if keep and path in self.anomaly_tables:
+            self._anomaly_bytes += self.anomaly_tables[path].nbytes
         return {"kind": kind, "path": str(path.relative_to(self.outdir)), "sha256": digest}
 
     def parts(self, entries: list[dict], kind: str) -> list[Path]:
