@@ -309,7 +309,7 @@ def test_controller_is_causal_and_chunking_invariant():
 
 
 # End to end ------------------------------------------------------------------------------------
-def test_reference_run_outputs(reference, model):
+def test_reference_run_outputs(reference, model, tmp_path):
     table = score_table(reference)
     summary = json.loads((reference / "summary.json").read_text())
     thr = summary["threshold"]
@@ -320,6 +320,14 @@ def test_reference_run_outputs(reference, model):
     assert summary["accepted"] == int(table["accepted"].sum())
     anomalies = pd.read_parquet(reference / "anomalies.parquet")
     assert len(anomalies) == summary["accepted"]
+    # concatenated from the tables kept in memory: the bytes of the parts read back
+    from triggerad.stream.writer import concatenate_parts
+
+    parts = sorted((reference / "anomalies").glob("part-*.parquet"))
+    assert len(parts) > 1
+    concatenate_parts(parts, tmp_path / "anomalies.parquet")
+    assert (tmp_path / "anomalies.parquet").read_bytes() == (
+        reference / "anomalies.parquet").read_bytes()
     from anomaly.artifact import load_artifact
 
     assert list(anomalies.columns) == [*ID_COLUMNS, *load_artifact(model).input_names]
@@ -474,6 +482,8 @@ def test_rate_control_resume_is_identical(model, stream, controlled, tmp_path):
                            "rate-control")) == 0
     assert json.loads((out / "summary.json").read_text())["resumed_units"] == 7
     assert_same_output(out, controlled)
+    # 7 parts read back, the others kept in memory: the same bytes
+    assert (out / "anomalies.parquet").read_bytes() == (controlled / "anomalies.parquet").read_bytes()
     assert json.loads((out / "summary.json").read_text())["controller"]["threshold_changes"] > 0
 
 

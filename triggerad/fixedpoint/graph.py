@@ -80,13 +80,14 @@ class FixedGraph:
         n = len(x[0])
         with single_threaded_blas():
             if n <= self.BLOCK:
-                return self._run_block(x, wanted)
+                return {name: np.asarray(values, dtype=np.float64)
+                        for name, values in self._run_block(x, wanted).items()}
             out: dict[str, np.ndarray] = {}
             for start in range(0, n, self.BLOCK):
                 block = self._run_block([a[start:start + self.BLOCK] for a in x], wanted)
                 for name, values in block.items():
                     if name not in out:
-                        out[name] = np.empty((n, *values.shape[1:]), dtype=values.dtype)
+                        out[name] = np.empty((n, *values.shape[1:]), dtype=np.float64)
                     out[name][start:start + len(values)] = values
         return out
 

@@ -24,71 +24,30 @@ Exactness: when a layer is built, the bounds of all its intermediate integers ar
 its input type and constants and checked against :data:`~triggerad.fixedpoint.types.EXACT_LIMIT`.
 Matrix products are float64 BLAS calls on these integers: every partial sum is an exactly
 representable integer, so the result is exact and the same for any summation order, thread
-count or CPU.
+count or CPU. Where every value and partial sum stays below 2^24 (:data:`~triggerad.fixedpoint.base.FLOAT32_LIMIT`: proven
+from the input type when a layer is built, or for a Dense layer per block from the values'
+largest magnitude) the same holds in float32, which layers then use (half the memory traffic,
+twice the BLAS speed); the integers are the same.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import math
 
 import numpy as np
 
-from triggerad.fixedpoint.types import EXACT_LIMIT, Fixed, FixedPointError, parse_fixed
-
-
-def _check_limit(bound: int, what: str) -> None:
-    if bound >= EXACT_LIMIT:
-        raise FixedPointError(f"{what}: intermediate values reach 2^{int(bound).bit_length()}, "
-                              "beyond the exact integer arithmetic of triggerad.fixedpoint (2^52)")
-
-
-def _max_abs(t: Fixed) -> int:
-    return max(-t.min_raw, t.max_raw)
-
-
-class Layer:
-    """Base class: ``name``, the names of the input layers, the ``result`` type and ``forward``."""
-
-    kind: ClassVar[str] = "Layer"
-
-    def __init__(self, name: str, inputs: tuple[str, ...], result: Fixed):
-        self.name, self.inputs, self.result = name, tuple(inputs), result
-
-    def forward(self, *raw: np.ndarray) -> np.ndarray:
-        """Raw output values from the raw values of the input layers."""
-        raise NotImplementedError
-
-    def precisions(self) -> dict[str, Fixed]:
-        """hls4ml precision keys of this layer (``result``, ``accum``, ``weight``, ...) -> type."""
-        return {"result": self.result}
-
-    def params(self) -> dict:
-        """Constants of the layer (raw integers as lists), for :meth:`FixedGraph.to_dict`."""
-        return {}
-
-    def to_dict(self) -> dict:
-        """JSON-ready description: kind, inputs, types (HLS strings) and constants."""
-        return {"name": self.name, "kind": self.kind, "inputs": list(self.inputs),
-                "types": {k: t.hls() for k, t in self.precisions().items()}, **self.params()}
-
-    @classmethod
-    def from_dict(cls, spec: dict, input_type: Fixed | None) -> Layer:
-        """The layer described by ``spec`` (from :meth:`to_dict`); ``input_type`` is the result
-        type of its input layer (None for an :class:`Input`)."""
-        raise NotImplementedError
-
-
-def _ints(values) -> list[int]:
-    return [int(v) for v in np.ravel(values)]
-
-
-def _type(spec: dict, key: str) -> Fixed:
-    return parse_fixed(spec["types"][key], f"layer {spec['name']!r} type {key!r}")
-
-
-def _source(spec: dict) -> str:
-    (source,) = spec["inputs"]
-    return source
+from triggerad.fixedpoint.base import (
+    FLOAT32_LIMIT,
+    FLOAT32_WIDTH,
+    Layer,
+    _check_limit,
+    _ints,
+    _max_abs,
+    _source,
+    _type,
+)
+from triggerad.fixedpoint.reductions import GlobalAveragePooling1D, SumSquares, ThresholdBit
+from triggerad.fixedpoint.types import Fixed, FixedPointError, _round_inplace
 
 
 class Input(Layer):
@@ -132,7 +91,10 @@ class ScaleShift(Layer):
         y *= self._scale
         if self._bias.any():
             y += self._bias
-        return self.result.assign(y)
+        y = self.result.assign(y)
+        # raw values below 2^24 are exact in float32: a following Dense can then run a float32
+        # product (half the time of float64, see Dense.forward)
+        return y.astype(np.float32) if self.result.width <= FLOAT32_WIDTH else y
 
     def precisions(self) -> dict[str, Fixed]:
         return {"scale": self.scale_type, "bias": self.bias_type, "result": self.result}
@@ -190,14 +152,33 @@ class Dense(Layer):
         # products and bias in LSB units of the result (scalings by powers of two: exact)
         self._weight = np.ldexp(self.weight, result.frac - self.prod_frac)
         self._bias = np.ldexp(self.bias, result.frac - bias_type.frac)
+        # float32 products are exact too when every partial sum stays below 2^24 (in units of
+        # 2^-sum_frac): always when the input type's range proves it, otherwise when the values
+        # of a block do (their largest magnitude times the largest column sum of |weights|)
+        self._weight32 = self._weight.astype(np.float32)
+        self._bias32 = self._bias.astype(np.float32)
+        self._single_always = max(map(abs, low + high), default=0) < FLOAT32_LIMIT
+        self._column_sum = max((sum(abs(v) for v in column) for column in w.T), default=0) * shift
+        self._bias_max = max((abs(v) for v in b), default=0)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if not self.exact_accum:
             x = np.asarray(x, dtype=np.float64)
             return self.result.cast(self._stepwise_sum(x), self.accum.frac, inplace=True)
+        if self._identity and x.dtype == np.float32 and self._single_exact(x):
+            y = x @ self._weight32  # exact: integers (times powers of two) below 2^24
+            y += self._bias32
+            return y
         y = x @ self._weight  # exact: integers (times powers of two) below 2^52
         y += self._bias
         return y if self._identity else self.result.assign(y)
+
+    def _single_exact(self, x: np.ndarray) -> bool:
+        """True if the float32 product of raw inputs ``x`` is exact (see ``__init__``)."""
+        if self._single_always or not x.size:
+            return self._single_always
+        largest = max(-float(x.min()), float(x.max()))
+        return largest * self._column_sum + self._bias_max < FLOAT32_LIMIT
 
     def _stepwise_sum(self, x: np.ndarray) -> np.ndarray:
         """``acc = (accum_t) b; for i: acc += (accum_t)(x_i * w_i)``, every step in ``accum_t``."""
@@ -239,8 +220,22 @@ class Activation(Layer):
         # a saturating unsigned result already maps every negative value to 0 (rounding is
         # monotonic), so relu(x) cast into it equals x cast into it
         self._clips_negatives = not result.signed and result.saturation in ("AP_SAT", "AP_SAT_SYM")
+        self._saturating = _saturating_bounds(function, input_type, result)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        if self._saturating is not None:
+            # clip in input units (scaling by a power of two and rounding are monotonic and
+            # exact, so clipping before them gives the same integers), then scale and round:
+            # one new array and 3-4 passes instead of a copy and 5
+            lo, hi, scale = self._saturating
+            # float32 in, float32 out when the result's raw values are below 2^24 (all exact)
+            single = x.dtype == np.float32 and self.result.width <= FLOAT32_WIDTH
+            y = np.maximum(x if single else np.asarray(x, dtype=np.float64), lo)
+            if y.size and y.max() > hi:
+                np.minimum(y, hi, out=y)
+            if scale != 1.0:
+                y *= scale
+            return _round_inplace(y, self.result.rounding)
         if self.function == "relu" and not self._clips_negatives:
             return self.result.cast(np.maximum(x, 0.0), self.input_type.frac, inplace=True)
         return self.result.cast(x, self.input_type.frac)
@@ -254,94 +249,16 @@ class Activation(Layer):
                    _type(spec, "result"))
 
 
-class GlobalAveragePooling1D(Layer):
-    """Mean over the steps (axis -2) of ``(n, steps, channels)`` inputs, as hls4ml computes it."""
-
-    kind = "GlobalAveragePooling1D"
-
-    def __init__(self, name: str, source: str, input_type: Fixed, steps: int, accum: Fixed,
-                 result: Fixed):
-        super().__init__(name, (source,), result)
-        self.input_type, self.steps, self.accum = input_type, int(steps), accum
-        self.frac = max(accum.frac, input_type.frac)
-        low, high = min(input_type.min_raw, 0) * self.steps, max(input_type.max_raw, 0) * self.steps
-        self.exact_accum = accum.contains(low, high, input_type.frac)
-        _check_limit(max(-low, high) * 2 ** (self.frac - input_type.frac), f"layer {name!r}")
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        if x.shape[-2] != self.steps:
-            raise FixedPointError(f"layer {self.name!r}: expected {self.steps} steps, found "
-                                  f"shape {x.shape}")
-        x = np.asarray(x, dtype=np.float64)
-        if self.exact_accum:
-            y = self.accum.cast(x.sum(axis=-2), self.input_type.frac, inplace=True)
-        else:
-            y = np.zeros(x.shape[:-2] + x.shape[-1:])
-            up_acc, up_in = 2.0 ** (self.frac - self.accum.frac), 2.0 ** (self.frac - self.input_type.frac)
-            for i in range(self.steps):
-                y = self.accum.cast(y * up_acc + x[..., i, :] * up_in, self.frac, inplace=True)
-        y -= np.fmod(y, self.steps)  # y /= steps in accum_t: truncation towards zero, exact
-        y /= self.steps
-        return self.result.cast(y, self.accum.frac, inplace=True)
-
-    def precisions(self) -> dict[str, Fixed]:
-        return {"accum": self.accum, "result": self.result}
-
-    def params(self) -> dict:
-        return {"steps": self.steps}
-
-    @classmethod
-    def from_dict(cls, spec: dict, input_type: Fixed | None) -> GlobalAveragePooling1D:
-        return cls(spec["name"], _source(spec), input_type, spec["steps"], _type(spec, "accum"),
-                   _type(spec, "result"))
-
-
-class SumSquares(Layer):
-    """``result = sum_i x_i^2`` over the last axis, exact accumulation, one rounding."""
-
-    kind = "SumSquares"
-
-    def __init__(self, name: str, source: str, input_type: Fixed, n_in: int, result: Fixed):
-        super().__init__(name, (source,), result)
-        self.input_type, self.n_in = input_type, int(n_in)
-        _check_limit(_max_abs(input_type) ** 2 * self.n_in, f"layer {name!r}")
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        return self.result.cast(np.einsum("...i,...i->...", x, x), 2 * self.input_type.frac,
-                                inplace=True)
-
-    def params(self) -> dict:
-        return {"n_in": self.n_in}
-
-    @classmethod
-    def from_dict(cls, spec: dict, input_type: Fixed | None) -> SumSquares:
-        return cls(spec["name"], _source(spec), input_type, spec["n_in"], _type(spec, "result"))
-
-
-class ThresholdBit(Layer):
-    """The trigger bit ``raw(score) > units`` as ``ap_uint<1>``.
-
-    ``units`` comes from :func:`triggerad.fixedpoint.types.threshold_units`, so the bit equals the
-    offline selection ``score > value`` on the same score, event by event.
-    """
-
-    kind = "ThresholdBit"
-    BIT = Fixed(1, 1, signed=False)
-
-    def __init__(self, name: str, source: str, units: int):
-        super().__init__(name, (source,), self.BIT)
-        self.units = int(units)
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        return (x > self.units).astype(np.float64)
-
-    def params(self) -> dict:
-        return {"threshold_units": self.units}
-
-    @classmethod
-    def from_dict(cls, spec: dict, input_type: Fixed | None) -> ThresholdBit:
-        return cls(spec["name"], _source(spec), spec["threshold_units"])
+def _saturating_bounds(function: str, input_type: Fixed, result: Fixed):
+    """``(lo, hi, scale)`` for an activation into a saturating ``result``: its range in raw
+    units of ``input_type`` (``lo`` 0 for ``relu``) and the power of two taking raw input
+    units to raw result units; None for a wrapping result (then :meth:`Fixed.cast`)."""
+    if result.saturation not in ("AP_SAT", "AP_SAT_SYM"):
+        return None
+    lo = -result.max_raw if result.saturation == "AP_SAT_SYM" and result.signed else result.min_raw
+    shift = input_type.frac - result.frac  # raw input * 2**-shift = raw result
+    lo = 0.0 if function == "relu" else math.ldexp(lo, shift)
+    return lo, math.ldexp(result.max_raw, shift), math.ldexp(1.0, -shift)
 
 
 #: Layer classes by the ``kind`` of their :meth:`Layer.to_dict` description.

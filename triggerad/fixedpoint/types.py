@@ -181,7 +181,10 @@ class Fixed:
             If ``x`` holds NaN or inf.
         """
         x = np.asarray(x)
-        if not np.isfinite(x).all():
+        # the extremes are finite exactly when every value is (NaN propagates through min/max);
+        # they also tell the clipping below which bounds the values cross
+        extremes = (x.min(), x.max()) if x.size and x.dtype.kind == "f" else None
+        if (not np.isfinite(extremes).all()) if extremes else not np.isfinite(x).all():
             raise NonFiniteError(f"{int(np.sum(~np.isfinite(x)))} of {x.size} values to convert to "
                                  f"{self.hls()} are NaN or inf")
         small = (compact and x.dtype == np.float32 and self.width <= 24 and self.frac >= 0
@@ -193,6 +196,10 @@ class Fixed:
             np.fmod(v, bound, out=v)  # exact; keeps the value modulo 2^W (and its sign)
         elif self.saturation == "AP_SAT_ZERO":
             _clip(v, -bound, bound)  # out of range either way
+        elif extremes is not None:  # AP_SAT, AP_SAT_SYM: clip (with the known extremes), round
+            with np.errstate(over="ignore"):  # beyond float64: inf, clipped the same
+                scaled = np.ldexp(np.array(extremes, dtype=np.float64), self.frac)
+            return _round_inplace(self._overflow_inplace(v, extremes=scaled), self.rounding)
         return self.assign(v)
 
     def from_raw(self, raw) -> np.ndarray:
@@ -212,7 +219,7 @@ class Fixed:
         return self.min_raw <= low * scale and high * scale <= self.max_raw
 
     # Internals ---------------------------------------------------------------------------------
-    def _overflow_inplace(self, v: np.ndarray) -> np.ndarray:
+    def _overflow_inplace(self, v: np.ndarray, extremes=None) -> np.ndarray:
         lo, hi = self.min_raw, self.max_raw
         mode = self.saturation
         if mode == "AP_WRAP":
@@ -225,15 +232,22 @@ class Fixed:
             return v
         if mode == "AP_SAT_SYM" and self.signed:
             lo = -hi
-        return _clip(v, lo, hi)
+        return _clip(v, lo, hi, extremes)
 
 
-def _clip(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def _clip(v: np.ndarray, lo: float, hi: float, extremes=None) -> np.ndarray:
     """``np.clip(v, lo, hi, out=v)``, faster (numpy's clip takes a slow path for floats).
 
     A bound the values do not cross is not applied: a reduction reads the array, where a clip
-    also writes it (the integer graph is ~15 % faster; the values are the same).
+    also writes it (the integer graph is ~15 % faster; the values are the same). ``extremes``:
+    the smallest and largest value of ``v`` when the caller knows them (no reduction then).
     """
+    if extremes is not None:
+        if extremes[0] < lo:
+            np.maximum(v, lo, out=v)
+        if extremes[1] > hi:
+            np.minimum(v, hi, out=v)
+        return v
     if not v.size or v.min() < lo:
         np.minimum(v, hi, out=v)
         return np.maximum(v, lo, out=v)

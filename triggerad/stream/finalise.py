@@ -94,7 +94,7 @@ def finalise(driver, entries: list[dict], run_info: dict) -> dict:
     n_anomalies = None
     if cfg.output.anomalies:
         n_anomalies = concatenate_parts(driver.parts(entries, "anomalies"),
-                                        outdir / "anomalies.parquet")
+                                        outdir / "anomalies.parquet", driver.anomaly_tables)
     events = sum(e["n_events"] for e in entries)
     accepted = sum(e["accepted"] for e in entries)
     summary = {

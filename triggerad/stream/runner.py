@@ -67,6 +67,11 @@ def _check_run(outdir: Path, signature: dict) -> None:
     atomic.write_json(path, signature)
 
 
+#: Anomalies parts kept in memory for ``anomalies.parquet`` (bytes of Arrow tables), beyond
+#: which the summary reads the parts back.
+KEEP_ANOMALY_BYTES = 256 << 20
+
+
 class _Driver:
     """State of one scoring run (see :func:`run_stream`)."""
 
@@ -86,6 +91,10 @@ class _Driver:
         self.files = list(dict.fromkeys(u.file for u in plan.units))
         #: unit index -> :func:`~triggerad.stream.finalise.part_summary` of the units written by this run (writer jobs)
         self.summaries: dict[int, tuple] = {}
+        #: part path -> Arrow table of the anomalies parts written by this run (writer jobs; at
+        #: most KEEP_ANOMALY_BYTES, the rest is read back by the summary)
+        self.anomaly_tables: dict[Path, object] = {}
+        self._anomaly_bytes = 0
 
     @property
     def todo(self) -> list[WorkUnit]:
@@ -145,7 +154,11 @@ class _Driver:
 
     def _write(self, frame, kind: str, index: int, fmt: str = "parquet") -> dict:
         path = part_path(self.outdir, kind, index, fmt)
-        digest = write_part(frame, path, fmt, files=self.files)
+        keep = kind == "anomalies" and self._anomaly_bytes < KEEP_ANOMALY_BYTES
+        digest = write_part(frame, path, fmt, files=self.files,
+                            tables=self.anomaly_tables if keep else None)
+        if keep and path in self.anomaly_tables:
+            self._anomaly_bytes += self.anomaly_tables[path].nbytes
         return {"kind": kind, "path": str(path.relative_to(self.outdir)), "sha256": digest}
 
     def parts(self, entries: list[dict], kind: str) -> list[Path]:

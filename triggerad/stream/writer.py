@@ -102,7 +102,7 @@ def sha256(path: str | Path) -> str:
 
 
 def write_part(frame: pd.DataFrame, path: Path, fmt: str = "parquet", *,
-               files: list | None = None) -> str:
+               files: list | None = None, tables: dict | None = None) -> str:
     """Write ``frame`` atomically as parquet or ROOT and return the file's sha256.
 
     Parameters
@@ -115,12 +115,18 @@ def write_part(frame: pd.DataFrame, path: Path, fmt: str = "parquet", *,
         Output format.
     files : list of str, optional
         For ROOT: the file list ``source_file`` is mapped into (``file_index``).
+    tables : dict, optional
+        For parquet: ``tables[path]`` is set to the Arrow table written (what reading the file
+        back gives; :func:`concatenate_parts` then need not read it).
     """
     if fmt != "root":
         # into memory, hashed there and written once (no second pass over the file)
         dictionary = [c for c in DICTIONARY_COLUMNS if c in frame.columns]
         sink = pa.BufferOutputStream()
-        pq.write_table(arrow_table(frame), sink, use_dictionary=dictionary)
+        table = arrow_table(frame)
+        pq.write_table(table, sink, use_dictionary=dictionary)
+        if tables is not None:
+            tables[Path(path)] = table
         data = sink.getvalue()
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             fh.write(data)
@@ -152,9 +158,14 @@ def read_part(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     return _read_table(path, columns).to_pandas()
 
 
-def concatenate_parts(paths: list[Path], target: Path) -> int:
-    """Concatenate parquet parts (in the given order) into ``target`` atomically; return rows."""
-    tables = [_read_table(p) for p in paths]
+def concatenate_parts(paths: list[Path], target: Path, known: dict | None = None) -> int:
+    """Concatenate parquet parts (in the given order) into ``target`` atomically; return rows.
+
+    ``known``: path -> Arrow table of parts written by this process (:func:`write_part`
+    ``tables``), taken instead of reading the file back (same table, same bytes written).
+    """
+    known = known or {}
+    tables = [known[Path(p)] if Path(p) in known else _read_table(p) for p in paths]
     tables = [t for t in tables if t.num_rows] or tables[:1]
     with atomic_path(target) as tmp:
         if tables:
