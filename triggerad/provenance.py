@@ -7,6 +7,8 @@ import functools
 import platform
 import subprocess
 import sys
+import threading
+from concurrent.futures import Future
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -18,17 +20,18 @@ PROVENANCE_FILE = "provenance.json"
 CONFIG_FILE = "config.resolved.yaml"
 
 
+@functools.lru_cache(maxsize=1)
 def package_version() -> str:
-    """The installed trigger-ad version, or ``"unknown"`` when run from an uninstalled tree."""
+    """The installed trigger-ad version, or ``"unknown"`` when run from an uninstalled tree
+    (looked up once per process)."""
     try:
         return metadata.version("trigger-ad")
     except metadata.PackageNotFoundError:
         return "unknown"
 
 
-@functools.lru_cache(maxsize=1)
-def git_hash() -> str:
-    """The git commit of the source tree (``-dirty`` when it has uncommitted changes)."""
+def _git_lookup() -> str:
+    """Run git on the source tree: ``rev-parse HEAD`` and ``status`` (see :func:`git_hash`)."""
     here = Path(__file__).resolve().parent
     try:
         head = subprocess.run(
@@ -43,6 +46,47 @@ def git_hash() -> str:
         return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+_GIT_LOCK = threading.Lock()
+#: The process's git lookup (:func:`start_git_hash`), None until started.
+_git_future: Future | None = None
+
+
+def start_git_hash() -> Future:
+    """Start the lookup of :func:`git_hash` in a background thread, once per process.
+
+    The two git subprocesses take ~10 ms; the thread waits for them without holding the GIL, so
+    a command calls this when it starts (``trigger-ad score``) and :func:`git_hash` gets the
+    result when it writes the provenance. Returns the lookup's future.
+    """
+    global _git_future
+    with _GIT_LOCK:
+        if _git_future is None:
+            future: Future = Future()
+
+            def lookup() -> None:
+                try:
+                    future.set_result(_git_lookup())
+                except BaseException as err:  # handed to the caller of git_hash
+                    future.set_exception(err)
+
+            threading.Thread(target=lookup, name="git-hash", daemon=True).start()
+            _git_future = future
+        return _git_future
+
+
+def git_hash() -> str:
+    """The git commit of the source tree (``-dirty`` when it has uncommitted changes), or
+    ``"unknown"`` (no git, not a checkout); looked up once per process (:func:`start_git_hash`)."""
+    return start_git_hash().result()
+
+
+def _reset_git_hash() -> None:
+    """Forget the process's git lookup (tests)."""
+    global _git_future
+    with _GIT_LOCK:
+        _git_future = None
 
 
 def library_versions(packages: tuple[str, ...]) -> dict[str, str]:

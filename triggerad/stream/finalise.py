@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import Future, wait
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from triggerad.config import to_dict
 from triggerad.provenance import write_provenance
 from triggerad.stream import monitor
 from triggerad.stream.plan import Plan
-from triggerad.stream.writer import concatenate_parts, read_part
+from triggerad.stream.writer import read_part, start_concatenation
 
 log = logging.getLogger("triggerad.stream.runner")
 
@@ -25,15 +26,20 @@ def _threshold_log(table) -> list[dict]:
     differs from the previous block's last one, or within a block (``within_block``: the
     controller's warm-up re-sets the first block's threshold after its first events)."""
     first, end = table["threshold"].to_numpy(), table["threshold_end"].to_numpy()
+    at_start = np.flatnonzero(first[1:] != end[:-1]) + 1
+    within = np.flatnonzero(end != first)
+    if not len(at_start) and not len(within):
+        return []
+    block, run, lumi, accepted, events = (table[c].to_numpy() for c in
+                                          ("block", "run", "lumi", "accepted", "events"))
+    at_start, within = set(at_start.tolist()), set(within.tolist())
     log = []
-    for i in range(len(table)):
-        where = {"block": int(table["block"].iat[i]), "run": int(table["run"].iat[i]),
-                 "lumi": int(table["lumi"].iat[i])}
-        if i and first[i] != end[i - 1]:
+    for i in sorted(at_start | within):
+        where = {"block": int(block[i]), "run": int(run[i]), "lumi": int(lumi[i])}
+        if i in at_start:
             log.append({**where, "threshold": float(first[i]), "previous_threshold": float(end[i - 1]),
-                        "previous_block_fraction": float(table["accepted"].iat[i - 1]
-                                                         / table["events"].iat[i - 1])})
-        if end[i] != first[i]:
+                        "previous_block_fraction": float(accepted[i - 1] / events[i - 1])})
+        if i in within:
             log.append({**where, "threshold": float(end[i]), "previous_threshold": float(first[i]),
                         "within_block": True})
     return log
@@ -71,16 +77,31 @@ def finalise(driver, entries: list[dict], run_info: dict) -> dict:
     summary."""
     if driver.controller is None:
         return _finalise_scores(driver, entries, run_info)
-    outdir, cfg, thr = driver.outdir, driver.config, driver.scorer.model.threshold
-    input_rate, target_rate = float(thr["input_rate_hz"]), float(thr["target_rate_hz"])
+    outdir, cfg = driver.outdir, driver.config
     # weighted accepted fraction: for data (weights 1) the accepted fraction; for a simulated
     # cocktail (sigma x efficiency weights) the fraction of the stream's rate that is accepted
     summaries = list(_summaries(driver, entries))
+    if not cfg.output.anomalies:
+        return _finalise_decisions(driver, entries, run_info, summaries, None)
+    # parquet encodes without the GIL: the anomalies file is written beside the monitor table
+    anomalies = start_concatenation(driver.parts(entries, "anomalies"),
+                                    outdir / "anomalies.parquet", driver.anomaly_tables)
+    try:
+        return _finalise_decisions(driver, entries, run_info, summaries, anomalies)
+    finally:
+        wait([anomalies])  # never left running, also on an error
+
+
+def _finalise_decisions(driver, entries: list[dict], run_info: dict, summaries: list,
+                        anomalies: Future | None) -> dict:
+    """:func:`finalise` of a run with trigger decisions, with the anomalies file being
+    concatenated by ``anomalies`` (None: not written)."""
+    outdir, cfg, thr = driver.outdir, driver.config, driver.scorer.model.threshold
+    input_rate, target_rate = float(thr["input_rate_hz"]), float(thr["target_rate_hz"])
     total = sum(s[1] for s in summaries)
     weighted = sum(s[2] for s in summaries) / total if total > 0 else 0.0
-    table = monitor.add_rates(monitor.aggregate_blocks((s[0] for s in summaries), partial=True),
-                              input_rate, target_rate,
-                              band=cfg.monitor.band, confidence=cfg.monitor.confidence)
+    table = monitor.block_table((s[0] for s in summaries), input_rate, target_rate,
+                                band=cfg.monitor.band, confidence=cfg.monitor.confidence)
     atomic.write_text(outdir / "blocks.csv", table.to_csv(index=False))
     changes = _threshold_log(table)
     atomic.write_text(outdir / "threshold_log.jsonl",
@@ -91,10 +112,7 @@ def finalise(driver, entries: list[dict], run_info: dict) -> dict:
     elif cfg.monitor.plots:
         log.info("%s: one block (no lumi-block information and at most chunking.block_events "
                  "events): no rate plots, the block's rate is in blocks.csv", outdir)
-    n_anomalies = None
-    if cfg.output.anomalies:
-        n_anomalies = concatenate_parts(driver.parts(entries, "anomalies"),
-                                        outdir / "anomalies.parquet", driver.anomaly_tables)
+    n_anomalies = None if anomalies is None else anomalies.result()
     events = sum(e["n_events"] for e in entries)
     accepted = sum(e["accepted"] for e in entries)
     summary = {

@@ -90,6 +90,73 @@ def aggregate_blocks(frames: Iterable[pd.DataFrame | None], *, partial: bool = F
     return table.rename_axis("block").reset_index()
 
 
+#: Columns of :func:`block_partial` (besides the ``block`` index).
+PARTIAL_COLUMNS = ("run", "lumi", "threshold", "threshold_end", "events", "accepted", "pileup_sum")
+
+
+def block_table(partials: Iterable[pd.DataFrame | None], input_rate_hz: float,
+                target_rate_hz: float, *, band: list[float], confidence: float = 0.6827
+                ) -> pd.DataFrame:
+    """``add_rates(aggregate_blocks(partials, partial=True), ...)``: the same table, with numpy.
+
+    The partials (:func:`block_partial`, in stream order) are concatenated column by column;
+    when their blocks come in increasing order and no block spans more than two partials (a
+    block cut by unit boundaries), the pieces of a block are adjacent and are merged at the run
+    boundaries (a sum of two is what pandas' compensated group sum gives), and the table is built
+    once instead of by ``concat``, ``groupby`` and column assignments (~5 ms per run). Other
+    layouts take :func:`aggregate_blocks` and :func:`add_rates`.
+    """
+    partials = [f for f in partials if f is not None]
+    columns = _merged_runs(partials) if partials else None
+    if columns is None:
+        return add_rates(aggregate_blocks(partials, partial=True), input_rate_hz, target_rate_hz,
+                         band=band, confidence=confidence)
+    events, accepted = columns["events"], columns["accepted"]
+    columns["mean_pileup"] = columns.pop("pileup_sum") / events
+    return pd.DataFrame({**columns, **_rates(events, accepted, input_rate_hz, target_rate_hz,
+                                             band, confidence)})
+
+
+def _merged_runs(partials: list[pd.DataFrame]) -> dict | None:
+    """Columns of the aggregated blocks of ``partials`` when their blocks are non-decreasing and
+    each appears in at most two partials, with no NaN (else None)."""
+    block = np.concatenate([f.index.to_numpy() for f in partials])
+    data = {c: np.concatenate([f[c].to_numpy() for f in partials]) for c in PARTIAL_COLUMNS}
+    step = np.diff(block)
+    if block.dtype.kind not in "iu" or (step < 0).any():
+        return None
+    if any(v.dtype.kind == "f" and np.isnan(v).any() for v in data.values()):
+        return None  # pandas' group first/last/sum skip NaN
+    same = np.flatnonzero(step == 0)  # row same[k] + 1 is the second piece of a block
+    if len(same) and (np.diff(same) == 1).any():  # a block in three partials or more
+        return None
+    if len(same):
+        keep = np.ones(len(block), dtype=bool)
+        keep[same + 1] = False
+        for c in ("events", "accepted", "pileup_sum"):
+            values = data[c]
+            values[same] = values[same] + values[same + 1]
+        data["threshold_end"][same] = data["threshold_end"][same + 1]
+        block = block[keep]
+        data = {c: v[keep] for c, v in data.items()}
+    return {"block": block, **data}
+
+
+def _rates(events: np.ndarray, accepted: np.ndarray, input_rate_hz: float, target_rate_hz: float,
+           band: list[float], confidence: float) -> dict:
+    """Rate columns of :func:`add_rates`."""
+    events = np.asarray(events, dtype=np.float64)
+    accepted = np.asarray(accepted, dtype=np.float64)
+    low, high = garwood(accepted, confidence)
+    per_event = input_rate_hz / np.maximum(events, 1)
+    rate = accepted * per_event
+    band_low, band_high = band[0] * target_rate_hz, band[1] * target_rate_hz
+    return {"rate_hz": rate, "rate_err_low_hz": (accepted - low) * per_event,
+            "rate_err_high_hz": (high - accepted) * per_event,
+            "in_band": (rate >= band_low) & (rate <= band_high),
+            "flag": (high * per_event < band_low) | (low * per_event > band_high)}
+
+
 def add_rates(
     table: pd.DataFrame,
     input_rate_hz: float,
@@ -100,16 +167,10 @@ def add_rates(
 ) -> pd.DataFrame:
     """Add rate, Garwood errors, target band and flags to a per-block table (returns a copy)."""
     out = table.copy()
-    events = out["events"].to_numpy(dtype=np.float64)
-    accepted = out["accepted"].to_numpy(dtype=np.float64)
-    low, high = garwood(accepted, confidence)
-    per_event = input_rate_hz / np.maximum(events, 1)
-    out["rate_hz"] = accepted * per_event
-    out["rate_err_low_hz"] = (accepted - low) * per_event
-    out["rate_err_high_hz"] = (high - accepted) * per_event
-    band_low, band_high = band[0] * target_rate_hz, band[1] * target_rate_hz
-    out["in_band"] = (out["rate_hz"] >= band_low) & (out["rate_hz"] <= band_high)
-    out["flag"] = (high * per_event < band_low) | (low * per_event > band_high)
+    rates = _rates(out["events"].to_numpy(), out["accepted"].to_numpy(), input_rate_hz,
+                   target_rate_hz, band, confidence)
+    for name, values in rates.items():
+        out[name] = values
     return out
 
 

@@ -39,6 +39,7 @@ from triggerad.config import to_dict
 from triggerad.errors import ConfigError, InputFileError
 from triggerad.executor import LocalExecutor
 from triggerad.models import kind_of
+from triggerad.provenance import start_git_hash
 from triggerad.stream.config import ScoreConfig
 from triggerad.stream.control import ControllerState, RateController, block_keys
 from triggerad.stream.finalise import finalise, part_summary
@@ -216,6 +217,7 @@ def run_stream(
     dict
         The summary (also written to ``outdir/summary.json``).
     """
+    start_git_hash()  # the provenance's git lookup runs beside the scoring (joined by finalise)
     config = config or ScoreConfig()
     reader_for = reader_for or ReaderChooser("auto", chunk_size=config.chunking.chunk_size)
     executor = executor or LocalExecutor()
