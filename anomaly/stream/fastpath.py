@@ -90,28 +90,24 @@ def write_fastpath(folder: str | Path, meta: dict, graph) -> Path:
     return path
 
 
-def load_fastpath(folder: str | Path, meta: dict):
-    """The score graph of ``folder/fastpath.json``, checked against the folder.
+#: The last graph read (:func:`load_fastpath`), by the file's identity, with its ``built_from``.
+_GRAPHS: dict[tuple, tuple] = {}
 
-    Raises
-    ------
-    FastPathMissingError
-        If the file does not exist.
-    ModelFolderError
-        If it is unreadable, has another format version, its layers do not match its digest or
-        it was built from other weights, normalisation or quantization than the folder's.
-    """
+
+def _file_key(path: Path) -> tuple | None:
+    """(path, inode, size, modification time) of ``path``: a rewritten file has another key."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _read_graph(path: Path, fix: str):
+    """The graph and ``built_from`` of ``fastpath.json`` ``path``, its format and digest checked."""
     from triggerad.fixedpoint import FixedGraph, FixedPointError
     from triggerad.models import ModelFolderError
 
-    path = Path(folder) / FASTPATH_FILE
-    fix = (f"delete {path} and re-run `trigger-ad score` (it rebuilds the file from the weights, "
-           "importing TensorFlow once), or copy the model folder again")
-    if not path.is_file():
-        raise FastPathMissingError(
-            f"{path}: missing; the model folder predates the TensorFlow-free score file. "
-            "`trigger-ad score` writes it from the weights on its first run (the folder must be "
-            "writable), or score with --score all")
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -128,8 +124,43 @@ def load_fastpath(folder: str | Path, meta: dict):
         raise ModelFolderError(f"{path}: the graph's digest {graph.digest()[:12]}... differs "
                                f"from the recorded {str(data.get('digest'))[:12]!r}... (edited "
                                f"file); {fix}")
-    found = data.get("built_from") or {}
-    expected = fingerprints(folder, meta)
+    return graph, data.get("built_from") or {}
+
+
+def load_fastpath(folder: str | Path, meta: dict):
+    """The score graph of ``folder/fastpath.json``, checked against the folder.
+
+    The file is parsed and checked once per process while it is unchanged (the graph's
+    arithmetic is stateless); the fingerprints of the folder are compared on every call.
+
+    Raises
+    ------
+    FastPathMissingError
+        If the file does not exist.
+    ModelFolderError
+        If it is unreadable, has another format version, its layers do not match its digest or
+        it was built from other weights, normalisation or quantization than the folder's.
+    """
+    from triggerad.models import ModelFolderError
+
+    path = Path(folder) / FASTPATH_FILE
+    fix = (f"delete {path} and re-run `trigger-ad score` (it rebuilds the file from the weights, "
+           "importing TensorFlow once), or copy the model folder again")
+    if not path.is_file():
+        raise FastPathMissingError(
+            f"{path}: missing; the model folder predates the TensorFlow-free score file. "
+            "`trigger-ad score` writes it from the weights on its first run (the folder must be "
+            "writable), or score with --score all")
+    key = _file_key(path)
+    cached = _GRAPHS.get(key) if key else None
+    if cached is None:
+        graph, found = _read_graph(path, fix)
+        if key:
+            _GRAPHS.clear()  # one file kept: a process scores with one model at a time
+            _GRAPHS[key] = graph, found
+    else:
+        graph, found = cached
+    expected = fingerprints(folder, meta)  # checked each time: the weights may be replaced
     stale = [k for k in expected if found.get(k) != expected[k]]
     if stale:
         raise ModelFolderError(f"{path}: built from another {', '.join(stale)} than the folder "
