@@ -13,10 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from triggerad import provenance
-from triggerad.config import dump
 from triggerad.io.common import default_branch_map_path, read_default_map
 from triggerad.stream import monitor
-from triggerad.stream.config import ScoreConfig, load_score_config
 from triggerad.stream.finalise import _threshold_log
 from triggerad.stream.writer import concatenate_parts, start_concatenation
 
@@ -162,23 +160,6 @@ def test_git_hash_dirty_suffix(fresh_git, monkeypatch):
 
     monkeypatch.setattr(provenance.subprocess, "run", run)
     assert provenance.git_hash() == "abc123-dirty"
-
-
-def test_dump_cached_text_equals_yaml():
-    import yaml
-
-    from triggerad.config import to_dict
-
-    config = load_score_config(None, {"chunking": {"chunk_size": 1234}})
-    text = dump(config)
-    assert text == yaml.safe_dump(to_dict(config), sort_keys=False)
-    assert dump(config) == text
-    other = load_score_config(None, {"chunking": {"chunk_size": 4321}})
-    assert dump(other) == yaml.safe_dump(to_dict(other), sort_keys=False) != text
-    # types JSON would not tell from YAML's: int vs float vs bool, order of keys
-    assert dump({"a": 1, "b": 1.0, "c": True}) != dump({"a": 1.0, "b": 1, "c": 1})
-    assert dump({"b": 1, "a": 2}) == "b: 1\na: 2\n"
-    assert dump(ScoreConfig()) == yaml.safe_dump(to_dict(ScoreConfig()), sort_keys=False)
 
 
 def test_default_branch_map_cached_copy():

@@ -21,7 +21,6 @@ Example
 from __future__ import annotations
 
 import dataclasses
-import json
 import types
 from importlib import resources
 from pathlib import Path
@@ -274,38 +273,9 @@ def to_dict(config: Any) -> Any:
     return config
 
 
-#: YAML text by the JSON text of plain config data (:func:`dump`).
-_DUMPS: dict[str, str] = {}
-_PLAIN = (str, int, float, bool, type(None))
-
-
-def _plain(data: Any) -> bool:
-    """Whether ``data`` holds only dicts with string keys, lists and JSON scalars (exact types)."""
-    kind = type(data)
-    if kind is dict:
-        return all(type(k) is str and _plain(v) for k, v in data.items())
-    if kind is list:
-        return all(_plain(v) for v in data)
-    return kind in _PLAIN
-
-
 def dump(config: Any) -> str:
-    """Serialise a config dataclass to YAML text.
-
-    The text of plain data is kept per process by its JSON text (which tells int, float, bool
-    and None apart and keeps the key order): a scoring run writes the same resolved config each
-    time, and YAML emitting costs ~0.7 ms.
-    """
-    data = to_dict(config)
-    if not _plain(data):
-        return yaml.safe_dump(data, sort_keys=False)
-    key = json.dumps(data)
-    text = _DUMPS.get(key)
-    if text is None:
-        if len(_DUMPS) >= 64:
-            _DUMPS.clear()
-        text = _DUMPS[key] = yaml.safe_dump(data, sort_keys=False)
-    return text
+    """Serialise a config dataclass to YAML text."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
 
 
 __all__ = ["build", "load", "load_section", "read_yaml", "resolve_config", "to_dict", "dump"]
