@@ -84,3 +84,23 @@ def make_model(path: Path, quantile: float = 0.95, seed: int = 3) -> Path:
     art.write_threshold({"score": "mu2_q", "value": float(np.quantile(mu2_q, quantile)),
                          "target_rate_hz": TARGET_RATE_HZ, "input_rate_hz": INPUT_RATE_HZ})
     return Path(path)
+
+
+def small_graph(block: int = 2048):
+    """A small integer graph (9 inputs -> Dense 6 -> relu -> sum of squares), fixed weights,
+    evaluated in blocks of ``block`` events."""
+    from triggerad.fixedpoint import FixedGraph
+    from triggerad.fixedpoint.layers import Activation, Dense, Input, SumSquares
+    from triggerad.fixedpoint.types import parse_fixed
+
+    rng = np.random.default_rng(4)
+    t = parse_fixed
+    x = Input("x", t("ap_fixed<12,6,AP_RND_CONV,AP_SAT>"))
+    d0 = Dense("d0", "x", x.result, rng.integers(-31, 32, (9, 6)), t("ap_fixed<6,2>"),
+               rng.integers(-31, 32, 6), t("ap_fixed<6,2>"), t("ap_fixed<24,12>"),
+               t("ap_fixed<24,12>"))
+    r0 = Activation("r0", "d0", d0.result, "relu", t("ap_ufixed<8,3,AP_RND_CONV,AP_SAT>"))
+    s = SumSquares("s", "r0", r0.result, 6, t("ap_ufixed<18,10,AP_RND_CONV,AP_SAT>"))
+    graph = FixedGraph([x, d0, r0, s], ["s"])
+    graph.BLOCK = block
+    return graph

@@ -11,10 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from stream_samples import small_graph
 
-from triggerad.fixedpoint import FixedGraph
-from triggerad.fixedpoint.layers import Activation, Dense, Input, SumSquares
-from triggerad.fixedpoint.types import parse_fixed
 from triggerad.io.base import objects_clean, unphysical_rows
 from triggerad.stream import monitor
 from triggerad.stream.writer import DICTIONARY_COLUMNS, arrow_table, write_part
@@ -123,20 +121,6 @@ def test_objects_clean_is_sound():
         a[idx] = rng.choice([np.nan, np.inf, -1.0, 3.3, 20_000.0, 0.5, -0.5])
         if objects_clean(a):
             assert np.isfinite(a).all() and not unphysical_rows(a)
-
-
-def small_graph(block: int) -> FixedGraph:
-    rng = np.random.default_rng(4)
-    t = parse_fixed
-    x = Input("x", t("ap_fixed<12,6,AP_RND_CONV,AP_SAT>"))
-    d0 = Dense("d0", "x", x.result, rng.integers(-31, 32, (9, 6)), t("ap_fixed<6,2>"),
-               rng.integers(-31, 32, 6), t("ap_fixed<6,2>"), t("ap_fixed<24,12>"),
-               t("ap_fixed<24,12>"))
-    r0 = Activation("r0", "d0", d0.result, "relu", t("ap_ufixed<8,3,AP_RND_CONV,AP_SAT>"))
-    s = SumSquares("s", "r0", r0.result, 6, t("ap_ufixed<18,10,AP_RND_CONV,AP_SAT>"))
-    graph = FixedGraph([x, d0, r0, s], ["s"])
-    graph.BLOCK = block
-    return graph
 
 
 def test_graph_result_does_not_depend_on_the_block_size():

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from stream_samples import small_graph
 
 from triggerad import provenance
 from triggerad.io.common import default_branch_map_path, read_default_map
@@ -172,21 +173,6 @@ def test_default_branch_map_cached_copy():
     assert read_default_map(path) == read_yaml(path)
 
 
-def tiny_graph():
-    from triggerad.fixedpoint import FixedGraph
-    from triggerad.fixedpoint.layers import Activation, Dense, Input, SumSquares
-    from triggerad.fixedpoint.types import parse_fixed as t
-
-    rng = np.random.default_rng(5)
-    x = Input("x", t("ap_fixed<12,6,AP_RND_CONV,AP_SAT>"))
-    d0 = Dense("d0", "x", x.result, rng.integers(-31, 32, (9, 6)), t("ap_fixed<6,2>"),
-               rng.integers(-7, 8, 6), t("ap_fixed<6,2>"), t("ap_fixed<24,12>"),
-               t("ap_fixed<16,8,AP_RND_CONV,AP_SAT>"))
-    r0 = Activation("r0", "d0", d0.result, "relu", t("ap_ufixed<8,3,AP_RND_CONV,AP_SAT>"))
-    s = SumSquares("s", "r0", r0.result, 6, t("ap_ufixed<18,10,AP_RND_CONV,AP_SAT>"))
-    return FixedGraph([x, d0, r0, s], ["s"])
-
-
 def test_fastpath_graph_cached_while_unchanged(tmp_path):
     import json
 
@@ -195,7 +181,7 @@ def test_fastpath_graph_cached_while_unchanged(tmp_path):
 
     meta = {"normalisation": {"mean": [0.0]}, "config": {"quantization": {"bits": 8}}}
     (tmp_path / fastpath._WEIGHTS).write_bytes(b"weights")
-    graph = tiny_graph()
+    graph = small_graph()
     fastpath.write_fastpath(tmp_path, meta, graph)
     first = fastpath.load_fastpath(tmp_path, meta)
     assert first.digest() == graph.digest()
