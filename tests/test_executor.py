@@ -28,7 +28,9 @@ class FlakyTask:
     def __call__(self, item: int) -> int:
         marker = self.folder / f"item{item}"
         attempts = int(marker.read_text()) if marker.exists() else 0
-        marker.write_text(str(attempts + 1))
+        tmp = marker.with_name(f"{marker.name}.{os.getpid()}.tmp")
+        tmp.write_text(str(attempts + 1))
+        tmp.replace(marker)  # atomic: a worker killed mid-write leaves no empty marker
         if item == self.crash_on and attempts < self.failures:
             os._exit(3)  # the worker process dies
         if self.crash_on is None and attempts < self.failures:
