@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 
+from triggerad import spare
 from triggerad.errors import did_you_mean
 from triggerad.fixedpoint.layers import Input, Layer, layer_from_dict
 from triggerad.fixedpoint.types import FixedPointError
@@ -83,12 +84,30 @@ class FixedGraph:
                 return {name: np.asarray(values, dtype=np.float64)
                         for name, values in self._run_block(x, wanted).items()}
             out: dict[str, np.ndarray] = {}
-            for start in range(0, n, self.BLOCK):
-                block = self._run_block([a[start:start + self.BLOCK] for a in x], wanted)
-                for name, values in block.items():
-                    if name not in out:
-                        out[name] = np.empty((n, *values.shape[1:]), dtype=np.float64)
-                    out[name][start:start + len(values)] = values
+
+            def fill(starts) -> None:
+                for start in starts:
+                    block = self._run_block([a[start:start + self.BLOCK] for a in x], wanted)
+                    for name, values in block.items():
+                        if name not in out:
+                            out[name] = np.empty((n, *values.shape[1:]), dtype=np.float64)
+                        out[name][start:start + len(values)] = values
+
+            starts = range(0, n, self.BLOCK)
+            fill(starts[:1])  # allocates the outputs
+            rest = starts[1:]
+            threads = min(spare.threads(), len(rest) // 2)
+            if threads > 1:  # lent cores (the last unit of a stream): split the blocks
+                parts = [rest[i * len(rest) // threads:(i + 1) * len(rest) // threads]
+                         for i in range(threads)]
+                jobs = [spare.pool(threads - 1).submit(fill, part) for part in parts[1:]]
+                try:
+                    fill(parts[0])
+                finally:
+                    for job in jobs:
+                        job.result()
+            else:
+                fill(rest)
         return out
 
     def _run_block(self, x, wanted: set[str]) -> dict[str, np.ndarray]:
