@@ -30,7 +30,7 @@ from triggerad import atomic, schema
 from triggerad.errors import ShapeError, missing_field
 from triggerad.events import EventBatch
 from triggerad.io import inflate as inflating
-from triggerad.io.base import Reader, check_readable
+from triggerad.io.base import Reader, check_readable, column_extremes, keep_extremes
 from triggerad.io.common import load_branch_map, reading
 
 #: ``Particles_Names`` and ``Particles_Classes`` exactly as in the public files.
@@ -122,12 +122,15 @@ class Adc2021Reader(Reader):
         stop = n_total if stop is None else min(stop, n_total)
         n = max(stop - start, 0)
         arrays = {}
+        extremes: list = []  # per-column extremes of the objects, when found while inflating
         failed = f"{path}: cannot read entries [{start}, {stop}) of dataset"
         if fields is None or "objects" in fields:
             _check_numeric(path, particles)
             with reading(f"{failed} {particles.name.lstrip('/')!r}"):
-                raw = read_rows(particles, start, stop)
+                raw = read_rows(particles, start, stop, extremes=extremes)
             arrays["objects"] = raw.astype(np.float32, copy=False)
+            if arrays["objects"] is not raw:  # converted: the extremes were of other values
+                extremes.clear()
         defaults = []
         for field in EXTRAS:
             if fields is not None and field not in fields:
@@ -156,6 +159,8 @@ class Adc2021Reader(Reader):
             arrays["event"] = np.arange(start, start + n, dtype=np.int64)
         batch = EventBatch.empty(n, **arrays)
         batch.defaults = tuple(defaults)
+        if extremes and batch.objects is arrays["objects"]:
+            keep_extremes(batch, *extremes[0])
         return batch
 
 
@@ -172,7 +177,7 @@ def _inflatable(ds) -> bool:
 INLINE_BYTES = 1 << 18
 
 
-def _inflate_rows(ds, start: int, stop: int) -> np.ndarray | None:
+def _inflate_rows(ds, start: int, stop: int, extremes: list | None = None) -> np.ndarray | None:
     """Rows ``[start, stop)`` of an :func:`_inflatable` dataset, or None if a chunk is missing
     or filtered differently (the caller then reads through h5py).
 
@@ -209,6 +214,8 @@ def _inflate_rows(ds, start: int, stop: int) -> np.ndarray | None:
         chunk = np.frombuffer(inflated, dtype=ds.dtype).reshape(step, *row)
         a, b = max(start, lo), min(stop, lo + step)
         out[a - start:b - start] = chunk[a - lo:b - lo]
+        if extremes is not None:  # on the rows just written, still in this core's cache
+            extremes.append(column_extremes(out[a - start:b - start]))
         return True
 
     pool = inflating.pool() if size >= INLINE_BYTES else None
@@ -228,14 +235,23 @@ def _inflate_rows(ds, start: int, stop: int) -> np.ndarray | None:
     return out if all(job.result() for job in jobs) else None
 
 
-def read_rows(ds, start: int, stop: int) -> np.ndarray:
+def read_rows(ds, start: int, stop: int, *, extremes: list | None = None) -> np.ndarray:
     """``ds[start:stop]`` (clipped to the dataset), inflating gzip chunks itself
     (:data:`triggerad.io.inflate.INFLATER`) when the layout allows it (same values, GIL released
-    while inflating), else through h5py."""
+    while inflating), else through h5py.
+
+    ``extremes``: a list that receives one ``(low, high)`` pair, the minimum and maximum of each
+    column (last axis) of the rows (:func:`triggerad.io.base.column_extremes`, NaN propagating),
+    when they were computed while inflating, chunk by chunk beside the reading thread (it stays
+    empty otherwise)."""
     stop = min(stop, ds.shape[0])
     if stop > start and _inflatable(ds):
-        rows = _inflate_rows(ds, start, stop)
+        parts: list | None = [] if extremes is not None else None
+        rows = _inflate_rows(ds, start, stop, parts)
         if rows is not None:
+            if parts:
+                extremes.append((np.min([p[0] for p in parts], axis=0),
+                                 np.max([p[1] for p in parts], axis=0)))
             return rows
     return ds[start:stop]
 
