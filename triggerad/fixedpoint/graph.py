@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import json
 
 import numpy as np
@@ -95,19 +96,24 @@ class FixedGraph:
 
             starts = range(0, n, self.BLOCK)
             fill(starts[:1])  # allocates the outputs
-            rest = starts[1:]
-            threads = min(spare.threads(), len(rest) // 2)
-            if threads > 1:  # lent cores (the last unit of a stream): split the blocks
-                parts = [rest[i * len(rest) // threads:(i + 1) * len(rest) // threads]
-                         for i in range(threads)]
-                jobs = [spare.pool(threads - 1).submit(fill, part) for part in parts[1:]]
-                try:
-                    fill(parts[0])
-                finally:
-                    for job in jobs:
-                        job.result()
-            else:
-                fill(rest)
+            helpers = min(spare.threads(), len(starts) // 2) - 1
+            if helpers < 1:
+                fill(starts[1:])
+                return out
+            # lent cores (the last unit of a stream): the blocks are shared out one at a time,
+            # so a helper that gets no CPU (a busy machine) delays the result by one block at most
+            following = itertools.count(1)
+
+            def share() -> None:
+                fill(itertools.takewhile(lambda start: start < n,
+                                         (i * self.BLOCK for i in following)))
+
+            jobs = [spare.pool(helpers).submit(share) for _ in range(helpers)]
+            try:
+                share()
+            finally:
+                for job in jobs:
+                    job.result()
         return out
 
     def _run_block(self, x, wanted: set[str]) -> dict[str, np.ndarray]:

@@ -159,8 +159,8 @@ class _Driver:
             frame, kind, fmt = frames[0]
             try:
                 first = self._write(frame, kind, unit.index, fmt)
-            finally:
-                rest = side.result()
+            finally:  # not started yet (no free core after all): done here
+                rest = summarise_and_write(frames[1:]) if side.cancel() else side.result()
             return {**entry, "parts": [first, *rest]}
 
         return write
