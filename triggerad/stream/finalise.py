@@ -16,7 +16,7 @@ from triggerad.config import to_dict
 from triggerad.provenance import write_provenance
 from triggerad.stream import monitor
 from triggerad.stream.plan import Plan
-from triggerad.stream.writer import read_part, start_concatenation
+from triggerad.stream.writer import ANOMALIES_FILE, read_part, start_concatenation
 
 log = logging.getLogger("triggerad.stream.runner")
 
@@ -84,8 +84,8 @@ def finalise(driver, entries: list[dict], run_info: dict) -> dict:
     if not cfg.output.anomalies:
         return _finalise_decisions(driver, entries, run_info, summaries, None)
     # parquet encodes without the GIL: the anomalies file is written beside the monitor table
-    anomalies = start_concatenation(driver.parts(entries, "anomalies"),
-                                    outdir / "anomalies.parquet", driver.anomaly_tables)
+    anomalies = driver.anomalies_file or start_concatenation(
+        driver.parts(entries, "anomalies"), outdir / ANOMALIES_FILE, driver.anomaly_tables)
     try:
         return _finalise_decisions(driver, entries, run_info, summaries, anomalies)
     finally:

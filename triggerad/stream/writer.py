@@ -29,6 +29,9 @@ SUFFIX = {"parquet": ".parquet", "root": ".root"}
 DICTIONARY_COLUMNS = ("source_file", "run", "lumi", "block", "threshold", "weight")
 
 
+#: The concatenated anomalies parts in the output folder.
+ANOMALIES_FILE = "anomalies.parquet"
+
 #: Arrow schemas (with their pandas metadata) by column layout, for :func:`arrow_table`.
 _SCHEMAS: dict[tuple, pa.Schema] = {}
 
