@@ -177,8 +177,12 @@ class _Driver:
             frame, kind, fmt = frames[0]
             try:
                 first = self._write(frame, kind, unit.index, fmt)
-            finally:  # not started yet (no free core after all): done here
-                rest = summarise_and_write(frames[1:]) if side.cancel() else side.result()
+            except BaseException:
+                if not side.cancel():
+                    wait([side])  # its anomalies file is removed by abandon()
+                raise
+            # not started yet (no free core after all): done here
+            rest = summarise_and_write(frames[1:]) if side.cancel() else side.result()
             return {**entry, "parts": [first, *rest]}
 
         return write
