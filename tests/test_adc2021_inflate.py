@@ -166,3 +166,25 @@ def test_reader_check_uses_the_extremes_found_while_inflating(tmp_path, monkeypa
         if label == "nan":
             with pytest.raises(NonFiniteError):
                 Adc2021Reader().read(path, 0, n, ("objects",))
+
+
+def test_fields_left_out_are_read_only_zero_views(tmp_path):
+    from triggerad.events import EventBatch
+    from triggerad.io.adc2021 import ZERO_DEFAULTS, Adc2021Reader, write_h5
+
+    n = 300
+    objects = np.zeros((n, 19, 4), np.float32)
+    objects[:, :, 0] = 5.0
+    path = tmp_path / "f.h5"
+    write_h5(path, EventBatch.empty(n, objects=objects))
+    batch = Adc2021Reader().read(path, 10, 250, ("objects", "run", "weight"))
+    default = EventBatch.empty(240)
+    for name in ZERO_DEFAULTS:
+        got, want = getattr(batch, name), getattr(default, name)
+        assert got.shape == want.shape and got.dtype == want.dtype and not got.any()
+        assert not got.flags.writeable  # nobody asked for it: not n events of memory
+    assert batch.objects.flags.writeable and batch.run.flags.writeable
+    kept = batch.take(np.arange(240) % 2 == 0)  # selections still work
+    assert kept.ele_iso.shape == (120, 4, 3)
+    full = Adc2021Reader().read(path, 10, 250)  # every field: ordinary arrays
+    assert all(getattr(full, name).flags.writeable for name in ZERO_DEFAULTS)

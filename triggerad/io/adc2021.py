@@ -67,6 +67,9 @@ CHUNK_EVENTS = 2048
 
 #: EventBatch extras stored as datasets, in branch-map order.
 EXTRAS = tuple(f.name for f in fields(Adc2021BranchMap) if f.name != "particles")
+#: Fields whose default is zero: left out of a field selection, they are read-only zero views.
+ZERO_DEFAULTS = ("ele_charge", "mu_charge", "ele_iso", "mu_iso", "jet_mass", "jet_btag",
+                 "n_ch_had", "n_neu_had")
 
 
 def _open(path: str):
@@ -157,6 +160,12 @@ class Adc2021Reader(Reader):
                 arrays[field] = raw.astype(template.dtype, copy=False)
         if "event" not in arrays:
             arrays["event"] = np.arange(start, start + n, dtype=np.int64)
+        if fields is not None:  # the zeros of fields nobody asked for: one read-only value each,
+            for field in ZERO_DEFAULTS:  # not n-event arrays to allocate and clear (~1 ms a unit)
+                if field not in arrays and field not in fields:
+                    template = getattr(self._template, field)
+                    arrays[field] = np.broadcast_to(np.zeros((), template.dtype),
+                                                    (n, *template.shape[1:]))
         batch = EventBatch.empty(n, **arrays)
         batch.defaults = tuple(defaults)
         if extremes and batch.objects is arrays["objects"]:

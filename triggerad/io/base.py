@@ -217,8 +217,9 @@ class Reader:
             Entry range (``stop`` None or past the end: up to the last entry).
         fields : iterable of str, optional
             Fields the caller needs (names from :data:`READABLE_FIELDS`); default every field.
-            Fields outside the selection may be left at the reader's documented defaults and
-            are not reported in ``batch.defaults`` nor logged as missing.
+            Fields outside the selection may be left at the reader's documented defaults
+            (possibly as read-only views of one value) and are not reported in
+            ``batch.defaults`` nor logged as missing.
 
         Returns
         -------
