@@ -198,9 +198,9 @@ def _inflate_rows(ds, start: int, stop: int, extremes: list | None = None) -> np
     inside it: consecutive units inflate their boundary chunk once."""
     from h5py import h5f
 
-    step, row = ds.chunks[0], tuple(ds.shape[1:])
-    out = np.empty((stop - start, *row), dtype=ds.dtype)
-    size = step * int(np.prod(row, dtype=np.int64)) * ds.dtype.itemsize
+    step, row, dtype = ds.chunks[0], tuple(ds.shape[1:]), ds.dtype  # h5py builds these per call
+    out = np.empty((stop - start, *row), dtype=dtype)
+    size = step * int(np.prod(row, dtype=np.int64)) * dtype.itemsize
     tail = (0,) * len(row)
     decompress, error = inflating.INFLATER.decompress, inflating.INFLATER.error
     key = (h5f.get_name(ds.id), ds.name)  # (file, dataset): ds.file costs ~40 us
@@ -220,7 +220,7 @@ def _inflate_rows(ds, start: int, stop: int, extremes: list | None = None) -> np
                 return False
             if lo == last and ends_inside:
                 inflating.boundary_put(key, lo, data, inflated)
-        chunk = np.frombuffer(inflated, dtype=ds.dtype).reshape(step, *row)
+        chunk = np.frombuffer(inflated, dtype=dtype).reshape(step, *row)
         a, b = max(start, lo), min(stop, lo + step)
         out[a - start:b - start] = chunk[a - lo:b - lo]
         if extremes is not None:  # on the rows just written, still in this core's cache
@@ -228,10 +228,11 @@ def _inflate_rows(ds, start: int, stop: int, extremes: list | None = None) -> np
         return True
 
     pool = inflating.pool() if size >= INLINE_BYTES else None
+    read_chunk = ds.id.read_direct_chunk
     jobs = []
     for lo in range(start - start % step, stop, step):
         try:
-            mask, data = ds.id.read_direct_chunk((lo, *tail))
+            mask, data = read_chunk((lo, *tail))
         except (OSError, KeyError, ValueError, RuntimeError):  # RuntimeError: never written
             return None
         if mask:
