@@ -140,7 +140,7 @@ class Adc2021Reader(Reader):
                 continue
             name = getattr(self.branch_map, field)
             with reading(f"{failed} {name!r}"):
-                ds = None if name is None or name not in file else file[name]
+                ds = None if name is None else file.get(name)  # one lookup
             if ds is None:
                 defaults.append(field)
                 continue
