@@ -633,8 +633,9 @@ def test_local_executor_reads_ahead_in_plan_order():
 
 def test_failed_last_write_leaves_no_anomalies_file_and_resumes(model, stream, reference,
                                                                  tmp_path, monkeypatch):
-    """The anomalies file is encoded beside the last unit's score part: when that write fails,
-    the run leaves no anomalies file and the manifest without the unit; a rerun completes it."""
+    """The anomalies file and the monitor table are written beside the last unit's score part:
+    when that write fails, the run leaves neither, and the manifest without the unit; a rerun
+    completes it."""
     from triggerad.stream import runner
 
     write_part = runner.write_part
@@ -654,6 +655,7 @@ def test_failed_last_write_leaves_no_anomalies_file_and_resumes(model, stream, r
     else:
         assert code != 0
     assert not (out / "anomalies.parquet").exists()  # removed again
+    assert not (out / "blocks.csv").exists() and not (out / "threshold_log.jsonl").exists()
     assert (out / "anomalies" / "part-00017.parquet").exists()  # written, but not listed
     lines = (out / "manifest.jsonl").read_text().splitlines()
     assert [json.loads(line)["unit"] for line in lines] == list(range(17))

@@ -42,7 +42,13 @@ from triggerad.models import kind_of
 from triggerad.provenance import start_git_hash
 from triggerad.stream.config import ScoreConfig
 from triggerad.stream.control import ControllerState, RateController, block_keys
-from triggerad.stream.finalise import finalise, part_summary
+from triggerad.stream.finalise import (
+    MONITOR_FILES,
+    finalise,
+    monitor_outputs,
+    part_summary,
+    planned_summaries,
+)
 from triggerad.stream.manifest import Manifest
 from triggerad.stream.plan import Plan, ReaderChooser, WorkUnit, make_plan
 from triggerad.stream.unit import UnitResult, UnitTask
@@ -106,6 +112,9 @@ class _Driver:
         #: ``anomalies.parquet`` being written (started once the last unit's anomalies part is
         #: written, beside its score part; None: finalise starts it)
         self.anomalies_file = None
+        #: :func:`~triggerad.stream.finalise.monitor_outputs` written while the last unit's
+        #: parts were (None: finalise writes them)
+        self.monitored: dict | None = None
 
     @property
     def todo(self) -> list[WorkUnit]:
@@ -156,12 +165,17 @@ class _Driver:
             chosen = rows[accepted[rows["row"].to_numpy()]].drop(columns="row")
             frames.append((chosen.reset_index(drop=True), "anomalies", "parquet"))
 
-        def summarise_and_write(frames) -> list[dict]:
+        last = unit.index == self.plan.units[-1].index
+        if last:  # known now: the monitor table is made while the last parts are written
             self.summaries[unit.index] = part_summary(table)
+
+        def summarise_and_write(frames) -> list[dict]:
+            if not last:
+                self.summaries[unit.index] = part_summary(table)
             return [self._write(frame, kind, unit.index, fmt) for frame, kind, fmt in frames]
 
         def write() -> dict:
-            if unit.index != self.plan.units[-1].index or len(frames) < 2:
+            if not last or len(frames) < 2:
                 return {**entry, "parts": summarise_and_write(frames)}
             # the last unit: nothing is read or scored any more, so the anomalies part and the
             # block counts are done beside the score part, on the otherwise idle core
@@ -212,6 +226,10 @@ class _Driver:
             wait([self.anomalies_file])
             (self.outdir / ANOMALIES_FILE).unlink(missing_ok=True)
             self.anomalies_file = None
+        if self.monitored is not None:
+            for name in MONITOR_FILES:
+                (self.outdir / name).unlink(missing_ok=True)
+            self.monitored = None
 
     def parts(self, entries: list[dict], kind: str) -> list[Path]:
         """Part files of ``kind`` of the finished units, in plan order."""
@@ -335,6 +353,10 @@ def run_stream(
                                                                result.unit)))
                     while pending and (len(pending) > WRITES_WAITING or pending[0][1].done()):
                         finish_oldest()
+                while len(pending) > 1:
+                    finish_oldest()
+                if driver.controller is not None and todo:  # every unit's block counts known
+                    driver.monitored = monitor_outputs(driver, list(planned_summaries(driver)))
                 while pending:
                     finish_oldest()
             except BaseException:
@@ -353,7 +375,7 @@ def run_stream(
                 "events_per_s": scored / elapsed if elapsed > 0 else 0.0,
                 "resumed_units": len(driver.done), "executor": getattr(executor, "name", "local"),
                 "fast_path": scorer.fast,
-            })
+            }, driver.monitored)
         finally:
             if synced is not None:
                 synced.result()
