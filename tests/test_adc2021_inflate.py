@@ -115,3 +115,76 @@ def test_boundary_chunk_inflated_once(h5, monkeypatch):
     inflate.boundary_put(key, 5, data + b"x", bytes(len(inflated)))  # stale: bytes differ
     np.testing.assert_array_equal(read_rows(ds, 8, 12), ds[8:12])
     assert len(calls) == 7  # both chunks inflated again
+
+
+@pytest.mark.parametrize("start, stop", [(0, 23), (3, 17), (5, 10), (22, 30), (7, 8)])
+def test_read_rows_extremes_are_those_of_the_rows(h5, start, stop):
+    from triggerad.io.base import column_extremes
+
+    ds = h5["Particles"]
+    found: list = []
+    rows = read_rows(ds, start, stop, extremes=found)
+    assert len(found) == 1
+    for got, want in zip(found[0], column_extremes(rows), strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(found[0][0], rows.reshape(-1, 4).min(axis=0))
+    np.testing.assert_array_equal(found[0][1], rows.reshape(-1, 4).max(axis=0))
+    through_h5py: list = []
+    read_rows(h5["shuffled"], start, stop, extremes=through_h5py)
+    assert through_h5py == []  # not inflated here: nothing computed, the caller reduces itself
+
+
+def test_reader_check_uses_the_extremes_found_while_inflating(tmp_path, monkeypatch):
+    """NaN and unphysical objects in any chunk are still found (the extremes propagate NaN)."""
+    from triggerad.errors import NonFiniteError
+    from triggerad.events import EventBatch
+    from triggerad.io import adc2021, base
+    from triggerad.io.adc2021 import Adc2021Reader, write_h5
+    from triggerad.io.base import ReadOptions
+
+    monkeypatch.setattr(adc2021, "INLINE_BYTES", 0)  # every chunk through the pool
+    calls = []
+    reduce = base.column_extremes
+    monkeypatch.setattr(base, "column_extremes", lambda a: calls.append(a.shape) or reduce(a))
+    rng = np.random.default_rng(5)
+    n = 5000
+    objects = np.zeros((n, 19, 4), np.float32)
+    objects[:, :, 0] = rng.uniform(1, 50, (n, 19))
+    objects[:, :, 2] = rng.uniform(-3, 3, (n, 19))
+    for label, row, value, column in (("clean", 0, None, 0), ("nan", 4100, np.nan, 1),
+                                      ("phi", 2049, 3.5, 2), ("pt", 4999, -1.0, 0)):
+        data = objects.copy()
+        if value is not None:
+            data[row, 3, column] = value
+        path = tmp_path / f"{label}.h5"
+        write_h5(path, EventBatch.empty(n, objects=data))
+        calls.clear()
+        reader = Adc2021Reader(options=ReadOptions(nonfinite="drop", unphysical="drop"))
+        batch = reader.read(path, 0, n, ("objects", "run"))
+        assert calls == []  # the reading thread did not reduce the objects again
+        assert len(batch) == (n if label == "clean" else n - 1)
+        if label == "nan":
+            with pytest.raises(NonFiniteError):
+                Adc2021Reader().read(path, 0, n, ("objects",))
+
+
+def test_fields_left_out_are_read_only_zero_views(tmp_path):
+    from triggerad.events import EventBatch
+    from triggerad.io.adc2021 import ZERO_DEFAULTS, Adc2021Reader, write_h5
+
+    n = 300
+    objects = np.zeros((n, 19, 4), np.float32)
+    objects[:, :, 0] = 5.0
+    path = tmp_path / "f.h5"
+    write_h5(path, EventBatch.empty(n, objects=objects))
+    batch = Adc2021Reader().read(path, 10, 250, ("objects", "run", "weight"))
+    default = EventBatch.empty(240)
+    for name in ZERO_DEFAULTS:
+        got, want = getattr(batch, name), getattr(default, name)
+        assert got.shape == want.shape and got.dtype == want.dtype and not got.any()
+        assert not got.flags.writeable  # nobody asked for it: not n events of memory
+    assert batch.objects.flags.writeable and batch.run.flags.writeable
+    kept = batch.take(np.arange(240) % 2 == 0)  # selections still work
+    assert kept.ele_iso.shape == (120, 4, 3)
+    full = Adc2021Reader().read(path, 10, 250)  # every field: ordinary arrays
+    assert all(getattr(full, name).flags.writeable for name in ZERO_DEFAULTS)

@@ -629,3 +629,37 @@ def test_local_executor_reads_ahead_in_plan_order():
         assert all(u + 1 <= n <= u + 1 + read_ahead for u, _, n in out)
     with pytest.raises(ValueError, match="read_ahead must be >= 0"):
         LocalExecutor(-1)
+
+
+def test_failed_last_write_leaves_no_anomalies_file_and_resumes(model, stream, reference,
+                                                                 tmp_path, monkeypatch):
+    """The anomalies file and the monitor table are written beside the last unit's score part:
+    when that write fails, the run leaves neither, and the manifest without the unit; a rerun
+    completes it."""
+    from triggerad.stream import runner
+
+    write_part = runner.write_part
+
+    def failing(frame, path, fmt="parquet", **kwargs):
+        if path.parent.name == "scores" and path.name.startswith("part-00017"):
+            time.sleep(0.5)  # the anomalies part and file are written meanwhile
+            raise OSError(f"{path}: no space left on device (test)")
+        return write_part(frame, path, fmt, **kwargs)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(runner, "write_part", failing)
+    try:
+        code = main(score_args(model, stream, out, "--score", "mu2_q"))
+    except OSError as err:
+        assert "no space left" in str(err)
+    else:
+        assert code != 0
+    assert not (out / "anomalies.parquet").exists()  # removed again
+    assert not (out / "blocks.csv").exists() and not (out / "threshold_log.jsonl").exists()
+    assert (out / "anomalies" / "part-00017.parquet").exists()  # written, but not listed
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    assert [json.loads(line)["unit"] for line in lines] == list(range(17))
+    monkeypatch.setattr(runner, "write_part", write_part)
+    assert main(score_args(model, stream, out, "--score", "mu2_q")) == 0
+    assert json.loads((out / "summary.json").read_text())["resumed_units"] == 17
+    assert_same_output(out, reference)

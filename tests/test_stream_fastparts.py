@@ -144,3 +144,16 @@ def test_reader_chooser_detects_each_file_once(monkeypatch, tmp_path):
     assert calls == paths  # the HDF5 check (it opens the file) once per file, not per unit
     assert [r.name for r in readers[:2]] == ["parquet", "adc2021"]
     assert readers[2] is readers[0] and readers[3] is readers[1]
+
+
+@pytest.mark.parametrize("n", [1, 255, 256, 2048, 3000])
+def test_column_extremes_equal_the_column_reductions(n):
+    from triggerad.io.base import column_extremes
+
+    a = np.random.default_rng(n).normal(size=(n, 19, 4)).astype(np.float32)
+    for nan in (False, True):
+        if nan:
+            a[n // 2, 3, 1] = np.nan
+        low, high = column_extremes(a)
+        np.testing.assert_array_equal(low, a.reshape(-1, 4).min(axis=0))  # NaN propagates
+        np.testing.assert_array_equal(high, a.reshape(-1, 4).max(axis=0))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import reprlib
 from collections import deque
@@ -10,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, runtime_checkable
 
+from triggerad import spare
 from triggerad.errors import ConfigError, TriggerADError
 
 log = logging.getLogger("triggerad.executor")
@@ -124,19 +126,26 @@ class LocalExecutor(Executor):
             for item in items:
                 yield self._call(task, item)
             return
+        items = iter(items)
         with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
             pending: deque = deque()
 
-            def finish() -> Any:
-                item, data = pending.popleft()
-                return self._call(task, item, lambda: task.score(item, data.result()))
+            def read_next() -> None:
+                for item in items:  # the next item, if any
+                    pending.append((item, pool.submit(task.read, item)))
+                    return
 
-            for item in items:
-                pending.append((item, pool.submit(task.read, item)))
-                if len(pending) > self.read_ahead:
-                    yield finish()
+            for _ in range(self.read_ahead + 1):
+                read_next()
             while pending:
-                yield finish()
+                item, data = pending.popleft()
+                # nothing left to read: the computation may use the reading thread's core
+                with contextlib.nullcontext() if pending else spare.lend():
+                    result = self._call(task, item,
+                                        lambda i=item, d=data: task.score(i, d.result()))
+                del data  # this item's data is no longer held: the next read may start
+                read_next()  # before the caller handles the result: the reads stay back to back
+                yield result
 
 
 # Worker side of the process executor: the task arrives once per worker, pickled.

@@ -56,6 +56,21 @@ class Layer:
         raise NotImplementedError
 
 
+def rows_of(vector: np.ndarray, like: np.ndarray, cache: dict) -> np.ndarray:
+    """``vector`` (per feature, last axis) repeated over the rows of the 2-D block ``like``
+    (cached per row count): an element-wise operation with it runs as one contiguous loop, 2-4x
+    faster than numpy's broadcast over a short last axis; the values are the same. Other shapes
+    get ``vector`` itself (broadcast)."""
+    if like.ndim != 2:
+        return vector
+    tiled = cache.get(len(like))
+    if tiled is None:
+        if len(cache) >= 4:  # a few row counts (whole blocks, a stream's last block) at a time
+            cache.clear()
+        tiled = cache[len(like)] = np.tile(vector, (len(like), 1))
+    return tiled
+
+
 def _ints(values) -> list[int]:
     return [int(v) for v in np.ravel(values)]
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import json
 
 import numpy as np
 
+from triggerad import spare
 from triggerad.errors import did_you_mean
 from triggerad.fixedpoint.layers import Input, Layer, layer_from_dict
 from triggerad.fixedpoint.types import FixedPointError
@@ -83,12 +85,35 @@ class FixedGraph:
                 return {name: np.asarray(values, dtype=np.float64)
                         for name, values in self._run_block(x, wanted).items()}
             out: dict[str, np.ndarray] = {}
-            for start in range(0, n, self.BLOCK):
-                block = self._run_block([a[start:start + self.BLOCK] for a in x], wanted)
-                for name, values in block.items():
-                    if name not in out:
-                        out[name] = np.empty((n, *values.shape[1:]), dtype=np.float64)
-                    out[name][start:start + len(values)] = values
+
+            def fill(starts) -> None:
+                for start in starts:
+                    block = self._run_block([a[start:start + self.BLOCK] for a in x], wanted)
+                    for name, values in block.items():
+                        if name not in out:
+                            out[name] = np.empty((n, *values.shape[1:]), dtype=np.float64)
+                        out[name][start:start + len(values)] = values
+
+            starts = range(0, n, self.BLOCK)
+            fill(starts[:1])  # allocates the outputs
+            helpers = min(spare.threads(), len(starts) // 2) - 1
+            if helpers < 1:
+                fill(starts[1:])
+                return out
+            # lent cores (the last unit of a stream): the blocks are shared out one at a time,
+            # so a helper that gets no CPU (a busy machine) delays the result by one block at most
+            following = itertools.count(1)
+
+            def share() -> None:
+                fill(itertools.takewhile(lambda start: start < n,
+                                         (i * self.BLOCK for i in following)))
+
+            jobs = [spare.pool(helpers).submit(share) for _ in range(helpers)]
+            try:
+                share()
+            finally:
+                for job in jobs:
+                    job.result()
         return out
 
     def _run_block(self, x, wanted: set[str]) -> dict[str, np.ndarray]:

@@ -45,6 +45,7 @@ from triggerad.fixedpoint.base import (
     _max_abs,
     _source,
     _type,
+    rows_of,
 )
 from triggerad.fixedpoint.reductions import GlobalAveragePooling1D, SumSquares, ThresholdBit
 from triggerad.fixedpoint.types import Fixed, FixedPointError, _round_inplace
@@ -85,12 +86,15 @@ class ScaleShift(Layer):
         # x * s + b in LSB units of the result, the scalings by powers of two folded in (exact)
         self._scale = np.ldexp(self.scale, result.frac - prod_frac)
         self._bias = np.ldexp(self.bias, result.frac - bias_type.frac)
+        self._has_bias = bool(self._bias.any())
+        self._tiles: dict = {}
+        self._bias_tiles: dict = {}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         y = x.astype(np.float64)  # then an in-place product: faster than a mixed-type one
-        y *= self._scale
-        if self._bias.any():
-            y += self._bias
+        y *= rows_of(self._scale, y, self._tiles)
+        if self._has_bias:
+            y += rows_of(self._bias, y, self._bias_tiles)
         y = self.result.assign(y)
         # raw values below 2^24 are exact in float32: a following Dense can then run a float32
         # product (half the time of float64, see Dense.forward)
@@ -157,6 +161,8 @@ class Dense(Layer):
         # of a block do (their largest magnitude times the largest column sum of |weights|)
         self._weight32 = self._weight.astype(np.float32)
         self._bias32 = self._bias.astype(np.float32)
+        self._tiles: dict = {}  # the biases repeated over a block's rows (base.rows_of)
+        self._tiles32: dict = {}
         self._single_always = max(map(abs, low + high), default=0) < FLOAT32_LIMIT
         self._column_sum = max((sum(abs(v) for v in column) for column in w.T), default=0) * shift
         self._bias_max = max((abs(v) for v in b), default=0)
@@ -167,10 +173,10 @@ class Dense(Layer):
             return self.result.cast(self._stepwise_sum(x), self.accum.frac, inplace=True)
         if self._identity and x.dtype == np.float32 and self._single_exact(x):
             y = x @ self._weight32  # exact: integers (times powers of two) below 2^24
-            y += self._bias32
+            y += rows_of(self._bias32, y, self._tiles32)
             return y
         y = x @ self._weight  # exact: integers (times powers of two) below 2^52
-        y += self._bias
+        y += rows_of(self._bias, y, self._tiles)
         return y if self._identity else self.result.assign(y)
 
     def _single_exact(self, x: np.ndarray) -> bool:

@@ -71,23 +71,46 @@ def unphysical_rows(objects: np.ndarray) -> dict[str, np.ndarray]:
     return {k: m for k, m in masks.items() if m.any()}
 
 
-def objects_clean(objects: np.ndarray) -> bool:
-    """True if every value of ``objects`` (n, N_SLOTS, 4) is finite and no slot is
-    :func:`unphysical_rows` (pT in [0, 14 TeV], |phi| <= pi): the common case, decided from the
-    per-column minima and maxima in two passes over the contiguous array (NaN propagates through
-    them) instead of a sum and three strided reductions. False means "look closer"."""
-    flat = np.ascontiguousarray(objects).reshape(-1)
-    if not flat.size:
-        return True
-    width = objects.shape[-1]
-    block = width * 256  # rows of whole objects: column c sits at the positions = c mod width
+def column_extremes(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum and maximum of each column (last axis) of ``a`` (NaN propagates), in two passes
+    over the contiguous array: rows of whole columns in blocks of 256, then the columns."""
+    flat = np.ascontiguousarray(a).reshape(-1)
+    width = a.shape[-1]
+    block = width * 256  # column c sits at the positions = c mod width
     split = flat.size - flat.size % block
+    if split == flat.size:  # whole blocks (a chunk of 2048 events): four reductions
+        rows = flat.reshape(-1, block)
+        return (rows.min(axis=0).reshape(-1, width).min(axis=0),
+                rows.max(axis=0).reshape(-1, width).max(axis=0))
     parts = [flat[:split].reshape(-1, block), flat[split:].reshape(-1, width)]
     parts = [p for p in parts if p.size]
     low = np.min([p.min(axis=0).reshape(-1, width).min(axis=0) for p in parts], axis=0)
     high = np.max([p.max(axis=0).reshape(-1, width).max(axis=0) for p in parts], axis=0)
+    return low, high
+
+
+def objects_clean(objects: np.ndarray, extremes: tuple | None = None) -> bool:
+    """True if every value of ``objects`` (n, N_SLOTS, 4) is finite and no slot is
+    :func:`unphysical_rows` (pT in [0, 14 TeV], |phi| <= pi): the common case, decided from the
+    per-column minima and maxima (:func:`column_extremes`, or ``extremes`` when the reader
+    computed them while reading; NaN propagates through them) instead of a sum and three
+    strided reductions. False means "look closer"."""
+    if not objects.size:
+        return True
+    low, high = column_extremes(objects) if extremes is None else extremes
     return bool(np.isfinite(low).all() and np.isfinite(high).all() and low[0] >= 0
                 and high[0] <= MAX_PT_GEV and max(-low[2], high[2]) <= np.pi + PHI_SLACK)
+
+
+def keep_extremes(batch, low: np.ndarray, high: np.ndarray) -> None:
+    """Record the per-column extremes of ``batch.objects`` found while reading it (taken by
+    :meth:`Reader.handle_nonfinite` for this very array only)."""
+    batch._objects_extremes = (batch.objects, low, high)
+
+
+def _kept_extremes(batch) -> tuple | None:
+    kept = getattr(batch, "_objects_extremes", None)
+    return kept[1:] if kept is not None and kept[0] is batch.objects else None
 
 
 def select_fields(fields: Iterable[str] | None) -> frozenset[str] | None:
@@ -194,8 +217,9 @@ class Reader:
             Entry range (``stop`` None or past the end: up to the last entry).
         fields : iterable of str, optional
             Fields the caller needs (names from :data:`READABLE_FIELDS`); default every field.
-            Fields outside the selection may be left at the reader's documented defaults and
-            are not reported in ``batch.defaults`` nor logged as missing.
+            Fields outside the selection may be left at the reader's documented defaults
+            (possibly as read-only views of one value) and are not reported in
+            ``batch.defaults`` nor logged as missing.
 
         Returns
         -------
@@ -276,7 +300,7 @@ class Reader:
         """
         rows = {}
         check_objects = fields is None or "objects" in fields
-        clean_objects = check_objects and objects_clean(batch.objects)
+        clean_objects = check_objects and objects_clean(batch.objects, _kept_extremes(batch))
         for name in FLOAT_FIELDS:
             if (fields is not None and name not in fields) or (name == "objects" and clean_objects):
                 continue

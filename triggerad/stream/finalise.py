@@ -16,7 +16,7 @@ from triggerad.config import to_dict
 from triggerad.provenance import write_provenance
 from triggerad.stream import monitor
 from triggerad.stream.plan import Plan
-from triggerad.stream.writer import read_part, start_concatenation
+from triggerad.stream.writer import ANOMALIES_FILE, read_part, start_concatenation
 
 log = logging.getLogger("triggerad.stream.runner")
 
@@ -71,41 +71,67 @@ def _summaries(driver, entries: list[dict]):
                 yield known or part_summary(read_part(driver.outdir / part["path"], columns))
 
 
-def finalise(driver, entries: list[dict], run_info: dict) -> dict:
-    """Monitor table, plots, threshold log, anomalies file, summary and provenance of the run of
-    ``driver`` (the runner's state: plan, config, scorer, controller, out folder); returns the
-    summary."""
-    if driver.controller is None:
-        return _finalise_scores(driver, entries, run_info)
-    outdir, cfg = driver.outdir, driver.config
-    # weighted accepted fraction: for data (weights 1) the accepted fraction; for a simulated
-    # cocktail (sigma x efficiency weights) the fraction of the stream's rate that is accepted
-    summaries = list(_summaries(driver, entries))
-    if not cfg.output.anomalies:
-        return _finalise_decisions(driver, entries, run_info, summaries, None)
-    # parquet encodes without the GIL: the anomalies file is written beside the monitor table
-    anomalies = start_concatenation(driver.parts(entries, "anomalies"),
-                                    outdir / "anomalies.parquet", driver.anomaly_tables)
-    try:
-        return _finalise_decisions(driver, entries, run_info, summaries, anomalies)
-    finally:
-        wait([anomalies])  # never left running, also on an error
+def planned_summaries(driver):
+    """:func:`_summaries` before the manifest lines of this run's units are complete: resumed
+    units from their manifest lines, this run's units from :attr:`driver.summaries` (every unit
+    with a score part has one), in plan order."""
+    yield from _summaries(driver, driver.done)
+    for unit in driver.todo:
+        if unit.index in driver.summaries:
+            yield driver.summaries[unit.index]
 
 
-def _finalise_decisions(driver, entries: list[dict], run_info: dict, summaries: list,
-                        anomalies: Future | None) -> dict:
-    """:func:`finalise` of a run with trigger decisions, with the anomalies file being
-    concatenated by ``anomalies`` (None: not written)."""
+def monitor_outputs(driver, summaries: list) -> dict:
+    """The per-block monitor table of ``summaries`` (plan order), written as ``blocks.csv``,
+    and the threshold log ``threshold_log.jsonl``; returns them with the weighted totals."""
     outdir, cfg, thr = driver.outdir, driver.config, driver.scorer.model.threshold
     input_rate, target_rate = float(thr["input_rate_hz"]), float(thr["target_rate_hz"])
+    # weighted accepted fraction: for data (weights 1) the accepted fraction; for a simulated
+    # cocktail (sigma x efficiency weights) the fraction of the stream's rate that is accepted
     total = sum(s[1] for s in summaries)
-    weighted = sum(s[2] for s in summaries) / total if total > 0 else 0.0
     table = monitor.block_table((s[0] for s in summaries), input_rate, target_rate,
                                 band=cfg.monitor.band, confidence=cfg.monitor.confidence)
     atomic.write_text(outdir / "blocks.csv", table.to_csv(index=False))
     changes = _threshold_log(table)
     atomic.write_text(outdir / "threshold_log.jsonl",
                       "".join(json.dumps(c) + "\n" for c in changes))
+    return {"table": table, "changes": changes,
+            "weighted": sum(s[2] for s in summaries) / total if total > 0 else 0.0}
+
+
+#: Files :func:`monitor_outputs` writes (removed again when a run fails after writing them).
+MONITOR_FILES = ("blocks.csv", "threshold_log.jsonl")
+
+
+def finalise(driver, entries: list[dict], run_info: dict, monitored: dict | None = None) -> dict:
+    """Monitor table, plots, threshold log, anomalies file, summary and provenance of the run of
+    ``driver`` (the runner's state: plan, config, scorer, controller, out folder); returns the
+    summary. ``monitored``: :func:`monitor_outputs` already done (by the runner, while the last
+    unit's parts were written)."""
+    if driver.controller is None:
+        return _finalise_scores(driver, entries, run_info)
+    outdir, cfg = driver.outdir, driver.config
+    if monitored is None:
+        monitored = monitor_outputs(driver, list(_summaries(driver, entries)))
+    if not cfg.output.anomalies:
+        return _finalise_decisions(driver, entries, run_info, monitored, None)
+    # parquet encodes without the GIL: the anomalies file is written beside the monitor table
+    anomalies = driver.anomalies_file or start_concatenation(
+        driver.parts(entries, "anomalies"), outdir / ANOMALIES_FILE, driver.anomaly_tables)
+    try:
+        return _finalise_decisions(driver, entries, run_info, monitored, anomalies)
+    finally:
+        wait([anomalies])  # never left running, also on an error
+
+
+def _finalise_decisions(driver, entries: list[dict], run_info: dict, monitored: dict,
+                        anomalies: Future | None) -> dict:
+    """:func:`finalise` of a run with trigger decisions, with the monitor outputs
+    ``monitored`` and the anomalies file being concatenated by ``anomalies`` (None: not
+    written)."""
+    outdir, cfg, thr = driver.outdir, driver.config, driver.scorer.model.threshold
+    input_rate, target_rate = float(thr["input_rate_hz"]), float(thr["target_rate_hz"])
+    table, changes, weighted = monitored["table"], monitored["changes"], monitored["weighted"]
     plotted = cfg.monitor.plots and len(table) > 1
     if plotted:
         monitor.plot_rates(table, target_rate, cfg.monitor.band, outdir)

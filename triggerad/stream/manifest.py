@@ -66,12 +66,20 @@ class Manifest:
             done.append(entry)
         return done
 
-    def append(self, entry: dict) -> None:
-        """Append one line and fsync it (the unit counts as done only after this returns)."""
+    def append(self, entry: dict, *, sync: bool = True) -> None:
+        """Append one line and fsync it (the unit counts as done only after this returns);
+        ``sync=False``: the caller calls :meth:`sync` later (the run's last line, synced while
+        the summary is written)."""
         self.outdir.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as fh:
             fh.write(json.dumps(entry, sort_keys=True) + "\n")
             fh.flush()
+            if sync:
+                os.fsync(fh.fileno())
+
+    def sync(self) -> None:
+        """fsync the manifest (after :meth:`append` with ``sync=False``)."""
+        with open(self.path, "a") as fh:
             os.fsync(fh.fileno())
 
     def rewrite(self, entries: list[dict]) -> None:

@@ -29,12 +29,12 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 from tqdm import tqdm
 
-from triggerad import atomic, lockfile
+from triggerad import atomic, lockfile, spare
 from triggerad.config import to_dict
 from triggerad.errors import ConfigError, InputFileError
 from triggerad.executor import LocalExecutor
@@ -42,11 +42,17 @@ from triggerad.models import kind_of
 from triggerad.provenance import start_git_hash
 from triggerad.stream.config import ScoreConfig
 from triggerad.stream.control import ControllerState, RateController, block_keys
-from triggerad.stream.finalise import finalise, part_summary
+from triggerad.stream.finalise import (
+    MONITOR_FILES,
+    finalise,
+    monitor_outputs,
+    part_summary,
+    planned_summaries,
+)
 from triggerad.stream.manifest import Manifest
 from triggerad.stream.plan import Plan, ReaderChooser, WorkUnit, make_plan
 from triggerad.stream.unit import UnitResult, UnitTask
-from triggerad.stream.writer import part_path, write_part
+from triggerad.stream.writer import ANOMALIES_FILE, part_path, start_concatenation, write_part
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +73,11 @@ def _check_run(outdir: Path, signature: dict) -> None:
         return
     atomic.write_json(path, signature)
 
+
+#: Units whose parts may wait for the writer thread while the next one is scored (their score
+#: tables in memory): the manifest's fsync after each unit takes 0.5-12 ms on a busy disk, which
+#: then does not hold up the scoring.
+WRITES_WAITING = 2
 
 #: Anomalies parts kept in memory for ``anomalies.parquet`` (bytes of Arrow tables), beyond
 #: which the summary reads the parts back.
@@ -96,6 +107,14 @@ class _Driver:
         #: most KEEP_ANOMALY_BYTES, the rest is read back by the summary)
         self.anomaly_tables: dict[Path, object] = {}
         self._anomaly_bytes = 0
+        #: unit index -> anomalies part written by this run
+        self.anomaly_paths: dict[int, Path] = {}
+        #: ``anomalies.parquet`` being written (started once the last unit's anomalies part is
+        #: written, beside its score part; None: finalise starts it)
+        self.anomalies_file = None
+        #: :func:`~triggerad.stream.finalise.monitor_outputs` written while the last unit's
+        #: parts were (None: finalise writes them)
+        self.monitored: dict | None = None
 
     @property
     def todo(self) -> list[WorkUnit]:
@@ -146,10 +165,39 @@ class _Driver:
             chosen = rows[accepted[rows["row"].to_numpy()]].drop(columns="row")
             frames.append((chosen.reset_index(drop=True), "anomalies", "parquet"))
 
-        def write() -> dict:
-            parts = [self._write(frame, kind, unit.index, fmt) for frame, kind, fmt in frames]
+        last = unit.index == self.plan.units[-1].index
+        if last:  # known now: the monitor table is made while the last parts are written
             self.summaries[unit.index] = part_summary(table)
-            return {**entry, "parts": parts}
+
+        def summarise_and_write(frames) -> list[dict]:
+            if not last:
+                self.summaries[unit.index] = part_summary(table)
+            return [self._write(frame, kind, unit.index, fmt) for frame, kind, fmt in frames]
+
+        def write() -> dict:
+            if not last or len(frames) < 2:
+                return {**entry, "parts": summarise_and_write(frames)}
+            # the last unit: nothing is read or scored any more, so the anomalies part and the
+            # block counts are done beside the score part, on the otherwise idle core
+            def side_parts() -> list[dict]:
+                written = summarise_and_write(frames[1:])
+                # every anomalies part is written: the anomalies file is encoded (GIL-free)
+                # while the score part is
+                self.anomalies_file = start_concatenation(
+                    self.anomaly_parts(), self.outdir / ANOMALIES_FILE, self.anomaly_tables)
+                return written
+
+            side = spare.pool(1).submit(side_parts)
+            frame, kind, fmt = frames[0]
+            try:
+                first = self._write(frame, kind, unit.index, fmt)
+            except BaseException:
+                if not side.cancel():
+                    wait([side])  # its anomalies file is removed by abandon()
+                raise
+            # not started yet (no free core after all): done here
+            rest = summarise_and_write(frames[1:]) if side.cancel() else side.result()
+            return {**entry, "parts": [first, *rest]}
 
         return write
 
@@ -160,7 +208,28 @@ class _Driver:
                             tables=self.anomaly_tables if keep else None)
         if keep and path in self.anomaly_tables:
             self._anomaly_bytes += self.anomaly_tables[path].nbytes
+        if kind == "anomalies":
+            self.anomaly_paths[index] = path
         return {"kind": kind, "path": str(path.relative_to(self.outdir)), "sha256": digest}
+
+    def anomaly_parts(self) -> list[Path]:
+        """Anomalies parts of every unit in plan order, once the last one is written: those of
+        the resumed units (their manifest lines) and those this run wrote (what
+        ``parts(entries, "anomalies")`` gives at the end)."""
+        done = self.parts(self.done, "anomalies")
+        return done + [self.anomaly_paths[u.index] for u in self.todo if u.index in self.anomaly_paths]
+
+    def abandon(self) -> None:
+        """After a failure: wait for an early ``anomalies.parquet`` and remove it (the manifest
+        does not list every unit; a resumed run writes it)."""
+        if self.anomalies_file is not None:
+            wait([self.anomalies_file])
+            (self.outdir / ANOMALIES_FILE).unlink(missing_ok=True)
+            self.anomalies_file = None
+        if self.monitored is not None:
+            for name in MONITOR_FILES:
+                (self.outdir / name).unlink(missing_ok=True)
+            self.monitored = None
 
     def parts(self, entries: list[dict], kind: str) -> list[Path]:
         """Part files of ``kind`` of the finished units, in plan order."""
@@ -259,13 +328,17 @@ def run_stream(
                         None if driver.controller is None else driver.controller.lowest_threshold)
         results = executor.map(task, todo)
 
-        def commit(write: Callable[[], dict]) -> dict:
+        last = todo[-1].index if todo else None
+
+        def commit(write: Callable[[], dict], unit: WorkUnit) -> dict:
             entry = write()
-            driver.manifest.append(entry)  # only after the unit's part files are complete
+            # only after the unit's part files are complete; the last line is synced while the
+            # summary is written (a run counts as finished only once both are done)
+            driver.manifest.append(entry, sync=unit.index != last)
             return entry
 
         # One writer thread writes the parts and the manifest lines, in plan order, while the next
-        # unit is scored; at most one unit waits to be written.
+        # unit is scored; at most WRITES_WAITING units wait to be written.
         with ThreadPoolExecutor(1, thread_name_prefix="writer") as writer:
             pending: deque = deque()
 
@@ -276,21 +349,33 @@ def run_stream(
 
             try:
                 for result in results:
-                    pending.append((result.unit, writer.submit(commit, driver.handle(result, on_error))))
-                    while pending and (len(pending) > 1 or pending[0][1].done()):
+                    pending.append((result.unit, writer.submit(commit, driver.handle(result, on_error),
+                                                               result.unit)))
+                    while pending and (len(pending) > WRITES_WAITING or pending[0][1].done()):
                         finish_oldest()
+                while len(pending) > 1:
+                    finish_oldest()
+                if driver.controller is not None and todo:  # every unit's block counts known
+                    driver.monitored = monitor_outputs(driver, list(planned_summaries(driver)))
                 while pending:
                     finish_oldest()
             except BaseException:
                 for _, job in pending:
                     job.cancel()
+                wait([job for _, job in pending])
+                driver.abandon()
                 raise
         elapsed = time.perf_counter() - start
         bar.close()
+        synced = spare.pool(1).submit(driver.manifest.sync) if todo else None
         scored = sum(u.size for u in todo)
-        return finalise(driver, entries, {
-            "events_this_run": scored, "elapsed_s": elapsed,
-            "events_per_s": scored / elapsed if elapsed > 0 else 0.0,
-            "resumed_units": len(driver.done), "executor": getattr(executor, "name", "local"),
-            "fast_path": scorer.fast,
-        })
+        try:
+            return finalise(driver, entries, {
+                "events_this_run": scored, "elapsed_s": elapsed,
+                "events_per_s": scored / elapsed if elapsed > 0 else 0.0,
+                "resumed_units": len(driver.done), "executor": getattr(executor, "name", "local"),
+                "fast_path": scorer.fast,
+            }, driver.monitored)
+        finally:
+            if synced is not None:
+                synced.result()

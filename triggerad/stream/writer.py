@@ -29,6 +29,9 @@ SUFFIX = {"parquet": ".parquet", "root": ".root"}
 DICTIONARY_COLUMNS = ("source_file", "run", "lumi", "block", "threshold", "weight")
 
 
+#: The concatenated anomalies parts in the output folder.
+ANOMALIES_FILE = "anomalies.parquet"
+
 #: Arrow schemas (with their pandas metadata) by column layout, for :func:`arrow_table`.
 _SCHEMAS: dict[tuple, pa.Schema] = {}
 
@@ -49,7 +52,7 @@ def arrow_table(frame: pd.DataFrame) -> pa.Table:
         for d in dtypes)
     if not fast:
         return pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
-    key = tuple(zip(names, map(str, dtypes), strict=True))
+    key = (tuple(names), tuple(dtypes))  # dtypes hash and compare by value
     schema = _SCHEMAS.get(key)
     if schema is None:
         schema = _SCHEMAS[key] = pa.Table.from_pandas(frame.iloc[:0], preserve_index=False).schema
