@@ -8,8 +8,10 @@ the parametric detector (:func:`triggerad.generation.tracking.reconstruct`). Per
 ``selection.n_tracks`` highest-pT tracks with pT > ``selection.pt_min`` and |eta| <
 ``selection.eta_max`` are kept (zero-padded). With ``selection.dz_reference: beam_spot`` the hard
 event is moved to z ~ N(0, ``pileup.beamspot_sigma_z``) (:func:`~triggerad.generation.pileup.
-shift_z`, a job stream of its own: the other random numbers are those of ``primary_vertex``)
-before the overlay, so the track dz is relative to the beam spot; ``z_hard`` stores the shift.
+shift_z`; drawn from a job stream of its own, so the other draws start as with
+``primary_vertex``: they stay in step until a moved particle crosses a z acceptance edge of the
+detector) before the overlay, so the track dz is relative to the beam spot; ``z_hard`` stores
+the shift.
 
 Output folder: ``tracks_mu<mu>.npz`` per mu (:data:`FIELDS`, events shuffled with the seed) and
 ``summary.json``.
