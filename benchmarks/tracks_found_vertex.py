@@ -68,8 +68,9 @@ def main(argv=None) -> None:
         print(f"  {name:7s} found vertex within {args.window:g} mm of z_hard: {hit.mean():.3f}")
     for ref, zr in (("beam spot", np.zeros(len(s))), ("found vertex", z), ("true z_hard", z_hard)):
         close = np.abs(dz - zr[:, None]) / err < 3
+        pu = f"{close[pile].mean():.4f}" if pile.any() else "none"
         print(f"  |dz - z({ref})| < 3 sigma: hard-process tracks {close[hard].mean():.3f}, "
-              f"pile-up tracks {close[pile].mean():.4f}")
+              f"pile-up tracks {pu}")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
