@@ -26,12 +26,19 @@ from triggerad.generation.tracking import CalorimeterConfig, TrackingConfig
 class SelectionConfig:
     """Tracks kept per event: pT > ``pt_min`` GeV, |eta| < ``eta_max`` (the tracker's own
     ``tracking.eta_max`` applies first), the ``n_tracks`` highest-pT ones; samples at every
-    pile-up ``mu`` in the list."""
+    pile-up ``mu`` in the list.
+
+    ``dz_reference``: ``primary_vertex`` (default) puts the hard interaction at the origin, so
+    the track dz is measured from the true primary vertex; ``beam_spot`` puts it at
+    z ~ N(0, ``pileup.beamspot_sigma_z``) per event, like every pile-up interaction, and the dz
+    is measured from the beam spot (z = 0), as an L1 track trigger measures z0 (the primary
+    vertex has to be found from the tracks)."""
 
     pt_min: float = 0.5
     eta_max: float = 5.0
     n_tracks: int = 80
     mu: list[float] = field(default_factory=lambda: [0.0, 60.0])
+    dz_reference: Literal["primary_vertex", "beam_spot"] = "primary_vertex"
 
     def __post_init__(self) -> None:
         if self.n_tracks <= 0 or self.pt_min < 0 or self.eta_max <= 0:

@@ -6,7 +6,12 @@ that of the LLP jet samples (:mod:`tagger.generate`), the pile-up the core's ove
 (:class:`triggerad.generation.pileup.Pileup`, e.g. the ``library`` route) and the tracks those of
 the parametric detector (:func:`triggerad.generation.tracking.reconstruct`). Per event the
 ``selection.n_tracks`` highest-pT tracks with pT > ``selection.pt_min`` and |eta| <
-``selection.eta_max`` are kept (zero-padded).
+``selection.eta_max`` are kept (zero-padded). With ``selection.dz_reference: beam_spot`` the hard
+event is moved to z ~ N(0, ``pileup.beamspot_sigma_z``) (:func:`~triggerad.generation.pileup.
+shift_z`; drawn from a job stream of its own, so the other draws start as with
+``primary_vertex``: they stay in step until a moved particle crosses a z acceptance edge of the
+detector) before the overlay, so the track dz is relative to the beam spot; ``z_hard`` stores
+the shift.
 
 Output folder: ``tracks_mu<mu>.npz`` per mu (:data:`FIELDS`, events shuffled with the seed) and
 ``summary.json``.
@@ -26,13 +31,24 @@ from tagger.samples import Sample
 from tagger.tracks.config import TracksConfig
 from triggerad import atomic
 from triggerad.generation import pythia as py
-from triggerad.generation.run import Job, make_jobs, pileup_plan, pileup_report, run_jobs
+from triggerad.generation.pileup import shift_z
+from triggerad.generation.run import (
+    Job,
+    job_stream,
+    make_jobs,
+    pileup_plan,
+    pileup_report,
+    run_jobs,
+)
 from triggerad.generation.tracking import reconstruct
 
 #: Per-track quantities stored (the model inputs are computed from them, :mod:`.features`).
 TRACK_FIELDS = ("pt", "eta", "phi", "d0", "dz", "d0_err", "dz_err")
 #: Arrays of a ``tracks_mu<mu>.npz`` file.
 FIELDS = ("tracks", "from_pileup", "n_tracks", "label", "sample", "ctau", "n_pileup")
+#: Optional arrays (absent from older files): the z of the hard interaction (mm; 0 with
+#: ``selection.dz_reference: primary_vertex``).
+OPTIONAL_FIELDS = ("z_hard",)
 SUMMARY_FILE = "summary.json"
 
 
@@ -52,6 +68,7 @@ class TrackJobResult:
     n_tracks: np.ndarray
     ctau: np.ndarray
     n_pileup: np.ndarray
+    z_hard: np.ndarray
     seconds: float
 
 
@@ -99,14 +116,22 @@ def run_track_job(job: Job) -> TrackJobResult:
     sample: Sample = job.process
     pythia, charges, pileup, rng, step, n_steps = start_job(
         cfg, job, dataclasses.replace(cfg.pileup, mu=sample.pileup_mu))
+    vertex_rng = (np.random.default_rng(job_stream(job.seed, job.name, job.index, 2))
+                  if cfg.selection.dz_reference == "beam_spot" else None)
     parts = []
     for _, k, ctau in pythia_batches(pythia, cfg, job, rng, step, n_steps):
         hard = py.generate(pythia, k, charges, vertices=True)
-        merged, n_pu, from_pu = overlay(pileup, hard.select(hard.status > 0), rng)
+        hard = hard.select(hard.status > 0)
+        z_hard = (np.zeros(k) if vertex_rng is None
+                  else vertex_rng.normal(0.0, cfg.pileup.beamspot_sigma_z, k))
+        if vertex_rng is not None:  # the hard vertex on the beam spot like the pile-up's
+            hard = shift_z(hard, z_hard)
+        merged, n_pu, from_pu = overlay(pileup, hard, rng)
         # pileup=None: no PUPPI proxy (neutral candidates are not used; it costs O(neutral x
         # charged) per event at high pile-up)
         cands = reconstruct(merged, sample.tracking, sample.calorimeter, rng, pileup=None)
-        parts.append((*select_tracks(cands, from_pu, cfg.selection), np.full(k, ctau), n_pu))
+        parts.append((*select_tracks(cands, from_pu, cfg.selection), np.full(k, ctau), n_pu,
+                      z_hard.astype(np.float32)))
     cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
     return TrackJobResult(job.name, job.index, *cols, seconds=time.perf_counter() - start)
 
@@ -158,6 +183,7 @@ def generate(cfg: TracksConfig, n_events: int, outdir: str | Path, *, seed: int 
                                       for s, r in mine]),
             "ctau": np.concatenate([r.ctau for _, r in mine]),
             "n_pileup": np.concatenate([r.n_pileup for _, r in mine]).astype(np.int32),
+            "z_hard": np.concatenate([r.z_hard for _, r in mine]),
         }
         order = np.random.default_rng([seed, int(mu * 1000)]).permutation(len(arrays["label"]))
         arrays = {k: v[order] for k, v in arrays.items()}

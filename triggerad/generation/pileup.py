@@ -19,7 +19,8 @@ samples (:mod:`tagger.generate`); the minimum-bias events come from a *route* (r
 
 Every route gives each minimum-bias event its own z vertex, z ~ N(0, ``beamspot_sigma_z``),
 added to the production vertices of its particles; the hard event stays at the origin (the
-primary vertex). Pile-up contributes its final-state particles (status > 0) with their production
+primary vertex) unless the caller moves it first (:func:`shift_z`; the track samples'
+``selection.dz_reference: beam_spot``). Pile-up contributes its final-state particles (status > 0) with their production
 vertices; their mother / daughter indices refer to their own minimum-bias record.
 """
 

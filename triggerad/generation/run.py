@@ -69,14 +69,22 @@ class JobResult:
     pileup_overlays: int = 0
 
 
+def job_stream(seed: int, name: str, index: int, stream: int | None = None
+               ) -> np.random.SeedSequence:
+    """Seed sequence of one job (deterministic: seed, job name and index only); ``stream``
+    numbers independent streams of the same job (None: the job's root sequence, 1: the numpy
+    stream of :func:`job_seeds`, 2: the hard-vertex positions of the track samples)."""
+    key = [seed, zlib.crc32(name.encode()), index]
+    return np.random.SeedSequence(key if stream is None else [*key, stream])
+
+
 def job_seeds(seed: int, name: str, index: int) -> tuple[int, int, np.random.SeedSequence]:
     """Pythia seed, pile-up Pythia seed and numpy seed sequence of one job (deterministic)."""
-    key = [seed, zlib.crc32(name.encode()), index]
-    s_hard, s_pileup = np.random.SeedSequence(key).generate_state(2)
+    s_hard, s_pileup = job_stream(seed, name, index).generate_state(2)
     return (
         int(s_hard) % py.MAX_SEED + 1,
         int(s_pileup) % py.MAX_SEED + 1,
-        np.random.SeedSequence([*key, 1]),
+        job_stream(seed, name, index, 1),
     )
 
 
