@@ -1,4 +1,5 @@
-"""Shared test fixtures: small hand-built event batches, the small firmware trigger."""
+"""Shared test fixtures: the small firmware trigger; the stream tests' tiny model and stream
+(a test module may define its own ``model`` / ``stream``, which then take precedence)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,20 @@ def trigger(trained, tmp_path_factory):
     from firmware_samples import firmware_trigger
 
     return firmware_trigger(trained, tmp_path_factory.mktemp("trigger"))
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A tiny untrained L1 VAE artifact with its threshold (``stream_samples.make_model``)."""
+    from stream_samples import make_model
+
+    return make_model(tmp_path_factory.mktemp("model") / "l1_vae")
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory):
+    """Three ADC2021 files of 3000 events, pile-up falling from 60 to 20, lumi blocks of 1000."""
+    from stream_samples import write_stream
+
+    return write_stream(tmp_path_factory.mktemp("stream"), 3, 3000, pileup=(60, 20),
+                        lumi_size=1000)

@@ -104,3 +104,24 @@ def small_graph(block: int = 2048):
     graph = FixedGraph([x, d0, r0, s], ["s"])
     graph.BLOCK = block
     return graph
+
+
+#: Events per work unit of the stream tests' ``score`` runs.
+CHUNK = 500
+
+
+def score_args(model, inputs, out, *extra) -> list[str]:
+    """``trigger-ad score`` arguments for the stream tests (units of :data:`CHUNK` events)."""
+    return ["score", str(model), *map(str, inputs), "--out", str(out), "--chunk-size",
+            str(CHUNK), "--no-progress", *extra]
+
+
+def score_table(out: Path):
+    """The final score table of a ``score`` run: its parts concatenated in plan order."""
+    import pandas as pd
+
+    from triggerad.stream.writer import read_part
+
+    parts = sorted((out / "scores").glob("part-*"))
+    return pd.concat([read_part(p) for p in parts], ignore_index=True)
+

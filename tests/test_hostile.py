@@ -19,11 +19,6 @@ from triggerad.provenance import check_output_dir, check_output_file, write_prov
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    return ss.make_model(tmp_path_factory.mktemp("model") / "l1_vae")
-
-
-@pytest.fixture(scope="module")
 def stream(tmp_path_factory) -> list[Path]:
     return ss.write_stream(tmp_path_factory.mktemp("stream"), 1, 400)
 

@@ -1,4 +1,6 @@
-"""The ``quantile`` rate-control rule: drift, step response, feed-forward, payback, warm-up, config.
+"""Rate control: the ``quantile`` rule (drift, step response, feed-forward, payback, warm-up,
+config), the PID rule on a drifting stream (rate held, causal, chunking-invariant) and the
+monitor's Garwood intervals.
 
 Synthetic streams with fixed seeds: exponential scores whose scale grows with the events'
 pile-up, so the threshold that gives the target fraction is known in closed form.
@@ -16,6 +18,7 @@ from triggerad.errors import ConfigError
 from triggerad.stream.calibration import fit_feedforward
 from triggerad.stream.config import ControlConfig, control_from_file
 from triggerad.stream.control import ControllerState, RateController, block_keys
+from triggerad.stream.monitor import garwood
 
 TARGET = 0.1
 T0 = -np.log(TARGET)  # accepts exactly TARGET of unit-scale exponential scores
@@ -224,3 +227,59 @@ def test_score_command_with_the_quantile_rule_logs_the_warm_up_change(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["controller"]["method"] == "quantile"
     assert summary["controller"]["threshold_changes"] == len(log) == 6
+
+
+# Rate monitor and controller -------------------------------------------------------------------
+def test_garwood_intervals():
+    low, high = garwood(np.array([0, 1, 10]))
+    np.testing.assert_allclose(low, [0.0, 0.1727, 6.8913], atol=2e-4)
+    np.testing.assert_allclose(high, [1.8411, 3.2996, 14.2670], atol=2e-4)
+
+
+def drifting_scores(n_blocks=40, block=4000, seed=5):
+    """Exponential scores whose scale falls with pile-up (60 -> 20) over the fill."""
+    rng = np.random.default_rng(seed)
+    n = n_blocks * block
+    pileup = np.linspace(60, 20, n)
+    scores = rng.exponential(1.0, n) * (1 + 0.02 * (pileup - 40))
+    keys = block_keys(np.zeros(n, np.int64), np.zeros(n, np.int64), np.arange(n), block)
+    return scores, keys
+
+
+def test_controller_holds_rate_where_fixed_threshold_does_not():
+    scores, keys = drifting_scores()
+    target, band = 0.05, (0.8, 1.2)
+    threshold0 = -np.log(target)  # exactly 5 % at pile-up 40
+    results = {}
+    for enabled in (False, True):
+        ctl = RateController(ControlConfig(enabled=enabled), threshold0, target)
+        # fed in chunks that do not align with blocks, as the stream driver does
+        accepted = np.concatenate([
+            ctl.apply(scores[i:i + 3000], keys[0][i:i + 3000], keys[1][i:i + 3000])[1]
+            for i in range(0, len(scores), 3000)
+        ])
+        ratio = accepted.reshape(40, -1).mean(axis=1) / target
+        results[enabled] = (np.mean((ratio >= band[0]) & (ratio <= band[1])), accepted.mean())
+    in_band_fixed, in_band_controlled = results[False][0], results[True][0]
+    assert in_band_fixed <= 0.25
+    assert in_band_controlled >= 0.75
+    assert abs(results[True][1] / target - 1) < 0.12  # overall rate close to target
+    # the measured plant gain -d ln(fraction)/d ln(threshold) of an exponential tail at the
+    # target is ln(1 / target) = 3.0, whatever the (drifting) scale
+    assert 2.4 < ctl.state.elasticity < 3.6
+
+
+def test_controller_is_causal_and_chunking_invariant():
+    scores, keys = drifting_scores(n_blocks=10, block=1000)
+    whole = RateController(ControlConfig(enabled=True), 3.0, 0.05).apply(scores, *keys)
+    ctl = RateController(ControlConfig(enabled=True), 3.0, 0.05)
+    parts = [ctl.apply(scores[i:i + 777], keys[0][i:i + 777], keys[1][i:i + 777])
+             for i in range(0, len(scores), 777)]
+    for k in range(3):
+        np.testing.assert_array_equal(whole[k], np.concatenate([p[k] for p in parts]))
+    # changing the scores of block 6 onwards leaves the thresholds of blocks 0-6 unchanged
+    changed = scores.copy()
+    changed[6000:] *= 3
+    other = RateController(ControlConfig(enabled=True), 3.0, 0.05).apply(changed, *keys)
+    np.testing.assert_array_equal(other[0][:7000], whole[0][:7000])
+    assert not np.array_equal(other[0][7000:], whole[0][7000:])
