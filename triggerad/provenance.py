@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from triggerad import atomic
+from triggerad import atomic, spare
 from triggerad.config import dump
 
 PROVENANCE_FILE = "provenance.json"
@@ -63,16 +63,7 @@ def start_git_hash() -> Future:
     global _git_future
     with _GIT_LOCK:
         if _git_future is None:
-            future: Future = Future()
-
-            def lookup() -> None:
-                try:
-                    future.set_result(_git_lookup())
-                except BaseException as err:  # handed to the caller of git_hash
-                    future.set_exception(err)
-
-            threading.Thread(target=lookup, name="git-hash", daemon=True).start()
-            _git_future = future
+            _git_future = spare.background(_git_lookup, name="git-hash")
         return _git_future
 
 

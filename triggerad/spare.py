@@ -5,7 +5,8 @@ one thread by default: while a stream is scored the other core reads and inflate
 unit. When nothing else runs - the last unit of a run, its reads done - the local executor
 lends the spare cores (:func:`lend`) and the graph splits its blocks between that many threads
 (numpy releases the GIL in the products and element-wise passes; the results are exact
-integers, the same for any split).
+integers, the same for any split). :func:`background` runs one-off work (the git lookup, the
+anomalies file's encoding) in a thread of its own and hands back a future.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import contextlib
 import contextvars
 import functools
 import os
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 _THREADS: contextvars.ContextVar[int] = contextvars.ContextVar("spare_threads", default=1)
 
@@ -49,3 +51,19 @@ def lend(n: int | None = None) -> Iterator[int]:
 def pool(workers: int) -> ThreadPoolExecutor:
     """A process-wide pool of ``workers`` helper threads (created on first use)."""
     return ThreadPoolExecutor(workers, thread_name_prefix="spare")
+
+
+def background(fn: Callable[[], object], *, name: str) -> Future:
+    """Run ``fn()`` in a new daemon thread called ``name``; its result (or exception) arrives in
+    the returned future. For one-off work that waits without the GIL (a subprocess, an encoder)
+    and must not queue behind :func:`pool`'s jobs."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn())
+        except BaseException as err:  # handed to the caller of future.result()
+            future.set_exception(err)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future

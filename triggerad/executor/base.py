@@ -126,14 +126,14 @@ class LocalExecutor(Executor):
             for item in items:
                 yield self._call(task, item)
             return
-        items = iter(items)
+        items, done = iter(items), object()  # done: no items left
         with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
             pending: deque = deque()
 
             def read_next() -> None:
-                for item in items:  # the next item, if any
+                item = next(items, done)
+                if item is not done:
                     pending.append((item, pool.submit(task.read, item)))
-                    return
 
             for _ in range(self.read_ahead + 1):
                 read_next()

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from triggerad import spare
 from triggerad.atomic import atomic_path
 
 ROOT_TREE = "Scores"
@@ -186,17 +187,14 @@ def start_concatenation(paths: list[Path], target: Path, known: dict | None = No
     """:func:`concatenate_parts` in a background thread; returns its future once the thread
     encodes the table (no longer needs the GIL), so that the caller's Python work overlaps it
     rather than delaying its start."""
-    future: Future = Future()
     writing = threading.Event()
 
-    def run() -> None:
+    def run() -> int:
         try:
-            future.set_result(concatenate_parts(paths, target, known, writing=writing))
-        except BaseException as err:  # handed to the caller of future.result()
-            future.set_exception(err)
+            return concatenate_parts(paths, target, known, writing=writing)
         finally:
             writing.set()
 
-    threading.Thread(target=run, name="concatenate", daemon=True).start()
+    future = spare.background(run, name="concatenate")
     writing.wait()
     return future
