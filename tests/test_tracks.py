@@ -444,6 +444,20 @@ def test_input_subset_keeps_the_named_columns():
     np.testing.assert_array_equal(mask, mask2)
 
 
+def test_raw_inputs_are_the_stored_quantities():
+    s = synthetic.make(20, n_tracks=12, seed=3)
+    raw, mask = feat.track_features(s.tracks, s.n_tracks, list(feat.RAW_FEATURES))
+    valid = mask > 0
+    assert 0 < valid.sum() < valid.size                     # some padding in the sample
+    cols = [TRACK_FIELDS.index(n) for n in feat.RAW_FEATURES]
+    np.testing.assert_array_equal(raw[valid], s.tracks[valid][:, cols].astype(np.float32))
+    assert not raw[~valid].any()
+    cfg = load_config(FAST, {"models": {"inputs": ["pt", "eta", "phi", "d0", "dz"]}})
+    assert cfg.models.inputs == ["pt", "eta", "phi", "d0", "dz"]
+    with pytest.raises(ConfigError, match=r"inputs: unknown track feature 'pT'.*'pt'"):
+        load_config(FAST, {"models": {"inputs": ["pT", "eta"]}})
+
+
 # Generation ----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_generated_samples_with_pileup(tmp_path):

@@ -98,3 +98,15 @@ def test_beamspot_config_differs_from_tracks_only_in_the_dz_reference():
         "primary_vertex", "beam_spot")
     ref["selection"]["dz_reference"] = "beam_spot"
     assert ref == bs
+
+
+def test_reference_config_is_hgmm_with_the_beam_spot_and_raw_inputs():
+    from triggerad.config import to_dict
+
+    hgmm, ref = (to_dict(load_config(CONFIGS / f"{n}.yaml"))
+                 for n in ("tracks-hgmm", "tracks-reference"))
+    assert ref["selection"]["dz_reference"] == "beam_spot"
+    assert ref["models"]["inputs"] == ["pt", "eta", "phi", "d0", "dz"]
+    hgmm["selection"]["dz_reference"] = "beam_spot"
+    hgmm["models"]["inputs"] = ["pt", "eta", "phi", "d0", "dz"]
+    assert hgmm == ref

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from tagger.samples import CtauConfig, SignalConfig
-from tagger.tracks.features import INPUT_FEATURES
+from tagger.tracks.features import AVAILABLE_FEATURES, INPUT_FEATURES
 from tagger.tracks.pairs import PAIR_FEATURES, needed_inputs
 from triggerad import config as tconfig
 from triggerad.errors import did_you_mean
@@ -87,7 +87,7 @@ class TransformerConfig:
 @dataclass
 class ModelsConfig:
     """Both networks' sizes and the per-track ``inputs`` they see (names of
-    :data:`tagger.tracks.features.INPUT_FEATURES`, default all)."""
+    :data:`tagger.tracks.features.AVAILABLE_FEATURES`, default ``INPUT_FEATURES``)."""
 
     mlp: MLPConfig = field(default_factory=MLPConfig)
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
@@ -95,9 +95,9 @@ class ModelsConfig:
 
     def __post_init__(self) -> None:
         for name in self.inputs:
-            if name not in INPUT_FEATURES:
+            if name not in AVAILABLE_FEATURES:
                 raise ValueError(f"inputs: unknown track feature {name!r}; "
-                                 + did_you_mean(name, INPUT_FEATURES))
+                                 + did_you_mean(name, AVAILABLE_FEATURES))
         if not self.inputs or len(set(self.inputs)) != len(self.inputs):
             raise ValueError(f"inputs: expected distinct feature names, found {self.inputs!r}")
         missing = [n for n in needed_inputs(self.transformer.pair_features)

@@ -25,7 +25,7 @@ def register(sub) -> None:
     p = add_command(sub, "tracks-train", "train a track-level LLP event classifier (MLP or "
                     "Transformer; supervised or CWoLa)", EXAMPLE, DESCRIPTION)
     p.add_argument("config", metavar="CONFIG",
-                   help="tracks YAML file or packaged name (tracks, tracks-fast, tracks-hgmm, tracks-beamspot)")
+                   help="tracks YAML file or packaged name (tracks, tracks-fast, tracks-hgmm, tracks-beamspot, tracks-reference)")
     p.add_argument("--data", required=True, metavar="DIR",
                    help="output folder of `trigger-ad tagger tracks-generate` (or one .npz)")
     p.add_argument("--mu", type=float, default=60.0, help="pile-up mu of the sample file")
