@@ -11,7 +11,8 @@ import pytest
 from tagger.tracks import cwola, synthetic
 from tagger.tracks import features as feat
 from tagger.tracks.config import ModelsConfig, load_config
-from tagger.tracks.generate import TRACK_FIELDS, select_tracks
+from tagger.tracks.features import TRACK_FIELDS
+from tagger.tracks.generate import select_tracks
 from tagger.tracks.pairs import PAIR_FEATURES
 from triggerad.cli import main
 from triggerad.errors import ConfigError

@@ -110,3 +110,10 @@ def test_reference_config_is_hgmm_with_the_beam_spot_and_raw_inputs():
     hgmm["selection"]["dz_reference"] = "beam_spot"
     hgmm["models"]["inputs"] = ["pt", "eta", "phi", "d0", "dz"]
     assert hgmm == ref
+
+
+def test_the_commands_name_every_packaged_tracks_config():
+    from triggerad.cli.tagger import TRACKS_CONFIGS
+
+    shipped = {p.stem for p in CONFIGS.glob("tracks*.yaml")}
+    assert sorted(TRACKS_CONFIGS) == sorted(shipped)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tagger.tracks.generate import FIELDS, TRACK_FIELDS, sample_file
+from tagger.tracks.features import TRACK_FIELDS
+from tagger.tracks.generate import FIELDS, sample_file
 from triggerad.errors import InputFileError
 
 

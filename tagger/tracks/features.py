@@ -1,6 +1,6 @@
 """Model inputs of the track samples: per-track features, the padding mask, normalisation.
 
-From the stored quantities (:data:`tagger.tracks.generate.TRACK_FIELDS`: pT, eta, phi, d0, dz and
+From the stored quantities (:data:`TRACK_FIELDS`: pT, eta, phi, d0, dz and
 the resolutions of d0 and dz) each track gets :data:`INPUT_FEATURES`: log pT, eta, cos and sin
 phi, the signed impact-parameter significances and impact parameters (both through asinh, which
 is linear near 0 and logarithmic in the tails) and the log resolutions; :data:`RAW_FEATURES`
@@ -11,6 +11,9 @@ event's ``n_tracks``) are all-zero and masked (mask 0); the networks never look 
 from __future__ import annotations
 
 import numpy as np
+
+TRACK_FIELDS = ("pt", "eta", "phi", "d0", "dz", "d0_err", "dz_err")
+"""The stored per-track quantities, in the order of the last axis of ``tracks``."""
 
 INPUT_FEATURES = ("log_pt", "eta", "cos_phi", "sin_phi", "d0_sig", "dz_sig", "d0_mm", "dz_mm",
                   "log_d0_err", "log_dz_err")
@@ -41,8 +44,6 @@ _FEATURES = {
 AVAILABLE_FEATURES = INPUT_FEATURES + RAW_FEATURES
 """Every name ``models.inputs`` accepts."""
 
-_QUANTITIES = ("pt", "eta", "phi", "d0", "dz", "d0_err", "dz_err")  # TRACK_FIELDS order
-
 
 def mask_of(n_tracks: np.ndarray, size: int) -> np.ndarray:
     """(n, size) float32: 1 for the first ``n_tracks`` tracks of each event, 0 for padding."""
@@ -56,7 +57,7 @@ def track_features(tracks: np.ndarray, n_tracks: np.ndarray, names=INPUT_FEATURE
 
     ``tracks`` is (n, N, 7) in the order of ``TRACK_FIELDS``; padded entries come out as 0.
     """
-    t = dict(zip(_QUANTITIES, np.moveaxis(tracks.astype(np.float64), -1, 0), strict=True))
+    t = dict(zip(TRACK_FIELDS, np.moveaxis(tracks.astype(np.float64), -1, 0), strict=True))
     mask = mask_of(n_tracks, tracks.shape[1])
     valid = mask > 0
     safe = lambda a: np.where(valid, a, 1.0)  # noqa: E731

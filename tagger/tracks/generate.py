@@ -29,6 +29,7 @@ import numpy as np
 from tagger.generate import overlay, pythia_batches, start_job
 from tagger.samples import Sample
 from tagger.tracks.config import TracksConfig
+from tagger.tracks.features import TRACK_FIELDS
 from triggerad import atomic
 from triggerad.generation import pythia as py
 from triggerad.generation.pileup import shift_z
@@ -42,8 +43,6 @@ from triggerad.generation.run import (
 )
 from triggerad.generation.tracking import reconstruct
 
-#: Per-track quantities stored (the model inputs are computed from them, :mod:`.features`).
-TRACK_FIELDS = ("pt", "eta", "phi", "d0", "dz", "d0_err", "dz_err")
 #: Arrays of a ``tracks_mu<mu>.npz`` file.
 FIELDS = ("tracks", "from_pileup", "n_tracks", "label", "sample", "ctau", "n_pileup")
 #: Optional arrays (absent from older files): the z of the hard interaction (mm; 0 with

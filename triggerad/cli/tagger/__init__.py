@@ -16,6 +16,10 @@ from triggerad.cli import add_command
 ORDER = ("quickstart", "generate", "train", "evaluate", "score", "tracks_quickstart",
          "tracks_generate", "tracks_train", "tracks_evaluate")
 
+#: The packaged track-classification configs (``configs/tracks*.yaml``), named in the help of
+#: the tracks-* commands.
+TRACKS_CONFIGS = ("tracks", "tracks-fast", "tracks-hgmm", "tracks-beamspot", "tracks-reference")
+
 
 def register(subparsers) -> None:
     """Add the ``tagger`` command group and every subcommand module of this package."""

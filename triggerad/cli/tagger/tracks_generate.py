@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from triggerad.cli import add_command, positive_int
 from triggerad.cli.generate import add_generation_options
+from triggerad.cli.tagger import TRACKS_CONFIGS
 
 COMMAND = "tagger tracks-generate"
 
@@ -23,7 +24,7 @@ def register(sub) -> None:
     """Add ``trigger-ad tagger tracks-generate`` to the tagger group's subparsers."""
     p = add_command(sub, "tracks-generate", "track samples for event classification: LLP "
                     "signal and QCD at each pile-up mu", EXAMPLE, DESCRIPTION)
-    add_generation_options(p, "tracks, tracks-fast, tracks-hgmm, tracks-beamspot, tracks-reference", "output folder")
+    add_generation_options(p, ", ".join(TRACKS_CONFIGS), "output folder")
     p.add_argument("--mu", type=float, nargs="+", default=None,
                    help="pile-up mu values to generate (default: the config's selection.mu)")
     p.add_argument("--pool-size", type=positive_int, default=None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from triggerad.cli import add_command, add_out_option, check_out, positive_int
+from triggerad.cli.tagger import TRACKS_CONFIGS
 
 COMMAND = "tagger tracks-train"
 
@@ -25,7 +26,7 @@ def register(sub) -> None:
     p = add_command(sub, "tracks-train", "train a track-level LLP event classifier (MLP or "
                     "Transformer; supervised or CWoLa)", EXAMPLE, DESCRIPTION)
     p.add_argument("config", metavar="CONFIG",
-                   help="tracks YAML file or packaged name (tracks, tracks-fast, tracks-hgmm, tracks-beamspot, tracks-reference)")
+                   help=f"tracks YAML file or packaged name ({', '.join(TRACKS_CONFIGS)})")
     p.add_argument("--data", required=True, metavar="DIR",
                    help="output folder of `trigger-ad tagger tracks-generate` (or one .npz)")
     p.add_argument("--mu", type=float, default=60.0, help="pile-up mu of the sample file")
